@@ -1,0 +1,129 @@
+#include "actors/replica.hpp"
+
+#include "runtime/sampler.hpp"
+
+namespace floe::actors {
+namespace {
+
+struct ReplicaState {
+  static inline const char* name = "floe.replica";
+  ReplicaSpec spec;
+};
+
+// Collects the stages' reports of one step.
+struct StepJoin {
+  caf::typed_response_promise<msg::step_report> promise;
+  msg::step_report report;
+  size_t pending = 0;
+  bool failed = false;
+};
+
+msg::replica_actor::behavior_type replica_behavior(msg::replica_actor::stateful_pointer<ReplicaState> self,
+                                                   ReplicaSpec spec) {
+  self->state.spec = std::move(spec);
+  return {
+      [=](msg::replica_step& rs) -> caf::typed_response_promise<msg::step_report> {
+        const auto& sp = self->state.spec;
+        const int k = static_cast<int>(sp.stages.size());
+        auto join = std::make_shared<StepJoin>();
+        join->promise = self->make_response_promise<msg::step_report>();
+        join->report.step = rs.step;
+        join->report.stage_busy_seconds.assign(k, 0.0);
+        const int64_t n = static_cast<int64_t>(rs.uids.size());
+        if (n == 0) {
+          join->promise.deliver(join->report);
+          return join->promise;
+        }
+        const auto& data = rs.train ? *sp.train : *sp.test;
+        auto uids = torch::tensor(rs.uids, torch::kInt64);
+        auto batch = models::gather(data, uids);
+        const int m = static_cast<int>(std::min<int64_t>(sp.micro_batches, n));
+        const auto sizes = runtime::split_sizes(n, m);
+        const auto xs = batch.x.split_with_sizes(sizes), ys = batch.y.split_with_sizes(sizes);
+        const auto schedule = rs.train ? runtime::make_schedule(sp.schedule, k, m) : runtime::forward_only_schedule(k, m);
+        join->pending = k;
+        for (int s = 0; s < k; ++s) {
+          msg::stage_task task;
+          task.step = rs.step;
+          task.train = rs.train;
+          task.lr = rs.lr;
+          task.loss_scale = 1.0 / double(rs.global_samples > 0 ? rs.global_samples : n);
+          task.program = schedule[s];
+          if (s == 0)
+            for (auto& x : xs) task.inputs.push_back({x});
+          if (s == k - 1)
+            for (auto& y : ys) task.targets.push_back({y});
+          self->request(sp.stages[s], caf::infinite, std::move(task))
+              .then(
+                  [=](msg::stage_report& r) {
+                    if (join->failed) return;
+                    join->report.stage_busy_seconds[r.stage] = r.busy_seconds;
+                    if (r.stage == k - 1) {
+                      join->report.loss_sum = r.loss_sum;
+                      join->report.correct = r.correct;
+                      join->report.samples = r.samples;
+                    }
+                    if (--join->pending == 0) join->promise.deliver(join->report);
+                  },
+                  [=](caf::error& e) {
+                    if (join->failed) return;
+                    join->failed = true;
+                    join->promise.deliver(std::move(e));
+                  });
+        }
+        return join->promise;
+      },
+  };
+}
+
+}  // namespace
+
+msg::replica_actor spawn_replica(caf::actor_system& sys, ReplicaSpec spec) {
+  return sys.spawn(replica_behavior, std::move(spec));
+}
+
+std::vector<PipelineHandles> spawn_pipelines(caf::actor_system& sys, const PipelineLayout& layout,
+                                             const std::vector<models::UnitList>& models,
+                                             const runtime::OptimizerConfig& optimizer,
+                                             std::shared_ptr<const models::Dataset> train,
+                                             std::shared_ptr<const models::Dataset> test) {
+  const int k = static_cast<int>(layout.units_per_stage.size());
+  std::vector<std::shared_ptr<runtime::LocalAllReduce>> groups;
+  for (int s = 0; s < k; ++s) groups.push_back(std::make_shared<runtime::LocalAllReduce>(layout.replicas));
+  std::vector<PipelineHandles> out;
+  for (int r = 0; r < layout.replicas; ++r) {
+    PipelineHandles p;
+    size_t begin = 0;
+    for (int s = 0; s < k; ++s) {
+      StageSpec spec;
+      spec.index = s;
+      spec.count = k;
+      spec.replica = r;
+      const size_t end = begin + layout.units_per_stage[s];
+      spec.units.assign(models[r].begin() + begin, models[r].begin() + end);
+      begin = end;
+      spec.optimizer = optimizer;
+      spec.reduce_group = groups[s];
+      spec.threads = layout.threads_per_device;
+      p.stages.push_back(spawn_stage(sys, std::move(spec), layout.detached));
+    }
+    for (int s = 0; s < k; ++s) {
+      msg::stage_links links;
+      if (s > 0) links.prev = p.stages[s - 1];
+      if (s + 1 < k) links.next = p.stages[s + 1];
+      caf::anon_send(p.stages[s], links);
+    }
+    p.replica = spawn_replica(sys, {r, p.stages, train, test, layout.micro_batches, layout.schedule});
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+void shutdown(const std::vector<PipelineHandles>& pipelines) {
+  for (const auto& p : pipelines) {
+    caf::anon_send_exit(p.replica, caf::exit_reason::user_shutdown);
+    for (const auto& s : p.stages) caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
+  }
+}
+
+}  // namespace floe::actors

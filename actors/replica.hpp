@@ -1,0 +1,46 @@
+#pragma once
+// The replica actor: one pipeline. It owns its stages' handles and the datasets it reads
+// its shards from; per step it splits its shard into micro-batches, hands every stage its
+// program, and reports when all stages are done. Tensors flow between the stages directly.
+#include "actors/stage.hpp"
+#include "models/dataset.hpp"
+
+namespace floe::actors {
+
+struct ReplicaSpec {
+  int index = 0;
+  std::vector<msg::stage_actor> stages;
+  std::shared_ptr<const models::Dataset> train, test;
+  int micro_batches = 1;
+  runtime::ScheduleKind schedule = runtime::ScheduleKind::gpipe;
+};
+
+msg::replica_actor spawn_replica(caf::actor_system& sys, ReplicaSpec spec);
+
+// A replica with the stages it owns.
+struct PipelineHandles {
+  msg::replica_actor replica;
+  std::vector<msg::stage_actor> stages;
+};
+
+struct PipelineLayout {
+  std::vector<int> units_per_stage;  // K entries
+  int replicas = 1;
+  int micro_batches = 1;
+  runtime::ScheduleKind schedule = runtime::ScheduleKind::gpipe;
+  int threads_per_device = 1;
+  bool detached = true;  // false: on the scheduler (deterministic tests)
+};
+
+// Spawns R replicas of K stages. `models` holds one unit list per replica, with equal
+// weights; stage k of every replica shares one gradient all-reduce group.
+std::vector<PipelineHandles> spawn_pipelines(caf::actor_system& sys, const PipelineLayout& layout,
+                                             const std::vector<models::UnitList>& models,
+                                             const runtime::OptimizerConfig& optimizer,
+                                             std::shared_ptr<const models::Dataset> train,
+                                             std::shared_ptr<const models::Dataset> test);
+
+// Sends every actor of the pipelines an exit message.
+void shutdown(const std::vector<PipelineHandles>& pipelines);
+
+}  // namespace floe::actors

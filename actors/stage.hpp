@@ -1,0 +1,24 @@
+#pragma once
+// The stage actor: owns a contiguous range of units on one device and runs, per step, the
+// program the replica hands it (runtime/schedule.hpp), one action at a time as its inputs
+// arrive from its neighbours.
+#include "messages/training.hpp"
+#include "runtime/stage_compute.hpp"
+
+namespace floe::actors {
+
+struct StageSpec {
+  int index = 0;    // position in the pipeline
+  int count = 1;    // stages in the pipeline
+  int replica = 0;  // rank in the data-parallel group of this position
+  models::UnitList units;
+  runtime::OptimizerConfig optimizer;
+  std::shared_ptr<runtime::LocalAllReduce> reduce_group;
+  int threads = 1;  // intra-op threads of the device
+};
+
+// A CPU device is a detached actor thread; `detached = false` runs the stage on the
+// scheduler instead (deterministic tests with CAF's test coordinator).
+msg::stage_actor spawn_stage(caf::actor_system& sys, StageSpec spec, bool detached = true);
+
+}  // namespace floe::actors

@@ -1,0 +1,28 @@
+#pragma once
+// The job protocol: whoever launches a job <-> the coordinator.
+#include "runtime/summary.hpp"
+
+#include <caf/all.hpp>
+
+namespace floe::runtime {
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, EpochRecord& x) {
+  return f(caf::meta::type_name("epoch_record"), x.epoch, x.train_loss, x.train_accuracy, x.test_loss,
+           x.test_accuracy, x.seconds, x.train_seconds, x.samples_per_second, x.pipeline_length, x.replicas,
+           x.micro_batches, x.frozen_layers, x.stage_busy_fraction);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, TrainingSummary& x) {
+  return f(caf::meta::type_name("training_summary"), x.final_test_accuracy, x.final_test_loss, x.total_seconds,
+           x.setup_seconds, x.steps, x.epochs, x.config);
+}
+}  // namespace floe::runtime
+
+namespace floe::msg {
+
+using start_atom = caf::atom_constant<caf::atom("start")>;
+
+// Runs the whole job and answers with its summary (or the error that stopped it).
+using coordinator_actor = caf::typed_actor<caf::replies_to<start_atom>::with<runtime::TrainingSummary>>;
+
+}  // namespace floe::msg

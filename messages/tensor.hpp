@@ -1,0 +1,56 @@
+#pragma once
+// A tensor inside a message. Within a process it travels as the tensor itself (zero copy,
+// aliasing: never mutate a tensor after sending it); across processes it serialises as
+// dtype, shape and raw bytes.
+#include <torch/torch.h>
+
+#include <caf/all.hpp>
+
+#include <string>
+#include <type_traits>
+#include <vector>
+
+namespace floe::msg {
+
+struct wire_tensor {
+  torch::Tensor t;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, wire_tensor& x) {
+  if constexpr (std::is_base_of<caf::serializer, Inspector>::value) {
+    auto c = x.t.defined() ? x.t.contiguous() : torch::Tensor();
+    int8_t dt = c.defined() ? int8_t(c.scalar_type()) : int8_t(-1);
+    std::vector<int64_t> shape = c.defined() ? c.sizes().vec() : std::vector<int64_t>{};
+    uint64_t n = c.defined() ? c.nbytes() : 0;
+    if (auto err = f(dt, shape, n)) return err;
+    return n ? f.apply_raw(n, c.data_ptr()) : caf::error{};
+  } else if constexpr (std::is_base_of<caf::deserializer, Inspector>::value) {
+    int8_t dt = -1;
+    std::vector<int64_t> shape;
+    uint64_t n = 0;
+    if (auto err = f(dt, shape, n)) return err;
+    if (dt < 0) {
+      x.t = torch::Tensor();
+      return n ? caf::make_error(caf::sec::invalid_argument, "wire_tensor: undefined tensor with payload") : caf::error{};
+    }
+    if (dt >= int8_t(c10::ScalarType::NumOptions))
+      return caf::make_error(caf::sec::invalid_argument, "wire_tensor: unknown dtype " + std::to_string(dt));
+    int64_t numel = 1;
+    for (auto d : shape) {
+      if (d < 0 || (d > 0 && numel > (int64_t(1) << 40) / d))
+        return caf::make_error(caf::sec::invalid_argument, "wire_tensor: bad shape");
+      numel *= d;
+    }
+    const auto type = c10::ScalarType(dt);
+    if (uint64_t(numel) * c10::elementSize(type) != n)
+      return caf::make_error(caf::sec::invalid_argument, "wire_tensor: payload size does not match shape and dtype");
+    x.t = torch::empty(shape, torch::dtype(type));
+    return n ? f.apply_raw(n, x.t.data_ptr()) : caf::error{};
+  } else {
+    if (!x.t.defined()) return f(caf::meta::type_name("wire_tensor"), std::string("undefined"));
+    return f(caf::meta::type_name("wire_tensor"), std::string(c10::toString(x.t.scalar_type())), x.t.sizes().vec());
+  }
+}
+
+}  // namespace floe::msg

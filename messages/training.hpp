@@ -1,0 +1,140 @@
+#pragma once
+// The training protocol: replica <-> stages, stage <-> stage, coordinator <-> replicas.
+#include "messages/tensor.hpp"
+#include "runtime/schedule.hpp"
+
+#include <caf/all.hpp>
+
+#include <string>
+#include <vector>
+
+namespace floe::runtime {
+// Actions travel inside stage tasks; the struct itself lives in the pure core.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, Action& x) {
+  auto kind = static_cast<int8_t>(x.kind);
+  auto load = caf::meta::load_callback([&]() -> caf::error {
+    if (std::string("FBRS").find(static_cast<char>(kind)) == std::string::npos)
+      return caf::make_error(caf::sec::invalid_argument, "action: unknown kind");
+    x.kind = static_cast<ActionKind>(static_cast<char>(kind));
+    return caf::none;
+  });
+  return f(caf::meta::type_name("action"), x.stage, kind, x.micro_batch, load);
+}
+}  // namespace floe::runtime
+
+namespace floe::msg {
+
+using params_atom = caf::atom_constant<caf::atom("params")>;
+using grads_atom = caf::atom_constant<caf::atom("grads")>;
+
+// Stage k -> stage k+1: the output of micro-batch `micro_batch` of `step`.
+struct activation {
+  int64_t step = 0;
+  int32_t micro_batch = 0;
+  wire_tensor value;
+};
+
+// Stage k+1 -> stage k: the gradient of the loss with respect to that output.
+struct gradient {
+  int64_t step = 0;
+  int32_t micro_batch = 0;
+  wire_tensor value;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, activation& x) {
+  return f(caf::meta::type_name("activation"), x.step, x.micro_batch, x.value);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, gradient& x) {
+  return f(caf::meta::type_name("gradient"), x.step, x.micro_batch, x.value);
+}
+
+// What a stage's neighbours may send it.
+using stage_peer = caf::typed_actor<caf::reacts_to<activation>, caf::reacts_to<gradient>>;
+
+// A stage's neighbours; an invalid handle at either end of the pipeline.
+struct stage_links {
+  stage_peer prev;
+  stage_peer next;
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, stage_links& x) {
+  return f(caf::meta::type_name("stage_links"), x.prev, x.next);
+}
+
+// Replica -> stage: one step's program and the data this stage consumes.
+struct stage_task {
+  int64_t step = 0;
+  bool train = true;
+  double lr = 0;
+  double loss_scale = 1;            // 1 / samples in the global batch
+  std::vector<runtime::Action> program;
+  std::vector<wire_tensor> inputs;   // first stage: one per micro-batch
+  std::vector<wire_tensor> targets;  // last stage: one per micro-batch
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, stage_task& x) {
+  return f(caf::meta::type_name("stage_task"), x.step, x.train, x.lr, x.loss_scale, x.program, x.inputs, x.targets);
+}
+
+// Stage -> replica when its program has run. Loss and accuracy come from the last stage.
+struct stage_report {
+  int64_t step = 0;
+  int32_t stage = 0;
+  double loss_sum = 0;   // sum of per-sample losses
+  int64_t correct = 0;
+  int64_t samples = 0;
+  double busy_seconds = 0;
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, stage_report& x) {
+  return f(caf::meta::type_name("stage_report"), x.step, x.stage, x.loss_sum, x.correct, x.samples, x.busy_seconds);
+}
+
+// Parameters (or their gradients) of a stage, by qualified name.
+struct named_tensors {
+  std::vector<std::string> names;
+  std::vector<wire_tensor> values;
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, named_tensors& x) {
+  return f(caf::meta::type_name("named_tensors"), x.names, x.values);
+}
+
+using stage_actor = stage_peer::extend<caf::replies_to<stage_task>::with<stage_report>,
+                                       caf::reacts_to<stage_links>,
+                                       caf::replies_to<params_atom>::with<named_tensors>,
+                                       caf::replies_to<grads_atom>::with<named_tensors>>;
+
+enum class split : int8_t { train = 0, test = 1 };
+
+// Coordinator -> replica: train on (or evaluate) these samples as one step.
+struct replica_step {
+  int64_t step = 0;
+  bool train = true;
+  double lr = 0;
+  std::vector<int64_t> uids;   // this replica's shard
+  int64_t global_samples = 0;  // samples in the whole step over all replicas
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, replica_step& x) {
+  return f(caf::meta::type_name("replica_step"), x.step, x.train, x.lr, x.uids, x.global_samples);
+}
+
+struct step_report {
+  int64_t step = 0;
+  double loss_sum = 0;
+  int64_t correct = 0;
+  int64_t samples = 0;
+  std::vector<double> stage_busy_seconds;
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, step_report& x) {
+  return f(caf::meta::type_name("step_report"), x.step, x.loss_sum, x.correct, x.samples, x.stage_busy_seconds);
+}
+
+using replica_actor = caf::typed_actor<caf::replies_to<replica_step>::with<step_report>>;
+
+}  // namespace floe::msg

@@ -1,0 +1,44 @@
+#pragma once
+// An in-memory labelled image dataset. The sample uid is its index.
+#include <torch/torch.h>
+
+#include <string>
+
+namespace floe::models {
+
+struct Dataset {
+  std::string name;
+  torch::Tensor images;  // float32 [N, C, H, W], normalised
+  torch::Tensor labels;  // int64 [N]
+
+  int64_t size() const { return labels.defined() ? labels.size(0) : 0; }
+  // The first n samples (n <= 0 or n >= size keeps all).
+  Dataset head(int64_t n) const;
+};
+
+struct Batch {
+  torch::Tensor x, y;
+};
+
+// Gathers the samples with the given uids (int64 tensor) in that order.
+Batch gather(const Dataset& d, const torch::Tensor& uids);
+
+struct TrainTest {
+  Dataset train, test;
+};
+
+// Fashion-MNIST from the Debian package's gzipped IDX files in `root`
+// (train-images-idx3-ubyte.gz, ...). Throws floe::InputError naming file and problem.
+TrainTest load_fashion_mnist(const std::string& root);
+
+// Deterministic learnable data: each class is a fixed random prototype plus noise.
+TrainTest make_synthetic(int64_t train_size, int64_t test_size, int64_t classes, uint64_t seed);
+
+// Reads one gzipped IDX file: magic, dimensions, then uint8 payload. Exposed for tests.
+struct IdxFile {
+  std::vector<int64_t> dims;
+  std::vector<uint8_t> data;
+};
+IdxFile read_idx_gz(const std::string& path, uint32_t expected_magic);
+
+}  // namespace floe::models

@@ -1,0 +1,136 @@
+#pragma once
+// Freeze policies: how many bottom blocks are frozen at each freeze timestep.
+//
+// Freezing is always a contiguous bottom prefix (embedding + blocks 0..F-1), so a decision is a
+// single count F. Every policy here is monotone: F never decreases and never exceeds the number
+// of blocks. The original PipeTransformer's adaptive path could move F down and ignored the α
+// bound (spec §8, items 1-3); these functions cannot.
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace floe::runtime {
+
+// ceil(L · (1 − (1 − α)^epoch)) with α = alpha_num / alpha_den, computed exactly in integers.
+// This is the bound-only schedule the original actually runs (spec §2.2/§2.3); exact arithmetic
+// matters because values such as 4.0 or 9.0 are exact integers whose floating ceil is fragile.
+// Requires layers >= 0, epoch >= 0, alpha_den > 0 and 0 <= alpha_num <= alpha_den.
+int schedule_frozen_count(int layers, int alpha_num, int alpha_den, int epoch);
+
+// One step of the spec §2.1 rule (reconstructed paper formulation), made monotone and α-bounded:
+//
+//   bound     = current + max(1, floor(α · (L − current)))      when α > 0 and current < L
+//               current                                          when α = 0 or current = L
+//   candidate = ℓ* + 1, where ℓ* ∈ [current, L) minimises the relative change of the block's
+//               gradient norm between two consecutive intervals,
+//                   r_ℓ = |n_ℓ − prev_ℓ| / prev_ℓ ,
+//               i.e. the most converged active block (ties: the lowest ℓ, which freezes less).
+//               Blocks with prev_ℓ == 0 have no baseline and are not candidates.
+//   result    = min(bound, candidate), or current when there is no candidate.
+//
+// Why floor with a minimum of one: floor keeps a step within "at most a fraction α of the active
+// blocks", and the minimum of one block keeps progress possible once α · (L − current) < 1
+// (otherwise the top few blocks could never freeze). A tolerance of 1e-9 absorbs the rounding
+// of α · n when the product is mathematically an integer (α = 1/3, n = 12).
+//
+// grad_norms and prev_grad_norms hold one accumulated norm per block (size L); frozen blocks'
+// entries are ignored. Throws std::invalid_argument on sizes, negative or non-finite norms, α
+// outside [0, 1] or current outside [0, L].
+int adaptive_frozen_count(int current_frozen, int layers, double alpha,
+                          const std::vector<double>& grad_norms,
+                          const std::vector<double>& prev_grad_norms);
+
+// The one place that enforces "monotone bottom prefix": max(current, min(proposed, layers)),
+// never below 0. Requires 0 <= current_frozen <= layers.
+int clamp_frozen_count(int proposed, int current_frozen, int layers);
+
+// What a policy sees at a freeze timestep. grad_norms has one entry per block, accumulated over
+// the interval since the previous decision (empty when no statistics were collected).
+struct FreezeObservation {
+  int epoch = 0;
+  long step = 0;
+  int frozen = 0;  // blocks frozen right now
+  int layers = 0;  // blocks in the model (L)
+  std::vector<double> grad_norms;
+};
+
+class FreezePolicy {
+ public:
+  virtual ~FreezePolicy();
+  // Returns the new frozen count: always in [obs.frozen, obs.layers].
+  // Throws std::invalid_argument when the observation is inconsistent (frozen outside
+  // [0, layers], a layer count the policy was not built for, mis-sized grad_norms).
+  virtual int decide(const FreezeObservation& obs) = 0;
+  // The factory name of the policy ("none", "schedule", "adaptive", "manual").
+  virtual std::string name() const = 0;
+};
+
+// Never freezes anything beyond what is already frozen.
+class NoFreeze final : public FreezePolicy {
+ public:
+  int decide(const FreezeObservation& obs) override;
+  std::string name() const override;
+};
+
+// The original's default: the count of schedule_frozen_count(L, α, obs.epoch). L is taken
+// explicitly and checked against every observation, because the original hard-coded L = 12
+// even for 24-block models (spec §8 item 2).
+class SchedulePolicy final : public FreezePolicy {
+ public:
+  SchedulePolicy(int layers, int alpha_num, int alpha_den);
+  int decide(const FreezeObservation& obs) override;
+  std::string name() const override;
+
+ private:
+  int layers_;
+  int alpha_num_;
+  int alpha_den_;
+};
+
+// adaptive_frozen_count over consecutive observations. The first observation with gradient
+// norms only records the baseline (freezes nothing more); an observation without norms leaves
+// both F and the baseline unchanged.
+class AdaptivePolicy final : public FreezePolicy {
+ public:
+  explicit AdaptivePolicy(double alpha);
+  int decide(const FreezeObservation& obs) override;
+  std::string name() const override;
+
+ private:
+  double alpha_;
+  std::vector<double> prev_grad_norms_;
+};
+
+// A scripted schedule for experiments and scenario tests: (epoch, frozen count) pairs. At an
+// epoch the entry with the greatest epoch <= obs.epoch applies; before the first entry nothing
+// more is frozen. Counts must be non-decreasing in epoch (a decreasing script would be silently
+// ignored by the monotone clamp, so it is rejected up front).
+class ManualPolicy final : public FreezePolicy {
+ public:
+  explicit ManualPolicy(std::vector<std::pair<long, int>> script);
+  int decide(const FreezeObservation& obs) override;
+  std::string name() const override;
+
+ private:
+  std::vector<std::pair<long, int>> script_;  // sorted by epoch
+};
+
+// Everything the factory may need; each policy reads only its own fields.
+struct FreezePolicyConfig {
+  int layers = 0;     // schedule: L
+  int alpha_num = 1;  // schedule, adaptive: α = alpha_num / alpha_den
+  int alpha_den = 3;
+  std::vector<std::pair<long, int>> script;  // manual: (epoch, frozen count)
+};
+
+// The names make_freeze_policy accepts: "none", "schedule", "adaptive", "manual".
+std::vector<std::string> freeze_policy_names();
+
+// Throws std::invalid_argument naming the policy and listing the valid names for an unknown
+// name, or naming the bad field for an invalid configuration.
+std::unique_ptr<FreezePolicy> make_freeze_policy(const std::string& name,
+                                                 const FreezePolicyConfig& config);
+
+}  // namespace floe::runtime

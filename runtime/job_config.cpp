@@ -1,0 +1,242 @@
+#include "runtime/job_config.hpp"
+
+#include "runtime/errors.hpp"
+
+#include <toml++/toml.h>
+
+#include <functional>
+#include <limits>
+#include <sstream>
+
+namespace floe::runtime {
+namespace {
+
+// A value as read, with where it came from for error messages.
+struct Value {
+  toml::node_view<const toml::node> node;
+  std::string where;  // "config file f.toml" or "--set"
+  std::string text;   // the value as the user wrote it
+};
+
+struct Entry {
+  ConfigKey key;
+  std::function<void(JobConfig&, const Value&)> set;
+  std::function<std::string(const JobConfig&)> get;
+};
+
+[[noreturn]] void bad(const std::string& name, const Value& v, const std::string& expected) {
+  throw InputError(v.where + ": key '" + name + "': expected " + expected + ", got " + v.text);
+}
+
+template <class T>
+Entry integer(std::string name, std::string help, T& (*ref)(JobConfig&), int64_t lo,
+              int64_t hi = std::numeric_limits<int32_t>::max()) {
+  auto expected = hi == std::numeric_limits<int32_t>::max() ? "an integer >= " + std::to_string(lo)
+                                                            : "an integer in " + std::to_string(lo) + ".." + std::to_string(hi);
+  return {{name, "integer", "", std::move(help)},
+          [=](JobConfig& c, const Value& v) {
+            auto i = v.node.value_exact<int64_t>();
+            if (!i || *i < lo || *i > hi) bad(name, v, expected);
+            ref(c) = static_cast<T>(*i);
+          },
+          [=](const JobConfig& c) { return std::to_string(ref(const_cast<JobConfig&>(c))); }};
+}
+
+Entry number(std::string name, std::string help, double& (*ref)(JobConfig&), double lo, double hi) {
+  std::ostringstream e;
+  e << "a number in [" << lo << ", " << hi << "]";
+  return {{name, "number", "", std::move(help)},
+          [=, expected = e.str()](JobConfig& c, const Value& v) {
+            auto d = v.node.value<double>();
+            if (!d || !(*d >= lo && *d <= hi)) bad(name, v, expected);
+            ref(c) = *d;
+          },
+          [=](const JobConfig& c) {
+            std::ostringstream s;
+            s << ref(const_cast<JobConfig&>(c));
+            return s.str();
+          }};
+}
+
+Entry text(std::string name, std::string help, std::string& (*ref)(JobConfig&), std::vector<std::string> choices = {}) {
+  std::string expected = "a string";
+  if (!choices.empty()) {
+    expected = "one of";
+    for (auto& c : choices) expected += " \"" + c + "\"";
+  }
+  return {{name, "string", "", std::move(help)},
+          [=](JobConfig& c, const Value& v) {
+            auto s = v.node.value_exact<std::string>();
+            if (!s) bad(name, v, expected);
+            if (!choices.empty() && std::find(choices.begin(), choices.end(), *s) == choices.end()) bad(name, v, expected);
+            ref(c) = *s;
+          },
+          [=](const JobConfig& c) { return ref(const_cast<JobConfig&>(c)); }};
+}
+
+Entry integer_list(std::string name, std::string help, std::vector<int>& (*ref)(JobConfig&)) {
+  return {{name, "integer list", "", std::move(help)},
+          [=](JobConfig& c, const Value& v) {
+            const auto* arr = v.node.as_array();
+            if (!arr) bad(name, v, "a list of positive integers, e.g. [5, 4]");
+            std::vector<int> out;
+            for (const auto& el : *arr) {
+              auto i = el.value_exact<int64_t>();
+              if (!i || *i < 1) bad(name, v, "a list of positive integers, e.g. [5, 4]");
+              out.push_back(static_cast<int>(*i));
+            }
+            ref(c) = out;
+          },
+          [=](const JobConfig& c) {
+            std::string s = "[";
+            for (int x : ref(const_cast<JobConfig&>(c))) s += (s.size() > 1 ? ", " : "") + std::to_string(x);
+            return s + "]";
+          }};
+}
+
+const std::vector<Entry>& entries() {
+  static const std::vector<Entry> all = [] {
+    using C = JobConfig;
+    std::vector<Entry> e{
+        integer<int64_t>("model.depth", "transformer blocks", [](C& c) -> int64_t& { return c.model.depth; }, 1, 256),
+        integer<int64_t>("model.dim", "embedding width (a multiple of model.heads)", [](C& c) -> int64_t& { return c.model.dim; }, 1, 65536),
+        integer<int64_t>("model.heads", "attention heads", [](C& c) -> int64_t& { return c.model.heads; }, 1, 1024),
+        integer<int64_t>("model.mlp_ratio", "MLP hidden width / dim", [](C& c) -> int64_t& { return c.model.mlp_ratio; }, 1, 64),
+        integer<int64_t>("model.patch", "patch size in pixels (divides 28)", [](C& c) -> int64_t& { return c.model.patch; }, 1, 28),
+        text("data.dataset", "training data", [](C& c) -> std::string& { return c.data.dataset; }, {"fashion-mnist", "synthetic"}),
+        text("data.root", "folder with the gzipped IDX files of Fashion-MNIST", [](C& c) -> std::string& { return c.data.root; }),
+        integer<int64_t>("data.subset", "train on the first N samples only (0 = all)", [](C& c) -> int64_t& { return c.data.subset; }, 0, std::numeric_limits<int32_t>::max() - 1),
+        integer<int64_t>("data.test_subset", "evaluate on the first N test samples only (0 = all)", [](C& c) -> int64_t& { return c.data.test_subset; }, 0, std::numeric_limits<int32_t>::max() - 1),
+        integer<int>("devices", "CPU devices (each a thread with its own intra-op threads)", [](C& c) -> int& { return c.devices; }, 1, 1024),
+        integer<int>("threads_per_device", "intra-op threads of each CPU device", [](C& c) -> int& { return c.threads_per_device; }, 1, 256),
+        integer<int>("pipeline.length", "K: stages per pipeline", [](C& c) -> int& { return c.pipeline.length; }, 1, 1024),
+        integer<int>("pipeline.micro_batches", "M: micro-batches per mini-batch", [](C& c) -> int& { return c.pipeline.micro_batches; }, 1, 4096),
+        text("pipeline.schedule", "pipeline schedule", [](C& c) -> std::string& { return c.pipeline.schedule; }, {"gpipe", "1f1b"}),
+        integer_list("pipeline.partition", "units per stage, e.g. [9, 6]; empty = balanced by parameter count", [](C& c) -> std::vector<int>& { return c.pipeline.partition; }),
+        integer<int>("replicas", "R: data-parallel pipeline replicas (K·R <= devices)", [](C& c) -> int& { return c.replicas; }, 1, 1024),
+        number("optimizer.lr", "AdamW peak learning rate", [](C& c) -> double& { return c.optimizer.lr; }, 0.0, 10.0),
+        number("optimizer.min_lr", "learning rate at the end of the cosine decay", [](C& c) -> double& { return c.optimizer.min_lr; }, 0.0, 10.0),
+        number("optimizer.weight_decay", "AdamW decoupled weight decay", [](C& c) -> double& { return c.optimizer.weight_decay; }, 0.0, 10.0),
+        integer<int64_t>("optimizer.warmup", "linear warm-up steps", [](C& c) -> int64_t& { return c.optimizer.warmup; }, 0, std::numeric_limits<int32_t>::max() - 1),
+        number("optimizer.beta1", "AdamW beta1", [](C& c) -> double& { return c.optimizer.beta1; }, 0.0, 0.999999),
+        number("optimizer.beta2", "AdamW beta2", [](C& c) -> double& { return c.optimizer.beta2; }, 0.0, 0.999999),
+        integer<int64_t>("batch_size", "global mini-batch (split over the replicas)", [](C& c) -> int64_t& { return c.batch_size; }, 1, 1 << 24),
+        integer<int>("epochs", "passes over the training data", [](C& c) -> int& { return c.epochs; }, 1, 100000),
+        integer<uint64_t>("seed", "seed for weights and data order", [](C& c) -> uint64_t& { return c.seed; }, 0, std::numeric_limits<int32_t>::max() - 1),
+        integer<int64_t>("log_interval", "steps between progress lines when output is not a terminal", [](C& c) -> int64_t& { return c.log_interval; }, 1, std::numeric_limits<int32_t>::max() - 1),
+    };
+    const JobConfig defaults;
+    for (auto& x : e) x.key.default_value = x.get(defaults);
+    return e;
+  }();
+  return all;
+}
+
+const Entry* find_entry(const std::string& name) {
+  for (const auto& e : entries())
+    if (e.key.name == name) return &e;
+  return nullptr;
+}
+
+std::string known_keys() {
+  std::string s;
+  for (const auto& e : entries()) s += (s.empty() ? "" : ", ") + e.key.name;
+  return s;
+}
+
+void apply(JobConfig& cfg, const std::string& name, const Value& v) {
+  const Entry* e = find_entry(name);
+  if (!e) throw InputError(v.where + ": unknown config key '" + name + "' (known keys: " + known_keys() + ")");
+  e->set(cfg, v);
+}
+
+void apply_table(JobConfig& cfg, const toml::table& t, const std::string& prefix, const std::string& where) {
+  for (const auto& [k, node] : t) {
+    const std::string name = prefix + std::string(k.str());
+    if (const auto* sub = node.as_table()) {
+      apply_table(cfg, *sub, name + ".", where);
+      continue;
+    }
+    std::ostringstream text;
+    node.visit([&](const auto& n) { text << n; });
+    apply(cfg, name, {toml::node_view<const toml::node>(node), where, text.str()});
+  }
+}
+
+}  // namespace
+
+const std::vector<ConfigKey>& config_keys() {
+  static const std::vector<ConfigKey> keys = [] {
+    std::vector<ConfigKey> k;
+    for (const auto& e : entries()) k.push_back(e.key);
+    return k;
+  }();
+  return keys;
+}
+
+JobConfig load_job_config(const std::string& path, const std::vector<std::string>& overrides) {
+  JobConfig cfg;
+  if (!path.empty()) {
+    toml::table t;
+    try {
+      t = toml::parse_file(path);
+    } catch (const toml::parse_error& e) {
+      std::ostringstream msg;
+      msg << "config file " << path << ": " << e.description();
+      if (e.source().begin) msg << " at line " << e.source().begin.line << ", column " << e.source().begin.column;
+      throw InputError(msg.str());
+    }
+    apply_table(cfg, t, "", "config file " + path);
+  }
+  for (const auto& o : overrides) {
+    const auto eq = o.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw InputError("--set " + o + ": expected key=value, e.g. --set epochs=3");
+    const std::string key = o.substr(0, eq), raw = o.substr(eq + 1);
+    const std::string where = "--set " + o;
+    // The value is read as TOML (numbers, lists, quoted strings); a bare word is a string.
+    toml::table t;
+    try {
+      t = toml::parse("v = " + raw);
+    } catch (const toml::parse_error&) {
+      t = toml::table{{"v", raw}};
+    }
+    apply(cfg, key, {toml::node_view<const toml::node>(t.get("v")), where, raw});
+  }
+  validate(cfg);
+  return cfg;
+}
+
+void validate(const JobConfig& c) {
+  try {
+    models::validate(c.model);
+  } catch (const std::invalid_argument& e) {
+    throw InputError(std::string("config: ") + e.what());
+  }
+  auto fail = [](const std::string& m) { throw InputError("config: " + m); };
+  const int64_t units = models::vit_unit_count(c.model);
+  const int k = c.pipeline.length;
+  if (k > units)
+    fail("pipeline.length = " + std::to_string(k) + " exceeds the model's " + std::to_string(units) + " units");
+  if (int64_t(k) * c.replicas > c.devices)
+    fail("pipeline.length x replicas = " + std::to_string(k * c.replicas) + " exceeds devices = " + std::to_string(c.devices));
+  if (c.batch_size < int64_t(c.replicas) * c.pipeline.micro_batches)
+    fail("batch_size = " + std::to_string(c.batch_size) + " is smaller than replicas x pipeline.micro_batches = " +
+         std::to_string(c.replicas * c.pipeline.micro_batches) + ": every micro-batch needs a sample");
+  if (!c.pipeline.partition.empty()) {
+    int64_t sum = 0;
+    for (int x : c.pipeline.partition) sum += x;
+    if (int(c.pipeline.partition.size()) != k || sum != units)
+      fail("pipeline.partition must list " + std::to_string(k) + " stage sizes summing to the model's " +
+           std::to_string(units) + " units");
+  }
+  if (c.optimizer.min_lr > c.optimizer.lr) fail("optimizer.min_lr must not exceed optimizer.lr");
+}
+
+std::map<std::string, std::string> to_flat_map(const JobConfig& cfg) {
+  std::map<std::string, std::string> out;
+  for (const auto& e : entries()) out[e.key.name] = e.get(cfg);
+  return out;
+}
+
+}  // namespace floe::runtime

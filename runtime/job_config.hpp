@@ -1,0 +1,71 @@
+#pragma once
+// The job's configuration: a TOML file plus `--set key=value` overrides, both addressed by
+// dotted keys. Every key is declared once in a schema (name, meaning, default) that drives
+// parsing, validation, `floe train --help` and docs/config.md.
+#include "models/vit.hpp"
+#include "runtime/schedule.hpp"
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace floe::runtime {
+
+struct DataConfig {
+  std::string dataset = "fashion-mnist";  // fashion-mnist | synthetic
+  std::string root = "/usr/share/datasets/fashion-mnist";
+  int64_t subset = 0;       // use only the first N training samples (0 = all)
+  int64_t test_subset = 0;  // use only the first N test samples (0 = all)
+};
+
+struct PipelineConfig {
+  int length = 2;          // K
+  int micro_batches = 4;   // M
+  std::string schedule = "gpipe";
+  std::vector<int> partition;  // units per stage; empty = balanced by parameter count
+};
+
+struct OptimizerConfig {
+  double lr = 2e-3;
+  double min_lr = 1e-5;
+  double weight_decay = 0.05;
+  int64_t warmup = 200;  // steps
+  double beta1 = 0.9, beta2 = 0.999;
+};
+
+struct JobConfig {
+  models::VitConfig model;
+  DataConfig data;
+  int devices = 2;
+  int threads_per_device = 1;
+  PipelineConfig pipeline;
+  int replicas = 1;  // R
+  OptimizerConfig optimizer;
+  int64_t batch_size = 128;  // global mini-batch, split over the replicas
+  int epochs = 6;
+  uint64_t seed = 42;
+  int64_t log_interval = 50;  // steps between progress lines (when not a terminal)
+};
+
+struct ConfigKey {
+  std::string name;         // dotted
+  std::string type;         // "integer", "number", "string", "boolean", "integer list"
+  std::string default_value;
+  std::string help;
+};
+
+// The schema, in documentation order.
+const std::vector<ConfigKey>& config_keys();
+
+// Reads `path` (if non-empty) then applies `overrides` ("key=value"), then validates.
+// Throws floe::InputError naming the file / key, the value and what was expected.
+JobConfig load_job_config(const std::string& path, const std::vector<std::string>& overrides);
+
+// Cross-key checks (K·R ≤ devices, M ≤ per-replica batch, ...). Throws floe::InputError.
+void validate(const JobConfig& cfg);
+
+// Flat key -> value strings of the effective configuration (for summaries and logs).
+std::map<std::string, std::string> to_flat_map(const JobConfig& cfg);
+
+}  // namespace floe::runtime

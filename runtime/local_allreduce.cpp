@@ -1,0 +1,49 @@
+#include "runtime/local_allreduce.hpp"
+
+#include <stdexcept>
+
+namespace floe::runtime {
+
+LocalAllReduce::LocalAllReduce(int participants, std::chrono::milliseconds timeout)
+    : participants_(participants), timeout_(timeout), slots_(static_cast<size_t>(participants)) {
+  if (participants < 1) throw std::invalid_argument("LocalAllReduce: need at least one participant");
+}
+
+void LocalAllReduce::sum(int rank, std::vector<torch::Tensor>& tensors) {
+  if (participants_ == 1 || tensors.empty()) return;
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> flat;
+  for (auto& t : tensors) flat.push_back(t.reshape(-1));
+  auto mine = torch::cat(flat);
+
+  std::unique_lock<std::mutex> lock(mu_);
+  // A new round starts only when everyone has left the previous one.
+  if (!cv_.wait_for(lock, timeout_, [&] { return departed_ == 0 || departed_ == participants_; }))
+    throw std::runtime_error("all-reduce: previous round never finished");
+  if (departed_ == participants_) departed_ = 0;
+  const uint64_t round = generation_;
+  slots_[rank] = mine;
+  if (++arrived_ == participants_) {
+    result_ = slots_[0].clone();
+    for (int r = 1; r < participants_; ++r) result_.add_(slots_[r]);
+    arrived_ = 0;
+    ++generation_;
+    cv_.notify_all();
+  } else if (!cv_.wait_for(lock, timeout_, [&] { return generation_ != round; })) {
+    throw std::runtime_error("all-reduce: timed out waiting for " + std::to_string(participants_ - arrived_) +
+                             " of " + std::to_string(participants_) + " replicas");
+  }
+  auto result = result_;
+  slots_[rank] = torch::Tensor();
+  if (++departed_ == participants_) cv_.notify_all();
+  lock.unlock();
+
+  int64_t offset = 0;
+  for (auto& t : tensors) {
+    const int64_t n = t.numel();
+    t.copy_(result.slice(0, offset, offset + n).view_as(t));
+    offset += n;
+  }
+}
+
+}  // namespace floe::runtime

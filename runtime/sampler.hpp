@@ -1,0 +1,23 @@
+#pragma once
+// Which samples each step trains on. One global order per epoch (a seeded shuffle that
+// is the same on every platform); each step takes the next global batch and splits it
+// contiguously over the replicas, so every sample is used exactly once per epoch whatever
+// the replica count is at each step.
+#include <cstdint>
+#include <vector>
+
+namespace floe::runtime {
+
+// Fisher-Yates over 0..n-1 driven by splitmix64(seed, epoch): portable and deterministic.
+std::vector<int64_t> epoch_permutation(int64_t n, uint64_t seed, int64_t epoch);
+
+int64_t steps_per_epoch(int64_t samples, int64_t batch_size);
+
+// Sizes of `parts` near-equal contiguous pieces of `count` (the first ones get the remainder).
+std::vector<int64_t> split_sizes(int64_t count, int64_t parts);
+
+// The uids of replica r's shard of global step `step` within the epoch's permutation.
+std::vector<int64_t> shard_of_step(const std::vector<int64_t>& perm, int64_t step, int64_t batch_size,
+                                   int replica, int replicas);
+
+}  // namespace floe::runtime

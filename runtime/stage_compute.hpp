@@ -1,0 +1,66 @@
+#pragma once
+// The arithmetic of one pipeline stage, free of actors: forward and backward per
+// micro-batch over a contiguous range of units, the loss on the last stage, the gradient
+// all-reduce with the same stage of the other replicas, and the AdamW step. The stage
+// actor decides when each of these runs (its program); this class decides what they do.
+#include "models/unit.hpp"
+#include "runtime/job_config.hpp"
+#include "runtime/local_allreduce.hpp"
+
+#include <map>
+#include <memory>
+
+namespace floe::runtime {
+
+// AdamW over `params` with the job's hyper-parameters; shared with reference loops so
+// that floe and plain LibTorch step identically.
+std::unique_ptr<torch::optim::AdamW> make_optimizer(const std::vector<torch::Tensor>& params,
+                                                    const OptimizerConfig& cfg);
+void set_learning_rate(torch::optim::Optimizer& opt, double lr);
+
+struct LossStats {
+  double loss_sum = 0;  // sum of per-sample cross-entropy
+  int64_t correct = 0;
+  int64_t samples = 0;
+};
+
+class StageCompute {
+ public:
+  StageCompute(models::UnitList units, bool first, bool last, const OptimizerConfig& opt,
+               std::shared_ptr<LocalAllReduce> group, int rank);
+
+  bool first() const { return first_; }
+  bool last() const { return last_; }
+
+  // Starts a step: clears gradients and saved micro-batches.
+  void begin_step(bool train);
+  // Runs the units on micro-batch `mb`. Not last: returns the output to send on.
+  torch::Tensor forward(int mb, torch::Tensor input);
+  // Last stage: forward plus cross-entropy against `target`; the loss that backward will
+  // differentiate is sum(loss) * scale, so gradients add up to the global-batch mean.
+  void forward_loss(int mb, torch::Tensor input, torch::Tensor target, double scale, LossStats& stats);
+  // Backpropagates micro-batch `mb` (grad_output ignored on the last stage). Returns the
+  // gradient for the previous stage, undefined on the first.
+  torch::Tensor backward(int mb, torch::Tensor grad_output);
+  // Sums gradients over the replicas' copies of this stage.
+  void reduce();
+  void step(double lr);
+
+  std::vector<std::string> parameter_names() const;
+  std::vector<torch::Tensor> parameters() const { return params_; }
+  std::vector<torch::Tensor> gradients() const;
+
+ private:
+  models::UnitList units_;
+  bool first_, last_, train_ = true;
+  std::vector<torch::Tensor> params_;
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::shared_ptr<LocalAllReduce> group_;
+  int rank_;
+  struct Saved {
+    torch::Tensor input, output;
+  };
+  std::map<int, Saved> saved_;
+};
+
+}  // namespace floe::runtime

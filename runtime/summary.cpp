@@ -1,0 +1,68 @@
+#include "runtime/summary.hpp"
+
+#include "runtime/errors.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace floe::runtime {
+
+std::string to_json(const TrainingSummary& s, int indent) {
+  nlohmann::json j;
+  j["final_test_accuracy"] = s.final_test_accuracy;
+  j["final_test_loss"] = s.final_test_loss;
+  j["total_seconds"] = s.total_seconds;
+  j["setup_seconds"] = s.setup_seconds;
+  j["steps"] = s.steps;
+  j["epochs"] = nlohmann::json::array();
+  for (const auto& e : s.epochs) {
+    j["epochs"].push_back({{"epoch", e.epoch},
+                           {"train_loss", e.train_loss},
+                           {"train_accuracy", e.train_accuracy},
+                           {"test_loss", e.test_loss},
+                           {"test_accuracy", e.test_accuracy},
+                           {"seconds", e.seconds},
+                           {"train_seconds", e.train_seconds},
+                           {"samples_per_second", e.samples_per_second},
+                           {"pipeline_length", e.pipeline_length},
+                           {"replicas", e.replicas},
+                           {"micro_batches", e.micro_batches},
+                           {"frozen_layers", e.frozen_layers},
+                           {"stage_busy_fraction", e.stage_busy_fraction}});
+  }
+  j["config"] = s.config;
+  return j.dump(indent);
+}
+
+void write_file_atomic(const std::string& path, const std::string& contents) {
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  auto fail = [&](const std::string& what) {
+    const std::string reason = std::strerror(errno);
+    ::unlink(tmp.c_str());
+    throw InputError("cannot write " + path + ": " + what + ": " + reason);
+  };
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) fail("open");
+  size_t done = 0;
+  while (done < contents.size()) {
+    const ssize_t w = ::write(fd, contents.data() + done, contents.size() - done);
+    if (w < 0) {
+      ::close(fd);
+      fail("write");
+    }
+    done += static_cast<size_t>(w);
+  }
+  if (::fsync(fd) != 0) {
+    ::close(fd);
+    fail("fsync");
+  }
+  ::close(fd);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) fail("rename");
+}
+
+}  // namespace floe::runtime

@@ -1,0 +1,42 @@
+#pragma once
+// The machine-readable record of a run (`--summary out.json`).
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace floe::runtime {
+
+struct EpochRecord {
+  int epoch = 0;
+  double train_loss = 0;
+  double train_accuracy = 0;
+  double test_loss = 0;
+  double test_accuracy = 0;
+  double seconds = 0;          // training + evaluation
+  double train_seconds = 0;
+  double samples_per_second = 0;  // training samples / train_seconds
+  int pipeline_length = 0;
+  int replicas = 0;
+  int micro_batches = 0;
+  int frozen_layers = 0;
+  std::vector<double> stage_busy_fraction;  // per pipeline position, averaged over replicas
+};
+
+struct TrainingSummary {
+  double final_test_accuracy = 0;
+  double final_test_loss = 0;
+  double total_seconds = 0;
+  double setup_seconds = 0;
+  int64_t steps = 0;
+  std::vector<EpochRecord> epochs;
+  std::map<std::string, std::string> config;
+};
+
+std::string to_json(const TrainingSummary& s, int indent = 2);
+
+// Writes atomically: a temporary file beside `path`, fsync, then rename. Throws
+// floe::InputError naming the path when it cannot be written.
+void write_file_atomic(const std::string& path, const std::string& contents);
+
+}  // namespace floe::runtime

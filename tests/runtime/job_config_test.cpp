@@ -1,0 +1,54 @@
+#include <torch/torch.h>
+
+#include "runtime/errors.hpp"
+#include "runtime/job_config.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <fstream>
+
+using namespace floe;
+using namespace floe::runtime;
+
+namespace {
+std::string write_temp(const std::string& text) {
+  char name[] = "/tmp/floe-config-XXXXXX";
+  const int fd = mkstemp(name);
+  close(fd);
+  std::ofstream(name) << text;
+  return name;
+}
+}  // namespace
+
+TEST_CASE("a TOML file and --set overrides fill the job config", "[config]") {
+  const auto path = write_temp("epochs = 3\nreplicas = 2\ndevices = 4\n[model]\ndepth = 2\n[pipeline]\nlength = 2\n"
+                               "partition = [4, 3]\n");
+  auto cfg = load_job_config(path, {"optimizer.lr=0.01", "data.dataset=synthetic", "pipeline.schedule=\"1f1b\""});
+  CHECK(cfg.epochs == 3);
+  CHECK(cfg.replicas == 2);
+  CHECK(cfg.model.depth == 2);
+  CHECK(cfg.pipeline.partition == std::vector<int>{4, 3});
+  CHECK(cfg.optimizer.lr == Approx(0.01));
+  CHECK(cfg.data.dataset == "synthetic");
+  CHECK(cfg.pipeline.schedule == "1f1b");
+  CHECK(to_flat_map(cfg).at("epochs") == "3");
+  std::remove(path.c_str());
+}
+
+TEST_CASE("bad configuration names the key, the value and the expectation", "[config]") {
+  CHECK_THROWS_WITH(load_job_config("", {"model.dpeth=3"}), Catch::Contains("unknown config key 'model.dpeth'"));
+  CHECK_THROWS_WITH(load_job_config("", {"epochs=abc"}), Catch::Contains("'epochs'") && Catch::Contains("abc") &&
+                                                            Catch::Contains("expected an integer"));
+  CHECK_THROWS_WITH(load_job_config("", {"epochs=0"}), Catch::Contains("'epochs'"));
+  CHECK_THROWS_WITH(load_job_config("", {"data.dataset=cifar"}), Catch::Contains("\"fashion-mnist\""));
+  CHECK_THROWS_WITH(load_job_config("", {"pipeline.length=2", "replicas=2", "devices=3"}),
+                    Catch::Contains("exceeds devices = 3"));
+  CHECK_THROWS_WITH(load_job_config("", {"model.dim=30", "model.heads=4"}), Catch::Contains("model.dim"));
+  CHECK_THROWS_WITH(load_job_config("", {"pipeline.partition=[1,2]"}), Catch::Contains("pipeline.partition"));
+  CHECK_THROWS_WITH(load_job_config("", {"novalue"}), Catch::Contains("expected key=value"));
+  const auto path = write_temp("epochs = [\n");
+  CHECK_THROWS_WITH(load_job_config(path, {}), Catch::Contains(path) && Catch::Contains("line"));
+  std::remove(path.c_str());
+  CHECK_THROWS_AS(load_job_config("", {"batch_size=-1"}), InputError);
+}
