@@ -1,7 +1,7 @@
 #include "actors/coordinator.hpp"
 
+#include "actors/freeze_controller.hpp"
 #include "runtime/lr_schedule.hpp"
-#include "runtime/planner.hpp"
 #include "runtime/progress.hpp"
 #include "runtime/sampler.hpp"
 
@@ -36,8 +36,10 @@ struct Totals {
 struct CoordinatorState {
   static inline const char* name = "floe.coordinator";
   CoordinatorSpec spec;
+  models::UnitList model;  // unit names, blocks and sizes for planning (replica 0's at start)
+  runtime::Plan plan;
   std::vector<PipelineHandles> pipelines;
-  std::vector<int> partition;
+  msg::freeze_controller_actor freezer;
   runtime::WarmupCosine lr;
   std::vector<int64_t> order;  // this epoch's sample order
   int epoch = 0;
@@ -45,6 +47,7 @@ struct CoordinatorState {
   int64_t steps_in_epoch = 0;
   int64_t global_step = 0;
   Totals train, eval;
+  std::vector<double> block_grad_sq;  // per block, over the current freeze interval
   clock_type::time_point job_start, epoch_start;
   double train_seconds = 0;
   runtime::TrainingSummary summary;
@@ -56,9 +59,12 @@ using coord_ptr = msg::coordinator_actor::stateful_pointer<CoordinatorState>;
 
 int replicas(coord_ptr self) { return static_cast<int>(self->state.pipelines.size()); }
 
+runtime::Layout layout_of(const runtime::Plan& p) { return {p.stages, p.micro_batches, p.replicas}; }
+
 void fail(coord_ptr self, caf::error err) {
   spdlog::error("training stopped: {}", self->system().render(err));
   shutdown(self->state.pipelines);
+  anon_send_exit(self->state.freezer, caf::exit_reason::user_shutdown);
   self->state.promise.deliver(std::move(err));
   self->quit();
 }
@@ -85,6 +91,10 @@ void dispatch(coord_ptr self, bool train, double lr, const std::vector<int64_t>&
                 joined->stage_busy_seconds.resize(rep.stage_busy_seconds.size(), 0.0);
               for (size_t s = 0; s < rep.stage_busy_seconds.size(); ++s)
                 joined->stage_busy_seconds[s] += rep.stage_busy_seconds[s];
+              if (i == 0) {  // gradients are all-reduced: every replica sees the same norms
+                joined->blocks = rep.blocks;
+                joined->block_grad_sq = rep.block_grad_sq;
+              }
               if (--*pending == 0) done(*joined);
             },
             [=](caf::error& e) {
@@ -95,7 +105,142 @@ void dispatch(coord_ptr self, bool train, double lr, const std::vector<int64_t>&
   }
 }
 
+// Collects every stage's exported state of the given replicas, merged per replica.
+template <class Done, class Failed>
+void collect_states(coord_ptr self, std::vector<int> which, Done done, Failed failed) {
+  auto merged = std::make_shared<std::vector<msg::stage_state>>(which.size());
+  auto pending = std::make_shared<size_t>(0);
+  auto gave_up = std::make_shared<bool>(false);
+  for (int r : which) *pending += self->state.pipelines[r].stages.size();
+  for (size_t i = 0; i < which.size(); ++i)
+    for (auto& stage : self->state.pipelines[which[i]].stages)
+      self->request(stage, std::chrono::seconds(60), msg::export_atom::value)
+          .then(
+              [=](msg::stage_state& s) {
+                if (*gave_up) return;
+                auto& m = (*merged)[i];
+                for (auto* part : {&s.parameters, &s.optimizer}) {
+                  auto& dst = part == &s.parameters ? m.parameters : m.optimizer;
+                  dst.names.insert(dst.names.end(), part->names.begin(), part->names.end());
+                  dst.values.insert(dst.values.end(), part->values.begin(), part->values.end());
+                }
+                if (--*pending == 0) done(*merged);
+              },
+              [=](caf::error& e) {
+                if (*gave_up) return;
+                *gave_up = true;
+                failed(self->system().render(e));
+              });
+}
+
+runtime::NamedTensors to_map(const msg::named_tensors& t) {
+  runtime::NamedTensors m;
+  for (size_t i = 0; i < t.names.size(); ++i) m[t.names[i]] = t.values[i].t;
+  return m;
+}
+
+bool identical(const msg::stage_state& a, const msg::stage_state& b) {
+  for (auto [x, y] : {std::pair{&a.parameters, &b.parameters}, std::pair{&a.optimizer, &b.optimizer}}) {
+    auto mx = to_map(*x), my = to_map(*y);
+    if (mx.size() != my.size()) return false;
+    for (auto& [name, t] : mx) {
+      auto it = my.find(name);
+      if (it == my.end() || !torch::equal(t, it->second)) return false;
+    }
+  }
+  return true;
+}
+
+// Spawns the pipelines of `plan`, every replica starting from `params` and `optimizer`.
+std::vector<PipelineHandles> build_pipelines(coord_ptr self, const runtime::Plan& plan,
+                                             const runtime::NamedTensors& params,
+                                             const runtime::NamedTensors& optimizer) {
+  auto& st = self->state;
+  const auto& c = st.spec.config;
+  std::vector<models::UnitList> models;
+  for (int r = 0; r < plan.replicas; ++r) {
+    models.push_back(models::build_vit(c.model));
+    models::load_parameters(models.back(), params);
+  }
+  PipelineLayout layout{plan.units_per_stage, plan.replicas, plan.micro_batches,
+                        runtime::parse_schedule_kind(c.pipeline.schedule), c.threads_per_device,
+                        st.spec.detached_stages, plan.frozen_units};
+  return spawn_pipelines(self->system(), layout, models, c.optimizer, st.spec.train, st.spec.test, optimizer);
+}
+
 void begin_epoch(coord_ptr self);
+
+// A transition is a transaction: the old pipelines keep running until the new ones exist;
+// any failure before the switch leaves training on the old plan, with the reason recorded.
+void transition(coord_ptr self, runtime::Plan next) {
+  auto& st = self->state;
+  const auto start = clock_type::now();
+  runtime::TransitionRecord rec;
+  rec.epoch = st.epoch;
+  rec.step = st.global_step;
+  rec.from = layout_of(st.plan);
+  rec.to = layout_of(next);
+  rec.frozen_layers = next.frozen_blocks;
+  auto abort = [=](const std::string& why) {
+    auto& s = self->state;
+    auto r = rec;
+    r.ok = false;
+    r.error = why;
+    r.seconds = since(start);
+    s.summary.transitions.push_back(r);
+    spdlog::warn("transition to K={} M={} R={} failed, continuing on K={} M={} R={}: {}", r.to.pipeline_length,
+                 r.to.micro_batches, r.to.replicas, r.from.pipeline_length, r.from.micro_batches, r.from.replicas, why);
+    begin_epoch(self);
+  };
+  try {
+    if (st.spec.transition_fault) st.spec.transition_fault("export");
+  } catch (const std::exception& e) {
+    return abort(std::string("export: ") + e.what());
+  }
+  collect_states(
+      self, {0},
+      [=](std::vector<msg::stage_state>& states) {
+        auto& s = self->state;
+        std::vector<PipelineHandles> fresh;
+        try {
+          if (s.spec.transition_fault) s.spec.transition_fault("spawn");
+          fresh = build_pipelines(self, next, to_map(states[0].parameters), to_map(states[0].optimizer));
+        } catch (const std::exception& e) {
+          shutdown(fresh);
+          return abort(std::string("spawn: ") + e.what());
+        }
+        shutdown(s.pipelines);
+        s.pipelines = std::move(fresh);
+        s.plan = next;
+        auto r = rec;
+        r.seconds = since(start);
+        s.summary.transitions.push_back(r);
+        spdlog::info("transition: F={} blocks frozen; K {}->{}, M {}->{}, R {}->{} in {:.3f}s", r.frozen_layers,
+                     r.from.pipeline_length, r.to.pipeline_length, r.from.micro_batches, r.to.micro_batches,
+                     r.from.replicas, r.to.replicas, r.seconds);
+        begin_epoch(self);
+      },
+      [=](const std::string& why) { abort("export: " + why); });
+}
+
+// At a freeze decision point: ask the controller, re-plan, and switch if the plan changed.
+void next_epoch(coord_ptr self) {
+  auto& st = self->state;
+  const auto& c = st.spec.config;
+  if (st.epoch % c.freeze.interval != 0 || st.plan.frozen_blocks >= c.model.depth) return begin_epoch(self);
+  msg::freeze_query q{st.epoch, st.global_step, st.plan.frozen_blocks, static_cast<int32_t>(c.model.depth), {}};
+  for (double sq : st.block_grad_sq) q.grad_norms.push_back(std::sqrt(sq));
+  std::fill(st.block_grad_sq.begin(), st.block_grad_sq.end(), 0.0);
+  self->request(st.freezer, std::chrono::seconds(60), q)
+      .then(
+          [=](msg::freeze_decision& d) {
+            auto& s = self->state;
+            if (d.frozen == s.plan.frozen_blocks) return begin_epoch(self);
+            auto next = runtime::make_plan(plan_request(s.spec.config, s.model, d.frozen, s.plan.stages));
+            transition(self, next);
+          },
+          [=](caf::error& e) { fail(self, e); });
+}
 
 int64_t eval_batch(const runtime::JobConfig& c) { return std::max<int64_t>(c.batch_size, 500); }
 
@@ -108,6 +253,7 @@ void finish(coord_ptr self) {
     st.summary.final_test_loss = st.summary.epochs.back().test_loss;
   }
   shutdown(st.pipelines);
+  anon_send_exit(st.freezer, caf::exit_reason::user_shutdown);
   st.promise.deliver(st.summary);
   self->quit();
 }
@@ -123,22 +269,39 @@ void end_epoch(coord_ptr self) {
   rec.test_accuracy = st.eval.accuracy();
   rec.seconds = since(st.epoch_start);
   rec.train_seconds = st.train_seconds;
+  rec.samples = st.train.samples;
   rec.samples_per_second = st.train_seconds > 0 ? st.train.samples / st.train_seconds : 0;
-  rec.pipeline_length = static_cast<int>(st.partition.size());
+  rec.pipeline_length = st.plan.stages;
   rec.replicas = replicas(self);
-  rec.micro_batches = c.pipeline.micro_batches;
-  rec.frozen_layers = 0;
+  rec.micro_batches = st.plan.micro_batches;
+  rec.frozen_layers = st.plan.frozen_blocks;
   for (double b : st.train.busy) rec.stage_busy_fraction.push_back(b / (replicas(self) * std::max(1e-9, st.train_seconds)));
   spdlog::info("epoch {}/{}  train loss {:.4f}  train acc {:.2f}%  test loss {:.4f}  test acc {:.2f}%  {:.0f} samples/s  "
                "{:.1f}s  K={} M={} R={} frozen={}",
                rec.epoch + 1, c.epochs, rec.train_loss, 100 * rec.train_accuracy, rec.test_loss, 100 * rec.test_accuracy,
                rec.samples_per_second, rec.seconds, rec.pipeline_length, rec.micro_batches, rec.replicas,
                rec.frozen_layers);
-  st.summary.epochs.push_back(rec);
-  if (++st.epoch < c.epochs)
-    begin_epoch(self);
-  else
-    finish(self);
+  auto advance = [=](runtime::EpochRecord r) {
+    auto& s = self->state;
+    s.summary.epochs.push_back(r);
+    if (++s.epoch < s.spec.config.epochs)
+      next_epoch(self);
+    else
+      finish(self);
+  };
+  if (!st.spec.verify_replicas) return advance(rec);
+  std::vector<int> all(replicas(self));
+  std::iota(all.begin(), all.end(), 0);
+  collect_states(
+      self, all,
+      [=](std::vector<msg::stage_state>& states) {
+        auto r = rec;
+        r.replicas_identical = 1;
+        for (size_t i = 1; i < states.size(); ++i)
+          if (!identical(states[0], states[i])) r.replicas_identical = 0;
+        advance(r);
+      },
+      [=](const std::string& why) { fail(self, caf::make_error(caf::sec::runtime_error, why)); });
 }
 
 void eval_step(coord_ptr self) {
@@ -172,6 +335,9 @@ void train_step(coord_ptr self) {
   dispatch(self, true, st.lr.at(st.global_step), st.order, st.step, c.batch_size, [=](const msg::step_report& rep) {
     auto& s = self->state;
     s.train.add(rep);
+    for (size_t i = 0; i < rep.blocks.size(); ++i)
+      if (rep.blocks[i] >= 0 && rep.blocks[i] < static_cast<int>(s.block_grad_sq.size()))
+        s.block_grad_sq[rep.blocks[i]] += rep.block_grad_sq[i];
     ++s.step;
     ++s.global_step;
     s.progress->update(s.step, s.train.samples, s.train.mean_loss());
@@ -199,19 +365,19 @@ msg::coordinator_actor::behavior_type coordinator_behavior(coord_ptr self, Coord
         const auto& c = s.spec.config;
         s.promise = self->make_response_promise<runtime::TrainingSummary>();
         s.job_start = clock_type::now();
-        // Replicas start from identical weights: build once from the seed, copy to the rest.
-        std::vector<models::UnitList> models;
         torch::manual_seed(c.seed);
-        models.push_back(models::build_vit(c.model));
-        for (int r = 1; r < c.replicas; ++r) {
-          models.push_back(models::build_vit(c.model));
-          models::copy_parameters(models[0], models.back());
-        }
-        s.partition = stage_partition(c, models[0]);
-        PipelineLayout layout{s.partition, c.replicas, c.pipeline.micro_batches,
-                              runtime::parse_schedule_kind(c.pipeline.schedule), c.threads_per_device,
-                              s.spec.detached_stages};
-        s.pipelines = spawn_pipelines(self->system(), layout, models, c.optimizer, s.spec.train, s.spec.test);
+        s.model = models::build_vit(c.model);
+        s.plan = runtime::make_plan(plan_request(c, s.model, 0, c.pipeline.length));
+        if (!c.pipeline.partition.empty()) s.plan.units_per_stage = c.pipeline.partition;
+        s.plan.micro_batches = c.pipeline.micro_batches;
+        runtime::NamedTensors initial;
+        const auto names = models::parameter_names_of(s.model, 0, s.model.size());
+        const auto params = models::parameters_of(s.model, 0, s.model.size());
+        for (size_t i = 0; i < params.size(); ++i) initial[names[i]] = params[i].detach();
+        s.pipelines = build_pipelines(self, s.plan, initial, {});
+        s.freezer = spawn_freeze_controller(self->system(),
+                                            s.spec.freeze_policy ? s.spec.freeze_policy() : make_configured_policy(c));
+        s.block_grad_sq.assign(static_cast<size_t>(c.model.depth), 0.0);
         s.steps_in_epoch = runtime::steps_per_epoch(s.spec.train->size(), c.batch_size);
         s.lr = {c.optimizer.lr, c.optimizer.min_lr, c.optimizer.warmup, s.steps_in_epoch * c.epochs};
         s.progress = std::make_unique<runtime::ProgressPrinter>(c.log_interval,
@@ -219,10 +385,12 @@ msg::coordinator_actor::behavior_type coordinator_behavior(coord_ptr self, Coord
         s.summary.config = runtime::to_flat_map(c);
         s.summary.setup_seconds = since(s.job_start);
         std::string parts;
-        for (int u : s.partition) parts += (parts.empty() ? "" : ",") + std::to_string(u);
-        spdlog::info("job: {} train / {} test samples, {} units, K={} [{}] M={} R={} on {} devices, {} steps/epoch",
-                     s.spec.train->size(), s.spec.test->size(), models[0].size(), s.partition.size(), parts,
-                     c.pipeline.micro_batches, c.replicas, c.devices, s.steps_in_epoch);
+        for (int u : s.plan.units_per_stage) parts += (parts.empty() ? "" : ",") + std::to_string(u);
+        spdlog::info("job: {} train / {} test samples, {} units, K={} [{}] M={} R={} on {} devices, {} steps/epoch, "
+                     "freeze policy {}{}",
+                     s.spec.train->size(), s.spec.test->size(), s.model.size(), s.plan.stages, parts,
+                     s.plan.micro_batches, s.plan.replicas, c.devices, s.steps_in_epoch, c.freeze.policy,
+                     c.elastic ? ", elastic" : "");
         begin_epoch(self);
         return s.promise;
       },
@@ -231,9 +399,22 @@ msg::coordinator_actor::behavior_type coordinator_behavior(coord_ptr self, Coord
 
 }  // namespace
 
-std::vector<int> stage_partition(const runtime::JobConfig& cfg, const models::UnitList& units) {
-  if (!cfg.pipeline.partition.empty()) return cfg.pipeline.partition;
-  return runtime::optimal_partition(cfg.pipeline.length, models::parameter_counts(units)).units_per_stage;
+runtime::PlanRequest plan_request(const runtime::JobConfig& c, const models::UnitList& units, int frozen_blocks,
+                                  int current_stages) {
+  runtime::PlanRequest q;
+  q.unit_params = models::parameter_counts(units);
+  for (const auto& u : units) q.unit_blocks.push_back(u.block);
+  q.devices = c.devices;
+  q.initial_stages = c.pipeline.length;
+  q.initial_replicas = c.replicas;
+  q.current_stages = current_stages;
+  q.frozen_blocks = frozen_blocks;
+  q.micro_batches = c.pipeline.micro_batches;
+  q.elastic = c.elastic;
+  q.compression.mode = c.planner.mode == "paper" ? runtime::PartitionMode::paper : runtime::PartitionMode::optimal;
+  q.compression.strict_less = c.planner.strict;
+  q.compression.apply_frozen_cost = c.planner.frozen_cost;
+  return q;
 }
 
 msg::coordinator_actor spawn_coordinator(caf::actor_system& sys, CoordinatorSpec spec) {

@@ -58,6 +58,9 @@ msg::replica_actor::behavior_type replica_behavior(msg::replica_actor::stateful_
                   [=](msg::stage_report& r) {
                     if (join->failed) return;
                     join->report.stage_busy_seconds[r.stage] = r.busy_seconds;
+                    auto& rep = join->report;
+                    rep.blocks.insert(rep.blocks.end(), r.blocks.begin(), r.blocks.end());
+                    rep.block_grad_sq.insert(rep.block_grad_sq.end(), r.block_grad_sq.begin(), r.block_grad_sq.end());
                     if (r.stage == k - 1) {
                       join->report.loss_sum = r.loss_sum;
                       join->report.correct = r.correct;
@@ -86,21 +89,25 @@ std::vector<PipelineHandles> spawn_pipelines(caf::actor_system& sys, const Pipel
                                              const std::vector<models::UnitList>& models,
                                              const runtime::OptimizerConfig& optimizer,
                                              std::shared_ptr<const models::Dataset> train,
-                                             std::shared_ptr<const models::Dataset> test) {
+                                             std::shared_ptr<const models::Dataset> test,
+                                             const runtime::NamedTensors& optimizer_state) {
   const int k = static_cast<int>(layout.units_per_stage.size());
   std::vector<std::shared_ptr<runtime::LocalAllReduce>> groups;
   for (int s = 0; s < k; ++s) groups.push_back(std::make_shared<runtime::LocalAllReduce>(layout.replicas));
   std::vector<PipelineHandles> out;
   for (int r = 0; r < layout.replicas; ++r) {
     PipelineHandles p;
-    size_t begin = 0;
+    const size_t frozen = static_cast<size_t>(layout.frozen_units);
+    size_t begin = frozen;
     for (int s = 0; s < k; ++s) {
       StageSpec spec;
       spec.index = s;
       spec.count = k;
       spec.replica = r;
       const size_t end = begin + layout.units_per_stage[s];
+      if (s == 0) spec.frozen.assign(models[r].begin(), models[r].begin() + frozen);
       spec.units.assign(models[r].begin() + begin, models[r].begin() + end);
+      spec.optimizer_state = optimizer_state;
       begin = end;
       spec.optimizer = optimizer;
       spec.reduce_group = groups[s];

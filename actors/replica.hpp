@@ -24,21 +24,24 @@ struct PipelineHandles {
 };
 
 struct PipelineLayout {
-  std::vector<int> units_per_stage;  // K entries
+  std::vector<int> units_per_stage;  // K entries: the active units after the frozen prefix
   int replicas = 1;
   int micro_batches = 1;
   runtime::ScheduleKind schedule = runtime::ScheduleKind::gpipe;
   int threads_per_device = 1;
   bool detached = true;  // false: on the scheduler (deterministic tests)
+  int frozen_units = 0;  // prefix run without gradients on each pipeline's first stage
 };
 
 // Spawns R replicas of K stages. `models` holds one unit list per replica, with equal
-// weights; stage k of every replica shares one gradient all-reduce group.
+// weights; stage k of every replica shares one gradient all-reduce group. Every stage
+// continues AdamW from `optimizer_state` for the parameters it finds there.
 std::vector<PipelineHandles> spawn_pipelines(caf::actor_system& sys, const PipelineLayout& layout,
                                              const std::vector<models::UnitList>& models,
                                              const runtime::OptimizerConfig& optimizer,
                                              std::shared_ptr<const models::Dataset> train,
-                                             std::shared_ptr<const models::Dataset> test);
+                                             std::shared_ptr<const models::Dataset> test,
+                                             const runtime::NamedTensors& optimizer_state = {});
 
 // Sends every actor of the pipelines an exit message.
 void shutdown(const std::vector<PipelineHandles>& pipelines);

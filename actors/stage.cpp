@@ -82,8 +82,14 @@ void advance(stage_ptr self) {
   if (!st.task) return;
   try {
     if (!run_ready(self)) return;
-    st.promise.deliver(msg::stage_report{st.task->step, st.spec.index, st.stats.loss_sum, st.stats.correct,
-                                         st.stats.samples, st.busy});
+    msg::stage_report rep{st.task->step, st.spec.index, st.stats.loss_sum, st.stats.correct, st.stats.samples,
+                          st.busy, {}, {}};
+    if (st.task->train)
+      for (const auto& [block, sq] : st.compute->block_gradient_norms_sq()) {
+        rep.blocks.push_back(block);
+        rep.block_grad_sq.push_back(sq);
+      }
+    st.promise.deliver(std::move(rep));
   } catch (const std::exception& e) {
     // Never die silently on a c10::Error: the replica learns why the step failed.
     spdlog::error("stage {} of replica {}: step {} failed: {}", st.spec.index, st.spec.replica, st.task->step,
@@ -98,8 +104,9 @@ msg::stage_actor::behavior_type stage_behavior(stage_ptr self, StageSpec spec) {
   at::set_num_threads(spec.threads);
   auto& st = self->state;
   const bool first = spec.index == 0, last = spec.index == spec.count - 1;
-  st.compute = std::make_unique<runtime::StageCompute>(spec.units, first, last, spec.optimizer, spec.reduce_group,
-                                                       spec.replica);
+  st.compute = std::make_unique<runtime::StageCompute>(spec.frozen, spec.units, first, last, spec.optimizer,
+                                                       spec.reduce_group, spec.replica, spec.optimizer_state);
+  spec.optimizer_state.clear();
   st.spec = std::move(spec);
   return {
       [=](msg::stage_task& task) -> caf::typed_response_promise<msg::stage_report> {
@@ -131,6 +138,19 @@ msg::stage_actor::behavior_type stage_behavior(stage_ptr self, StageSpec spec) {
         auto& c = *self->state.compute;
         msg::named_tensors out{c.parameter_names(), {}};
         for (auto& p : c.parameters()) out.values.push_back({p.detach().clone()});
+        return out;
+      },
+      [=](msg::export_atom) {
+        auto& c = *self->state.compute;
+        msg::stage_state out;
+        for (auto& [name, t] : c.export_parameters()) {
+          out.parameters.names.push_back(name);
+          out.parameters.values.push_back({t});
+        }
+        for (auto& [name, t] : c.export_optimizer_state()) {
+          out.optimizer.names.push_back(name);
+          out.optimizer.values.push_back({t});
+        }
         return out;
       },
       [=](msg::grads_atom) {

@@ -11,8 +11,10 @@ struct StageSpec {
   int index = 0;    // position in the pipeline
   int count = 1;    // stages in the pipeline
   int replica = 0;  // rank in the data-parallel group of this position
+  models::UnitList frozen;  // the frozen prefix (first stage only): no gradients, eval mode
   models::UnitList units;
   runtime::OptimizerConfig optimizer;
+  runtime::NamedTensors optimizer_state;  // AdamW state to continue from (after a transition)
   std::shared_ptr<runtime::LocalAllReduce> reduce_group;
   int threads = 1;  // intra-op threads of the device
 };

@@ -1,5 +1,6 @@
 #include "launch/cli.hpp"
 
+#include "actors/coordinator.hpp"
 #include "launch/job.hpp"
 #include "runtime/errors.hpp"
 #include "runtime/summary.hpp"
@@ -45,6 +46,35 @@ int train(const TrainOptions& o) {
   return 0;
 }
 
+struct PlanOptions {
+  std::string config;
+  std::vector<std::string> sets;
+  int frozen = 0;
+};
+
+int plan(const PlanOptions& o) {
+  const auto cfg = runtime::load_job_config(o.config, o.sets);
+  if (o.frozen < 0 || o.frozen > cfg.model.depth)
+    throw InputError("--frozen " + std::to_string(o.frozen) + ": expected 0.." + std::to_string(cfg.model.depth) +
+                     " (model.depth)");
+  torch::manual_seed(cfg.seed);
+  const auto units = models::build_vit(cfg.model);
+  std::vector<std::string> names;
+  for (const auto& u : units) names.push_back(u.name + "(" + std::to_string(u.parameter_count()) + ")");
+  // Compression is monotone: walk F up from 0 as a run would, so K can only shrink.
+  auto q = actors::plan_request(cfg, units, 0, cfg.pipeline.length);
+  auto p = runtime::make_plan(q);
+  for (int f = 1; f <= o.frozen; ++f) {
+    q = actors::plan_request(cfg, units, f, p.stages);
+    p = runtime::make_plan(q);
+  }
+  std::printf("model: ViT depth %lld dim %lld, %zu units; %d devices; planner %s%s\n", (long long)cfg.model.depth,
+              (long long)cfg.model.dim, units.size(), cfg.devices, cfg.planner.mode.c_str(),
+              cfg.elastic ? ", elastic" : ", static");
+  std::fputs(runtime::describe(p, names).c_str(), stdout);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -56,6 +86,11 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--set", t.sets, "override a config key: --set key=value (repeatable)")->take_all();
   train_cmd->add_option("--summary", t.summary, "write a JSON summary of the run to this file");
   train_cmd->footer(config_reference());
+  PlanOptions pl;
+  auto* plan_cmd = app.add_subcommand("plan", "print the AutoPipe plan for a model, the devices and a frozen count");
+  plan_cmd->add_option("--config", pl.config, "TOML job file")->check(CLI::ExistingFile);
+  plan_cmd->add_option("--set", pl.sets, "override a config key: --set key=value (repeatable)")->take_all();
+  plan_cmd->add_option("--frozen", pl.frozen, "frozen blocks F (default 0)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -63,6 +98,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (*train_cmd) return train(t);
+    if (*plan_cmd) return plan(pl);
   } catch (const InputError& e) {
     spdlog::error("{}", e.what());
     return 2;

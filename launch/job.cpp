@@ -14,10 +14,16 @@ models::TrainTest load_job_data(const runtime::DataConfig& data, uint64_t seed) 
 }
 
 runtime::TrainingSummary run_job(const runtime::JobConfig& cfg, const models::TrainTest& data) {
+  actors::CoordinatorSpec spec;
+  spec.config = cfg;
+  spec.train = std::make_shared<const models::Dataset>(data.train);
+  spec.test = std::make_shared<const models::Dataset>(data.test);
+  return run_job(std::move(spec));
+}
+
+runtime::TrainingSummary run_job(actors::CoordinatorSpec spec) {
   msg::system_config sys_cfg;
   caf::actor_system sys{sys_cfg};
-  actors::CoordinatorSpec spec{cfg, std::make_shared<const models::Dataset>(data.train),
-                               std::make_shared<const models::Dataset>(data.test)};
   auto coordinator = actors::spawn_coordinator(sys, std::move(spec));
   caf::scoped_actor self{sys};
   runtime::TrainingSummary out;

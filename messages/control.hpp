@@ -9,12 +9,21 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, EpochRecord& x) {
   return f(caf::meta::type_name("epoch_record"), x.epoch, x.train_loss, x.train_accuracy, x.test_loss,
            x.test_accuracy, x.seconds, x.train_seconds, x.samples_per_second, x.pipeline_length, x.replicas,
-           x.micro_batches, x.frozen_layers, x.stage_busy_fraction);
+           x.micro_batches, x.frozen_layers, x.stage_busy_fraction, x.samples, x.replicas_identical);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, Layout& x) {
+  return f(caf::meta::type_name("layout"), x.pipeline_length, x.micro_batches, x.replicas);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, TransitionRecord& x) {
+  return f(caf::meta::type_name("transition_record"), x.epoch, x.step, x.from, x.to, x.frozen_layers, x.seconds,
+           x.ok, x.error);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, TrainingSummary& x) {
   return f(caf::meta::type_name("training_summary"), x.final_test_accuracy, x.final_test_loss, x.total_seconds,
-           x.setup_seconds, x.steps, x.epochs, x.config);
+           x.setup_seconds, x.steps, x.epochs, x.transitions, x.config);
 }
 }  // namespace floe::runtime
 

@@ -2,6 +2,7 @@
 // Registers every message type with an actor system: a type that crosses a process must be
 // known to CAF by name (an unregistered one only fails at run time).
 #include "messages/control.hpp"
+#include "messages/freeze.hpp"
 #include "messages/training.hpp"
 
 namespace floe::msg {
@@ -15,10 +16,15 @@ inline void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<stage_task>("floe.stage_task");
   cfg.add_message_type<stage_report>("floe.stage_report");
   cfg.add_message_type<named_tensors>("floe.named_tensors");
+  cfg.add_message_type<stage_state>("floe.stage_state");
   cfg.add_message_type<replica_step>("floe.replica_step");
   cfg.add_message_type<step_report>("floe.step_report");
   cfg.add_message_type<runtime::EpochRecord>("floe.epoch_record");
+  cfg.add_message_type<runtime::Layout>("floe.layout");
+  cfg.add_message_type<runtime::TransitionRecord>("floe.transition_record");
   cfg.add_message_type<runtime::TrainingSummary>("floe.training_summary");
+  cfg.add_message_type<freeze_query>("floe.freeze_query");
+  cfg.add_message_type<freeze_decision>("floe.freeze_decision");
   cfg.add_message_type<std::vector<int64_t>>("std::vector<int64_t>");
 }
 

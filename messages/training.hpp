@@ -27,6 +27,7 @@ namespace floe::msg {
 
 using params_atom = caf::atom_constant<caf::atom("params")>;
 using grads_atom = caf::atom_constant<caf::atom("grads")>;
+using export_atom = caf::atom_constant<caf::atom("export")>;
 
 // Stage k -> stage k+1: the output of micro-batch `micro_batch` of `step`.
 struct activation {
@@ -87,10 +88,14 @@ struct stage_report {
   int64_t correct = 0;
   int64_t samples = 0;
   double busy_seconds = 0;
+  // Training steps: squared gradient norm per block of this stage (after the all-reduce).
+  std::vector<int32_t> blocks;
+  std::vector<double> block_grad_sq;
 };
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, stage_report& x) {
-  return f(caf::meta::type_name("stage_report"), x.step, x.stage, x.loss_sum, x.correct, x.samples, x.busy_seconds);
+  return f(caf::meta::type_name("stage_report"), x.step, x.stage, x.loss_sum, x.correct, x.samples, x.busy_seconds,
+           x.blocks, x.block_grad_sq);
 }
 
 // Parameters (or their gradients) of a stage, by qualified name.
@@ -103,10 +108,22 @@ typename Inspector::result_type inspect(Inspector& f, named_tensors& x) {
   return f(caf::meta::type_name("named_tensors"), x.names, x.values);
 }
 
+// Everything a stage holds, for moving its units to another stage: every parameter
+// (frozen ones too) and the AdamW state of the trainable ones ("<name>#exp_avg", ...).
+struct stage_state {
+  named_tensors parameters;
+  named_tensors optimizer;
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, stage_state& x) {
+  return f(caf::meta::type_name("stage_state"), x.parameters, x.optimizer);
+}
+
 using stage_actor = stage_peer::extend<caf::replies_to<stage_task>::with<stage_report>,
                                        caf::reacts_to<stage_links>,
                                        caf::replies_to<params_atom>::with<named_tensors>,
-                                       caf::replies_to<grads_atom>::with<named_tensors>>;
+                                       caf::replies_to<grads_atom>::with<named_tensors>,
+                                       caf::replies_to<export_atom>::with<stage_state>>;
 
 enum class split : int8_t { train = 0, test = 1 };
 
@@ -129,10 +146,13 @@ struct step_report {
   int64_t correct = 0;
   int64_t samples = 0;
   std::vector<double> stage_busy_seconds;
+  std::vector<int32_t> blocks;  // squared gradient norm per block, over all stages
+  std::vector<double> block_grad_sq;
 };
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, step_report& x) {
-  return f(caf::meta::type_name("step_report"), x.step, x.loss_sum, x.correct, x.samples, x.stage_busy_seconds);
+  return f(caf::meta::type_name("step_report"), x.step, x.loss_sum, x.correct, x.samples, x.stage_busy_seconds,
+           x.blocks, x.block_grad_sq);
 }
 
 using replica_actor = caf::typed_actor<caf::replies_to<replica_step>::with<step_report>>;

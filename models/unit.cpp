@@ -47,3 +47,20 @@ std::vector<int64_t> parameter_counts(const UnitList& units) {
 }
 
 }  // namespace floe::models
+
+namespace floe::models {
+
+void load_parameters(const UnitList& units, const std::map<std::string, torch::Tensor>& values) {
+  torch::NoGradGuard no_grad;
+  const auto names = parameter_names_of(units, 0, units.size());
+  auto params = parameters_of(units, 0, units.size());
+  for (size_t i = 0; i < params.size(); ++i) {
+    auto it = values.find(names[i]);
+    if (it == values.end()) throw std::invalid_argument("load_parameters: no value for " + names[i]);
+    if (it->second.sizes() != params[i].sizes())
+      throw std::invalid_argument("load_parameters: " + names[i] + " has another shape");
+    params[i].copy_(it->second);
+  }
+}
+
+}  // namespace floe::models

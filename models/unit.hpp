@@ -3,6 +3,7 @@
 // ordered list of units; a stage owns a contiguous range of them.
 #include <torch/torch.h>
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,5 +38,9 @@ std::vector<std::string> parameter_names_of(const UnitList& units, size_t begin,
 void copy_parameters(const UnitList& from, const UnitList& to);
 
 std::vector<int64_t> parameter_counts(const UnitList& units);
+
+// Sets every parameter from `values` by qualified name; throws std::invalid_argument naming
+// a parameter that is missing or has another shape.
+void load_parameters(const UnitList& units, const std::map<std::string, torch::Tensor>& values);
 
 }  // namespace floe::models

@@ -74,15 +74,16 @@ Entry text(std::string name, std::string help, std::string& (*ref)(JobConfig&), 
           [=](const JobConfig& c) { return ref(const_cast<JobConfig&>(c)); }};
 }
 
-Entry integer_list(std::string name, std::string help, std::vector<int>& (*ref)(JobConfig&)) {
+Entry integer_list(std::string name, std::string help, std::vector<int>& (*ref)(JobConfig&), int lo = 1) {
+  const std::string expected = lo == 1 ? "a list of positive integers, e.g. [5, 4]" : "a list of integers >= 0, e.g. [0, 2]";
   return {{name, "integer list", "", std::move(help)},
           [=](JobConfig& c, const Value& v) {
             const auto* arr = v.node.as_array();
-            if (!arr) bad(name, v, "a list of positive integers, e.g. [5, 4]");
+            if (!arr) bad(name, v, expected);
             std::vector<int> out;
             for (const auto& el : *arr) {
               auto i = el.value_exact<int64_t>();
-              if (!i || *i < 1) bad(name, v, "a list of positive integers, e.g. [5, 4]");
+              if (!i || *i < lo) bad(name, v, expected);
               out.push_back(static_cast<int>(*i));
             }
             ref(c) = out;
@@ -92,6 +93,16 @@ Entry integer_list(std::string name, std::string help, std::vector<int>& (*ref)(
             for (int x : ref(const_cast<JobConfig&>(c))) s += (s.size() > 1 ? ", " : "") + std::to_string(x);
             return s + "]";
           }};
+}
+
+Entry boolean(std::string name, std::string help, bool& (*ref)(JobConfig&)) {
+  return {{name, "boolean", "", std::move(help)},
+          [=](JobConfig& c, const Value& v) {
+            auto b = v.node.value_exact<bool>();
+            if (!b) bad(name, v, "true or false");
+            ref(c) = *b;
+          },
+          [=](const JobConfig& c) { return std::string(ref(const_cast<JobConfig&>(c)) ? "true" : "false"); }};
 }
 
 const std::vector<Entry>& entries() {
@@ -114,6 +125,14 @@ const std::vector<Entry>& entries() {
         text("pipeline.schedule", "pipeline schedule", [](C& c) -> std::string& { return c.pipeline.schedule; }, {"gpipe", "1f1b"}),
         integer_list("pipeline.partition", "units per stage, e.g. [9, 6]; empty = balanced by parameter count", [](C& c) -> std::vector<int>& { return c.pipeline.partition; }),
         integer<int>("replicas", "R: data-parallel pipeline replicas (K·R <= devices)", [](C& c) -> int& { return c.replicas; }, 1, 1024),
+        text("freeze.policy", "when layers freeze", [](C& c) -> std::string& { return c.freeze.policy; }, {"none", "schedule", "adaptive", "manual"}),
+        number("freeze.alpha", "schedule/adaptive: fraction of the active blocks that may freeze per decision", [](C& c) -> double& { return c.freeze.alpha; }, 0.0, 1.0),
+        integer<int>("freeze.interval", "epochs between freeze decisions", [](C& c) -> int& { return c.freeze.interval; }, 1, 100000),
+        integer_list("freeze.script", "manual: frozen blocks from epoch i on, e.g. [0, 2, 4]", [](C& c) -> std::vector<int>& { return c.freeze.script; }, 0),
+        boolean("elastic", "re-plan pipeline length, partition and replicas when layers freeze", [](C& c) -> bool& { return c.elastic; }),
+        text("planner.mode", "partitioner: optimal (min bottleneck) or paper (the original greedy)", [](C& c) -> std::string& { return c.planner.mode; }, {"optimal", "paper"}),
+        boolean("planner.strict", "compress only when the new bottleneck is < M_GPU(0) (Alg. 1) instead of <=", [](C& c) -> bool& { return c.planner.strict; }),
+        boolean("planner.frozen_cost", "count the frozen prefix at 1/6 of its parameters on stage 0", [](C& c) -> bool& { return c.planner.frozen_cost; }),
         number("optimizer.lr", "AdamW peak learning rate", [](C& c) -> double& { return c.optimizer.lr; }, 0.0, 10.0),
         number("optimizer.min_lr", "learning rate at the end of the cosine decay", [](C& c) -> double& { return c.optimizer.min_lr; }, 0.0, 10.0),
         number("optimizer.weight_decay", "AdamW decoupled weight decay", [](C& c) -> double& { return c.optimizer.weight_decay; }, 0.0, 10.0),
@@ -231,6 +250,13 @@ void validate(const JobConfig& c) {
            std::to_string(units) + " units");
   }
   if (c.optimizer.min_lr > c.optimizer.lr) fail("optimizer.min_lr must not exceed optimizer.lr");
+  if (c.freeze.policy == "manual" && c.freeze.script.empty())
+    fail("freeze.policy = \"manual\" needs freeze.script, e.g. [0, 2, 4]");
+  for (size_t i = 0; i < c.freeze.script.size(); ++i)
+    if (c.freeze.script[i] > c.model.depth || (i > 0 && c.freeze.script[i] < c.freeze.script[i - 1]))
+      fail("freeze.script must be non-decreasing and at most model.depth = " + std::to_string(c.model.depth));
+  if ((c.freeze.policy == "schedule" || c.freeze.policy == "adaptive") && !(c.freeze.alpha > 0 && c.freeze.alpha < 1))
+    fail("freeze.alpha must be in (0, 1) for the " + c.freeze.policy + " policy");
 }
 
 std::map<std::string, std::string> to_flat_map(const JobConfig& cfg) {

@@ -34,6 +34,19 @@ struct OptimizerConfig {
   double beta1 = 0.9, beta2 = 0.999;
 };
 
+struct FreezeConfig {
+  std::string policy = "none";  // none | schedule | adaptive | manual
+  double alpha = 1.0 / 3.0;     // at most this fraction of the active blocks freezes per decision
+  int interval = 1;             // epochs between freeze decisions
+  std::vector<int> script;      // manual: frozen blocks from epoch i on (index i)
+};
+
+struct PlannerConfig {
+  std::string mode = "optimal";     // optimal | paper
+  bool strict = false;              // compress only when M(T) < M(0) instead of <=
+  bool frozen_cost = true;          // weigh the frozen prefix by 1/6 on stage 0 (the paper's λ)
+};
+
 struct JobConfig {
   models::VitConfig model;
   DataConfig data;
@@ -41,6 +54,9 @@ struct JobConfig {
   int threads_per_device = 1;
   PipelineConfig pipeline;
   int replicas = 1;  // R
+  FreezeConfig freeze;
+  bool elastic = true;  // re-plan (K, R, partition) when layers freeze
+  PlannerConfig planner;
   OptimizerConfig optimizer;
   int64_t batch_size = 128;  // global mini-batch, split over the replicas
   int epochs = 6;

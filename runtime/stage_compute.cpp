@@ -15,21 +15,76 @@ void set_learning_rate(torch::optim::Optimizer& opt, double lr) {
   for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
 }
 
-StageCompute::StageCompute(models::UnitList units, bool first, bool last, const OptimizerConfig& opt,
-                           std::shared_ptr<LocalAllReduce> group, int rank)
-    : units_(std::move(units)), first_(first), last_(last), group_(std::move(group)), rank_(rank) {
+namespace {
+std::string state_key(const torch::Tensor& p) { return c10::guts::to_string(p.unsafeGetTensorImpl()); }
+}  // namespace
+
+StageCompute::StageCompute(models::UnitList frozen, models::UnitList units, bool first, bool last,
+                           const OptimizerConfig& opt, std::shared_ptr<LocalAllReduce> group, int rank,
+                           const NamedTensors& optimizer_state)
+    : frozen_(std::move(frozen)), units_(std::move(units)), first_(first), last_(last), group_(std::move(group)),
+      rank_(rank) {
+  for (auto& u : frozen_) {
+    u.module->eval();
+    for (auto& p : u.module->parameters()) p.set_requires_grad(false);
+  }
   params_ = models::parameters_of(units_, 0, units_.size());
   optimizer_ = make_optimizer(params_, opt);
+  if (optimizer_state.empty()) return;
+  const auto names = parameter_names();
+  for (size_t i = 0; i < params_.size(); ++i) {
+    auto step = optimizer_state.find(names[i] + "#step");
+    if (step == optimizer_state.end()) continue;  // never stepped before
+    auto st = std::make_unique<torch::optim::AdamWParamState>();
+    st->step(step->second.item<int64_t>());
+    st->exp_avg(optimizer_state.at(names[i] + "#exp_avg").clone());
+    st->exp_avg_sq(optimizer_state.at(names[i] + "#exp_avg_sq").clone());
+    optimizer_->state()[state_key(params_[i])] = std::move(st);
+  }
+}
+
+NamedTensors StageCompute::export_parameters() const {
+  NamedTensors out;
+  for (const auto* list : {&frozen_, &units_}) {
+    auto names = models::parameter_names_of(*list, 0, list->size());
+    auto params = models::parameters_of(*list, 0, list->size());
+    for (size_t i = 0; i < params.size(); ++i) out[names[i]] = params[i].detach().clone();
+  }
+  return out;
+}
+
+NamedTensors StageCompute::export_optimizer_state() const {
+  NamedTensors out;
+  const auto names = parameter_names();
+  auto& state = optimizer_->state();
+  for (size_t i = 0; i < params_.size(); ++i) {
+    auto it = state.find(state_key(params_[i]));
+    if (it == state.end()) continue;
+    const auto& st = static_cast<const torch::optim::AdamWParamState&>(*it->second);
+    out[names[i] + "#step"] = torch::tensor(st.step(), torch::kInt64);
+    out[names[i] + "#exp_avg"] = st.exp_avg().clone();
+    out[names[i] + "#exp_avg_sq"] = st.exp_avg_sq().clone();
+  }
+  return out;
+}
+
+std::map<int, double> StageCompute::block_gradient_norms_sq() const {
+  std::map<int, double> out;
+  for (const auto& u : units_)
+    for (const auto& p : u.module->parameters())
+      if (p.grad().defined()) out[u.block] += p.grad().pow(2).sum().item<double>();
+  return out;
 }
 
 void StageCompute::begin_step(bool train) {
   train_ = train;
   saved_.clear();
-  for (auto& u : units_) u.module->train(train);
+  for (auto& u : units_) u.module->train(train);  // frozen units stay in eval mode
   if (train) optimizer_->zero_grad();
 }
 
 torch::Tensor StageCompute::forward(int mb, torch::Tensor input) {
+  input = run_frozen(input);
   if (!train_) {
     torch::NoGradGuard no_grad;
     return models::forward_range(units_, 0, units_.size(), input);
@@ -43,6 +98,7 @@ torch::Tensor StageCompute::forward(int mb, torch::Tensor input) {
 }
 
 void StageCompute::forward_loss(int mb, torch::Tensor input, torch::Tensor target, double scale, LossStats& stats) {
+  input = run_frozen(input);
   if (!train_) {
     torch::NoGradGuard no_grad;
     auto logits = models::forward_range(units_, 0, units_.size(), input);
@@ -64,6 +120,12 @@ void StageCompute::forward_loss(int mb, torch::Tensor input, torch::Tensor targe
   saved_[mb] = {input, loss_sum * scale};
 }
 
+torch::Tensor StageCompute::run_frozen(torch::Tensor x) const {
+  if (frozen_.empty()) return x;
+  torch::NoGradGuard no_grad;
+  return models::forward_range(frozen_, 0, frozen_.size(), x);
+}
+
 torch::Tensor StageCompute::backward(int mb, torch::Tensor grad_output) {
   auto it = saved_.find(mb);
   if (it == saved_.end()) throw std::logic_error("backward of micro-batch " + std::to_string(mb) + " before its forward");
@@ -83,6 +145,7 @@ void StageCompute::reduce() {
 }
 
 void StageCompute::step(double lr) {
+  if (params_.empty()) return;
   set_learning_rate(*optimizer_, lr);
   optimizer_->step();
 }

@@ -18,6 +18,8 @@ std::unique_ptr<torch::optim::AdamW> make_optimizer(const std::vector<torch::Ten
                                                     const OptimizerConfig& cfg);
 void set_learning_rate(torch::optim::Optimizer& opt, double lr);
 
+using NamedTensors = std::map<std::string, torch::Tensor>;
+
 struct LossStats {
   double loss_sum = 0;  // sum of per-sample cross-entropy
   int64_t correct = 0;
@@ -26,8 +28,11 @@ struct LossStats {
 
 class StageCompute {
  public:
-  StageCompute(models::UnitList units, bool first, bool last, const OptimizerConfig& opt,
-               std::shared_ptr<LocalAllReduce> group, int rank);
+  // `frozen` units run first, in eval mode and without gradients (the frozen prefix on the
+  // pipeline's first device); `units` train. `optimizer_state` (from export_optimizer_state
+  // of the stages that held these units before) continues AdamW where it was.
+  StageCompute(models::UnitList frozen, models::UnitList units, bool first, bool last, const OptimizerConfig& opt,
+               std::shared_ptr<LocalAllReduce> group, int rank, const NamedTensors& optimizer_state = {});
 
   bool first() const { return first_; }
   bool last() const { return last_; }
@@ -47,16 +52,23 @@ class StageCompute {
   void step(double lr);
 
   std::vector<std::string> parameter_names() const;
+  // Copies of every parameter of the stage, frozen prefix included, by qualified name.
+  NamedTensors export_parameters() const;
+  // AdamW state per trainable parameter: "<name>#step", "<name>#exp_avg", "<name>#exp_avg_sq".
+  NamedTensors export_optimizer_state() const;
+  // Per block (unit.block), the squared L2 norm of this step's reduced gradients.
+  std::map<int, double> block_gradient_norms_sq() const;
   std::vector<torch::Tensor> parameters() const { return params_; }
   std::vector<torch::Tensor> gradients() const;
 
  private:
-  models::UnitList units_;
+  models::UnitList frozen_, units_;
   bool first_, last_, train_ = true;
   std::vector<torch::Tensor> params_;
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::shared_ptr<LocalAllReduce> group_;
   int rank_;
+  torch::Tensor run_frozen(torch::Tensor x) const;
   struct Saved {
     torch::Tensor input, output;
   };

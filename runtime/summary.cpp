@@ -33,7 +33,20 @@ std::string to_json(const TrainingSummary& s, int indent) {
                            {"replicas", e.replicas},
                            {"micro_batches", e.micro_batches},
                            {"frozen_layers", e.frozen_layers},
-                           {"stage_busy_fraction", e.stage_busy_fraction}});
+                           {"stage_busy_fraction", e.stage_busy_fraction},
+                           {"samples", e.samples}});
+    if (e.replicas_identical >= 0) j["epochs"].back()["replicas_identical"] = e.replicas_identical == 1;
+  }
+  auto layout = [](const Layout& l) {
+    return nlohmann::json{{"K", l.pipeline_length}, {"M", l.micro_batches}, {"R", l.replicas}};
+  };
+  j["transitions"] = nlohmann::json::array();
+  for (const auto& t : s.transitions) {
+    nlohmann::json tj{{"epoch", t.epoch},     {"step", t.step},       {"from", layout(t.from)},
+                      {"to", layout(t.to)},   {"frozen_layers", t.frozen_layers}, {"seconds", t.seconds},
+                      {"ok", t.ok}};
+    if (!t.ok) tj["error"] = t.error;
+    j["transitions"].push_back(tj);
   }
   j["config"] = s.config;
   return j.dump(indent);

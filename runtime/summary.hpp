@@ -21,6 +21,23 @@ struct EpochRecord {
   int micro_batches = 0;
   int frozen_layers = 0;
   std::vector<double> stage_busy_fraction;  // per pipeline position, averaged over replicas
+  int64_t samples = 0;                      // training samples used this epoch
+  int replicas_identical = -1;              // -1 not checked; 1 all replicas bit-identical at epoch end
+};
+
+struct Layout {
+  int pipeline_length = 0, micro_batches = 0, replicas = 0;
+};
+
+// A live re-plan after a freeze decision (or its failure, after which the old plan stays).
+struct TransitionRecord {
+  int epoch = 0;       // the first epoch on the new plan
+  int64_t step = 0;    // global step at which it happened
+  Layout from, to;
+  int frozen_layers = 0;
+  double seconds = 0;
+  bool ok = true;
+  std::string error;
 };
 
 struct TrainingSummary {
@@ -30,6 +47,7 @@ struct TrainingSummary {
   double setup_seconds = 0;
   int64_t steps = 0;
   std::vector<EpochRecord> epochs;
+  std::vector<TransitionRecord> transitions;
   std::map<std::string, std::string> config;
 };
 

@@ -1,0 +1,31 @@
+#pragma once
+// The freeze protocol: coordinator -> freeze controller at each freeze decision point.
+#include <caf/all.hpp>
+
+#include <vector>
+
+namespace floe::msg {
+
+struct freeze_query {
+  int32_t epoch = 0;       // the epoch about to start
+  int64_t step = 0;        // global optimizer steps so far
+  int32_t frozen = 0;      // blocks frozen now
+  int32_t layers = 0;      // blocks in the model
+  std::vector<double> grad_norms;  // per block, accumulated over the last interval (empty: none)
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, freeze_query& x) {
+  return f(caf::meta::type_name("freeze_query"), x.epoch, x.step, x.frozen, x.layers, x.grad_norms);
+}
+
+struct freeze_decision {
+  int32_t frozen = 0;
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, freeze_decision& x) {
+  return f(caf::meta::type_name("freeze_decision"), x.frozen);
+}
+
+using freeze_controller_actor = caf::typed_actor<caf::replies_to<freeze_query>::with<freeze_decision>>;
+
+}  // namespace floe::msg

@@ -1,0 +1,129 @@
+// Live transitions: as blocks freeze the pipeline shortens, replicas spawn on freed devices,
+// and training continues with every weight, optimizer state and sample accounted for.
+#include <torch/torch.h>
+
+#include "launch/job.hpp"
+#include "runtime/errors.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace floe;
+
+namespace {
+
+runtime::JobConfig tiny_elastic_job(int devices) {
+  auto cfg = runtime::load_job_config(
+      "", {"data.dataset=synthetic", "model.depth=4", "model.dim=16", "model.heads=2", "model.patch=7",
+           "batch_size=64", "optimizer.warmup=4", "pipeline.micro_batches=4"});
+  cfg.devices = devices;
+  cfg.pipeline.length = devices;
+  cfg.planner.frozen_cost = false;  // compress as eagerly as the original
+  return cfg;
+}
+
+actors::CoordinatorSpec spec_for(const runtime::JobConfig& cfg, int64_t train_size) {
+  auto data = models::make_synthetic(train_size, 256, 10, 5);
+  actors::CoordinatorSpec spec;
+  spec.config = cfg;
+  spec.train = std::make_shared<const models::Dataset>(data.train);
+  spec.test = std::make_shared<const models::Dataset>(data.test);
+  spec.verify_replicas = true;
+  return spec;
+}
+
+}  // namespace
+
+TEST_CASE("freezing step by step on 8 devices shortens the pipeline and multiplies replicas", "[elastic]") {
+  auto cfg = tiny_elastic_job(8);
+  cfg.epochs = 5;
+  cfg.freeze.policy = "manual";
+  cfg.freeze.script = {0, 1, 2, 3, 4};
+  auto s = launch::run_job(spec_for(cfg, 1000));
+
+  REQUIRE(s.epochs.size() == 5);
+  std::vector<int> ks;
+  for (size_t e = 0; e < s.epochs.size(); ++e) {
+    const auto& r = s.epochs[e];
+    INFO("epoch " << e << " K=" << r.pipeline_length << " R=" << r.replicas << " F=" << r.frozen_layers);
+    ks.push_back(r.pipeline_length);
+    CHECK(r.frozen_layers == cfg.freeze.script[e]);
+    CHECK(r.samples == 1000);                      // every sample, once, whatever R is
+    CHECK(r.replicas_identical == 1);              // all-reduce kept the replicas in lockstep
+    CHECK(r.pipeline_length * r.replicas <= 8);
+    if (e > 0) {
+      CHECK(r.pipeline_length <= s.epochs[e - 1].pipeline_length);
+      CHECK(r.train_loss < s.epochs[e - 1].train_loss * 1.1);  // no jump: head, optimizer and LR carried over
+    }
+  }
+  CHECK(ks.front() == 8);
+  CHECK(ks.back() == 1);
+  CHECK(s.epochs.back().replicas == 8);
+  int changes = 0;
+  for (const auto& t : s.transitions) {
+    CHECK(t.ok);
+    CHECK(t.seconds < 5.0);
+    if (t.to.pipeline_length != t.from.pipeline_length) ++changes;
+    CHECK(t.to.replicas == 8 / t.to.pipeline_length);
+  }
+  CHECK(changes >= 2);
+}
+
+TEST_CASE("a transition that fails midway leaves training running on the old plan", "[elastic]") {
+  auto cfg = tiny_elastic_job(4);
+  cfg.epochs = 3;
+  cfg.freeze.policy = "manual";
+  cfg.freeze.script = {0, 4};  // everything but the head freezes after epoch 1: K 4 -> 1
+  auto spec = spec_for(cfg, 512);
+  int faults = 0;
+  spec.transition_fault = [&faults](const std::string& phase) {
+    if (phase == "spawn" && faults++ == 0) throw std::runtime_error("injected: device lost while spawning");
+  };
+  auto s = launch::run_job(spec);
+  REQUIRE(s.epochs.size() == 3);
+  REQUIRE(s.transitions.size() == 2);
+  CHECK_FALSE(s.transitions[0].ok);
+  CHECK_THAT(s.transitions[0].error, Catch::Contains("injected"));
+  CHECK(s.epochs[1].pipeline_length == 4);  // the old plan went on
+  CHECK(s.epochs[1].frozen_layers == 0);
+  CHECK(s.epochs[1].replicas_identical == 1);
+  CHECK(s.transitions[1].ok);  // the next decision point retried and succeeded
+  CHECK(s.epochs[2].pipeline_length == 1);
+  CHECK(s.epochs[2].replicas == 4);
+  CHECK(s.epochs[2].frozen_layers == 4);
+}
+
+TEST_CASE("a user freeze policy plugs into the freeze controller", "[elastic]") {
+  // One more block per decision, whatever the gradients say.
+  struct OneMore : runtime::FreezePolicy {
+    int decide(const runtime::FreezeObservation& o) override { return std::min(o.frozen + 1, o.layers); }
+    std::string name() const override { return "one-more"; }
+  };
+  auto cfg = tiny_elastic_job(2);
+  cfg.epochs = 3;
+  cfg.elastic = false;  // freeze only: K and R stay
+  auto spec = spec_for(cfg, 256);
+  spec.freeze_policy = [] { return std::make_unique<OneMore>(); };
+  auto s = launch::run_job(spec);
+  REQUIRE(s.epochs.size() == 3);
+  for (int e = 0; e < 3; ++e) {
+    CHECK(s.epochs[e].frozen_layers == e);
+    CHECK(s.epochs[e].pipeline_length == 2);
+    CHECK(s.epochs[e].replicas == 1);
+  }
+}
+
+TEST_CASE("the adaptive policy freezes from measured gradient norms", "[elastic]") {
+  auto cfg = tiny_elastic_job(2);
+  cfg.epochs = 4;
+  cfg.freeze.policy = "adaptive";
+  cfg.freeze.alpha = 0.5;
+  auto s = launch::run_job(spec_for(cfg, 512));
+  REQUIRE(s.epochs.size() == 4);
+  for (size_t e = 1; e < s.epochs.size(); ++e) {
+    CHECK(s.epochs[e].frozen_layers >= s.epochs[e - 1].frozen_layers);
+    // α-bounded: at most half of the active blocks (at least one) per decision
+    const int active = 4 - s.epochs[e - 1].frozen_layers;
+    CHECK(s.epochs[e].frozen_layers - s.epochs[e - 1].frozen_layers <= std::max(1, active / 2));
+  }
+  CHECK(s.epochs.back().frozen_layers > 0);
+}
