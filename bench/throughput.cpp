@@ -70,7 +70,7 @@ int main(int argc, char** argv) {
   app.add_option("--set", sets, "override a config key")->take_all();
   app.add_option("--json", json_out, "write the results as JSON");
   CLI11_PARSE(app, argc, argv);
-  try {
+  return exit_code_of([&] {
     spdlog::set_level(spdlog::level::warn);
     auto cfg = runtime::load_job_config(config, sets);
     cfg.data.subset = steps * cfg.batch_size;
@@ -108,12 +108,6 @@ int main(int argc, char** argv) {
       j["layouts"].push_back({{"K", l[0]}, {"M", l[1]}, {"R", l[2]}, {"samples_per_second", sps}});
     }
     if (!json_out.empty()) runtime::write_file_atomic(json_out, j.dump(2) + "\n");
-  } catch (const InputError& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 2;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 1;
-  }
-  return 0;
+    return 0;
+  });
 }

@@ -96,17 +96,10 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  try {
+  return exit_code_of([&] {
     if (*train_cmd) return train(t);
-    if (*plan_cmd) return plan(pl);
-  } catch (const InputError& e) {
-    spdlog::error("{}", e.what());
-    return 2;
-  } catch (const std::exception& e) {
-    spdlog::error("{}", e.what());
-    return 1;
-  }
-  return 0;
+    return plan(pl);
+  });
 }
 
 }  // namespace floe::launch

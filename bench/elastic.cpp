@@ -1,0 +1,119 @@
+// bench/elastic: the paper's comparison, measured side by side in one run on this machine.
+// Same model, data, epochs and seed for every row:
+//   baseline          static K=2 pipeline, no freezing (PipeTransformer's "Pipe + DDP" baseline)
+//   freeze only       schedule freezing, static plan (frozen prefix moves, K and R stay)
+//   elastic schedule  freezing by the α schedule with AutoPipe + AutoDP (live transitions)
+//   elastic adaptive  freezing by gradient norms with AutoPipe + AutoDP
+// Prints total and per-epoch time, final accuracy, time to reach the target accuracy and
+// the speedup of each row over the baseline; then a 4-device run showing K 4 -> 2 -> 1.
+// Usage: elastic [--config FILE] [--set key=value]... [--rows a,b,...] [--json out.json]
+#include "launch/job.hpp"
+#include "runtime/errors.hpp"
+#include "runtime/summary.hpp"
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <sstream>
+
+using namespace floe;
+
+namespace {
+
+struct Row {
+  std::string name;
+  std::vector<std::string> sets;
+};
+
+double time_to(const runtime::TrainingSummary& s, double target) {
+  double t = 0;
+  for (const auto& e : s.epochs) {
+    t += e.seconds;
+    if (e.test_accuracy >= target) return t;
+  }
+  return -1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"floe elastic benchmark: static pipeline vs. freezing with live re-planning, side by side"};
+  std::string config, json_out, rows_arg = "baseline,elastic-schedule,elastic-adaptive";
+  std::vector<std::string> sets;
+  double target = 0.88;
+  bool four = true;
+  app.add_option("--config", config, "TOML job file (default: the demo's job)")->check(CLI::ExistingFile);
+  app.add_option("--set", sets, "override a config key for every row")->take_all();
+  app.add_option("--rows", rows_arg, "rows to run, comma separated");
+  app.add_option("--target", target, "test accuracy for the time-to-accuracy column");
+  app.add_flag("!--no-four-devices", four, "skip the 4-device K 4->2->1 run");
+  app.add_option("--json", json_out, "write all results as JSON");
+  CLI11_PARSE(app, argc, argv);
+  const std::vector<Row> all{
+      {"baseline", {"freeze.policy=none", "elastic=false"}},
+      {"freeze-only", {"freeze.policy=schedule", "elastic=false"}},
+      {"elastic-schedule", {"freeze.policy=schedule", "elastic=true"}},
+      {"elastic-adaptive", {"freeze.policy=adaptive", "elastic=true"}},
+  };
+  return exit_code_of([&] {
+    spdlog::set_level(spdlog::level::warn);
+    auto base_cfg = runtime::load_job_config(config, sets);
+    const auto data = launch::load_job_data(base_cfg.data, base_cfg.seed);
+    nlohmann::json j{{"rows", nlohmann::json::array()}};
+    std::vector<std::pair<std::string, runtime::TrainingSummary>> results;
+    for (const auto& row : all) {
+      if (("," + rows_arg + ",").find("," + row.name + ",") == std::string::npos) continue;
+      auto overrides = sets;
+      overrides.insert(overrides.end(), row.sets.begin(), row.sets.end());
+      const auto cfg = runtime::load_job_config(config, overrides);
+      std::fprintf(stderr, "running %s ...\n", row.name.c_str());
+      auto s = launch::run_job(cfg, data);
+      std::ostringstream line;
+      for (const auto& e : s.epochs)
+        line << "  e" << e.epoch + 1 << " " << int(e.seconds) << "s K" << e.pipeline_length << "R" << e.replicas << "F"
+             << e.frozen_layers << " " << 100 * e.test_accuracy << "%";
+      std::fprintf(stderr, "%s:%s\n", row.name.c_str(), line.str().c_str());
+      results.emplace_back(row.name, s);
+      j["rows"].push_back(nlohmann::json::parse(runtime::to_json(s, -1)));
+      j["rows"].back()["name"] = row.name;
+    }
+    if (results.empty()) throw InputError("--rows " + rows_arg + ": no known row (baseline, freeze-only, elastic-schedule, elastic-adaptive)");
+    const auto& base = results.front().second;
+    std::printf("\n%-18s %9s %9s %11s %10s %9s %13s\n", "row", "total s", "train s", "final acc", "t->target",
+                "speedup", "vs base acc");
+    for (const auto& [name, s] : results) {
+      double train = 0;
+      for (const auto& e : s.epochs) train += e.train_seconds;
+      const double tt = time_to(s, target);
+      std::printf("%-18s %9.1f %9.1f %10.2f%% %10s %8.2fx %+12.2f\n", name.c_str(), s.total_seconds, train,
+                  100 * s.final_test_accuracy, tt < 0 ? "never" : (std::to_string(int(tt)) + "s").c_str(),
+                  base.total_seconds / s.total_seconds, 100 * (s.final_test_accuracy - base.final_test_accuracy));
+    }
+    std::printf("\nper-epoch seconds (K, R, frozen blocks):\n");
+    for (const auto& [name, s] : results) {
+      std::printf("  %-18s", name.c_str());
+      for (const auto& e : s.epochs)
+        std::printf(" %6.1f(K%dR%dF%d)", e.seconds, e.pipeline_length, e.replicas, e.frozen_layers);
+      std::printf("\n");
+    }
+    if (four) {
+      auto overrides = sets;
+      for (auto s : {"devices=4", "pipeline.length=4", "replicas=1", "freeze.policy=schedule", "elastic=true",
+                     "data.subset=6000", "data.test_subset=2000"})
+        overrides.push_back(s);
+      const auto cfg = runtime::load_job_config(config, overrides);
+      auto subset = launch::load_job_data(cfg.data, cfg.seed);
+      auto s = launch::run_job(cfg, subset);
+      std::printf("\n4 devices (6000-sample subset), schedule freezing: transitions\n");
+      for (const auto& t : s.transitions)
+        std::printf("  before epoch %d: F=%d  K %d->%d  M %d->%d  R %d->%d  %.3fs%s\n", t.epoch + 1, t.frozen_layers,
+                    t.from.pipeline_length, t.to.pipeline_length, t.from.micro_batches, t.to.micro_batches,
+                    t.from.replicas, t.to.replicas, t.seconds, t.ok ? "" : (" FAILED: " + t.error).c_str());
+      j["four_devices"] = nlohmann::json::parse(runtime::to_json(s, -1));
+    }
+    if (!json_out.empty()) runtime::write_file_atomic(json_out, j.dump(2) + "\n");
+    return 0;
+  });
+}
