@@ -59,7 +59,7 @@ struct JobConfig {
   PlannerConfig planner;
   OptimizerConfig optimizer;
   int64_t batch_size = 128;  // global mini-batch, split over the replicas
-  int epochs = 6;
+  int epochs = 5;
   uint64_t seed = 42;
   int64_t log_interval = 50;  // steps between progress lines (when not a terminal)
 };

@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <sstream>
 #include <sys/wait.h>
 
 namespace {
@@ -95,4 +97,25 @@ TEST_CASE("a small pipelined, data-parallel job trains end to end and writes its
   CHECK(j["epochs"][1]["replicas"] == 2);
   CHECK(j["epochs"][1]["pipeline_length"] == 2);
   std::filesystem::remove(out);
+}
+
+TEST_CASE("docs/config.md documents every config key that floe accepts", "[cli][docs]") {
+  auto r = floe("train --help");
+  REQUIRE(r.code == 0);
+  std::ifstream doc(std::string(FLOE_SOURCE_DIR) + "/docs/config.md");
+  const std::string text((std::istreambuf_iterator<char>(doc)), std::istreambuf_iterator<char>());
+  REQUIRE(!text.empty());
+  std::istringstream lines(r.output.substr(r.output.find("Configuration keys")));
+  std::string line;
+  std::getline(lines, line);
+  int keys = 0;
+  while (std::getline(lines, line)) {
+    std::istringstream words(line);
+    std::string key;
+    if (!(words >> key)) continue;
+    INFO("key " << key);
+    CHECK(text.find("`" + key + "`") != std::string::npos);
+    ++keys;
+  }
+  CHECK(keys >= 30);
 }
