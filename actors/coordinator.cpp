@@ -1,6 +1,8 @@
 #include "actors/coordinator.hpp"
 
+#include "actors/cache.hpp"
 #include "actors/freeze_controller.hpp"
+#include "runtime/errors.hpp"
 #include "runtime/lr_schedule.hpp"
 #include "runtime/progress.hpp"
 #include "runtime/sampler.hpp"
@@ -8,6 +10,8 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
 #include <numeric>
 
 namespace floe::actors {
@@ -40,6 +44,10 @@ struct CoordinatorState {
   runtime::Plan plan;
   std::vector<PipelineHandles> pipelines;
   msg::freeze_controller_actor freezer;
+  bool grad_norms = false;  // the freeze policy reads per-block gradient norms
+  std::shared_ptr<runtime::ActivationCache> cache;  // AutoCache of this node, or none
+  msg::cache_actor cacher;
+  runtime::CacheStats cache_before;  // at the start of the epoch
   runtime::WarmupCosine lr;
   std::vector<int64_t> order;  // this epoch's sample order
   int epoch = 0;
@@ -61,10 +69,15 @@ int replicas(coord_ptr self) { return static_cast<int>(self->state.pipelines.siz
 
 runtime::Layout layout_of(const runtime::Plan& p) { return {p.stages, p.micro_batches, p.replicas}; }
 
-void fail(coord_ptr self, caf::error err) {
-  spdlog::error("training stopped: {}", self->system().render(err));
+void stop_helpers(coord_ptr self) {
   shutdown(self->state.pipelines);
   anon_send_exit(self->state.freezer, caf::exit_reason::user_shutdown);
+  if (self->state.cacher) anon_send_exit(self->state.cacher, caf::exit_reason::user_shutdown);
+}
+
+void fail(coord_ptr self, caf::error err) {
+  spdlog::error("training stopped: {}", self->system().render(err));
+  stop_helpers(self);
   self->state.promise.deliver(std::move(err));
   self->quit();
 }
@@ -79,7 +92,8 @@ void dispatch(coord_ptr self, bool train, double lr, const std::vector<int64_t>&
   auto failed = std::make_shared<bool>(false);
   const int64_t global = std::min<int64_t>(batch, static_cast<int64_t>(order.size()) - step * batch);
   for (int i = 0; i < r; ++i) {
-    msg::replica_step rs{step, train, lr, runtime::shard_of_step(order, step, batch, i, r), global};
+    msg::replica_step rs{step, train, lr, runtime::shard_of_step(order, step, batch, i, r), global,
+                         train && self->state.grad_norms, self->state.epoch};
     self->request(self->state.pipelines[i].replica, caf::infinite, std::move(rs))
         .then(
             [=](msg::step_report& rep) {
@@ -164,11 +178,31 @@ std::vector<PipelineHandles> build_pipelines(coord_ptr self, const runtime::Plan
   }
   PipelineLayout layout{plan.units_per_stage, plan.replicas, plan.micro_batches,
                         runtime::parse_schedule_kind(c.pipeline.schedule), c.threads_per_device,
-                        st.spec.detached_stages, plan.frozen_units};
+                        st.spec.detached_stages, plan.frozen_units, st.cache, c.data.augment == "flip", c.seed};
   return spawn_pipelines(self->system(), layout, models, c.optimizer, st.spec.train, st.spec.test, optimizer);
 }
 
 void begin_epoch(coord_ptr self);
+
+runtime::CacheLimits cache_limits(const runtime::CacheConfig& c) {
+  runtime::CacheLimits l;
+  l.memory_budget = runtime::parse_size(c.budget, runtime::host_memory_bytes());
+  l.disk_budget = runtime::parse_size(c.disk_budget, 0);
+  l.dir = c.dir;
+  if (l.dir.empty()) {
+    const char* tmp = std::getenv("TMPDIR");
+    l.dir = std::string(tmp && *tmp ? tmp : "/tmp") + "/floe-cache";
+  }
+  if (!c.disk_budget.empty() && c.disk_budget.back() == '%') {  // a share of the folder's free space
+    std::error_code ec;
+    std::filesystem::create_directories(l.dir, ec);
+    const auto space = std::filesystem::space(l.dir, ec);
+    l.disk_budget = ec ? 0 : runtime::parse_size(c.disk_budget, static_cast<int64_t>(space.available));
+  }
+  spdlog::info("cache: memory budget {:.0f} MiB, disk budget {:.0f} MiB in {}", l.memory_budget / 1048576.0,
+               l.disk_budget / 1048576.0, l.dir);
+  return l;
+}
 
 // A transition is a transaction: the old pipelines keep running until the new ones exist;
 // any failure before the switch leaves training on the old plan, with the reason recorded.
@@ -218,7 +252,10 @@ void transition(coord_ptr self, runtime::Plan next) {
         spdlog::info("transition: F={} blocks frozen; K {}->{}, M {}->{}, R {}->{} in {:.3f}s", r.frozen_layers,
                      r.from.pipeline_length, r.to.pipeline_length, r.from.micro_batches, r.to.micro_batches,
                      r.from.replicas, r.to.replicas, r.seconds);
-        begin_epoch(self);
+        if (!s.cacher) return begin_epoch(self);
+        // The cache learns the new frozen boundary before the new stages read it.
+        self->request(s.cacher, std::chrono::seconds(60), msg::cache_level{next.frozen_units})
+            .then([=]() { begin_epoch(self); }, [=](caf::error& e) { fail(self, e); });
       },
       [=](const std::string& why) { abort("export: " + why); });
 }
@@ -227,7 +264,9 @@ void transition(coord_ptr self, runtime::Plan next) {
 void next_epoch(coord_ptr self) {
   auto& st = self->state;
   const auto& c = st.spec.config;
-  if (st.epoch % c.freeze.interval != 0 || st.plan.frozen_blocks >= c.model.depth) return begin_epoch(self);
+  if (st.epoch < c.freeze.start || (st.epoch - c.freeze.start) % c.freeze.interval != 0 ||
+      st.plan.frozen_blocks >= c.model.depth)
+    return begin_epoch(self);
   msg::freeze_query q{st.epoch, st.global_step, st.plan.frozen_blocks, static_cast<int32_t>(c.model.depth), {}};
   for (double sq : st.block_grad_sq) q.grad_norms.push_back(std::sqrt(sq));
   std::fill(st.block_grad_sq.begin(), st.block_grad_sq.end(), 0.0);
@@ -252,8 +291,7 @@ void finish(coord_ptr self) {
     st.summary.final_test_accuracy = st.summary.epochs.back().test_accuracy;
     st.summary.final_test_loss = st.summary.epochs.back().test_loss;
   }
-  shutdown(st.pipelines);
-  anon_send_exit(st.freezer, caf::exit_reason::user_shutdown);
+  stop_helpers(self);
   st.promise.deliver(st.summary);
   self->quit();
 }
@@ -289,19 +327,38 @@ void end_epoch(coord_ptr self) {
     else
       finish(self);
   };
-  if (!st.spec.verify_replicas) return advance(rec);
-  std::vector<int> all(replicas(self));
-  std::iota(all.begin(), all.end(), 0);
-  collect_states(
-      self, all,
-      [=](std::vector<msg::stage_state>& states) {
-        auto r = rec;
-        r.replicas_identical = 1;
-        for (size_t i = 1; i < states.size(); ++i)
-          if (!identical(states[0], states[i])) r.replicas_identical = 0;
-        advance(r);
-      },
-      [=](const std::string& why) { fail(self, caf::make_error(caf::sec::runtime_error, why)); });
+  auto verify = [=](runtime::EpochRecord rec) {
+    auto& s = self->state;
+    if (!s.spec.verify_replicas) return advance(rec);
+    std::vector<int> all(replicas(self));
+    std::iota(all.begin(), all.end(), 0);
+    collect_states(
+        self, all,
+        [=](std::vector<msg::stage_state>& states) {
+          auto r = rec;
+          r.replicas_identical = 1;
+          for (size_t i = 1; i < states.size(); ++i)
+            if (!identical(states[0], states[i])) r.replicas_identical = 0;
+          advance(r);
+        },
+        [=](const std::string& why) { fail(self, caf::make_error(caf::sec::runtime_error, why)); });
+  };
+  if (!st.cacher) return verify(rec);
+  self->request(st.cacher, std::chrono::seconds(60), msg::cache_stats_atom::value)
+      .then(
+          [=](runtime::CacheStats& now) {
+            auto r = rec;
+            r.cached = true;
+            r.cache = runtime::cache_delta(now, self->state.cache_before);
+            self->state.cache_before = now;
+            if (r.cache.hits + r.cache.misses + r.cache.advanced > 0)
+              spdlog::info("cache: {} hits, {} advanced, {} computed, {} not admitted; {:.0f} MiB in memory, {:.0f} MiB "
+                           "on disk",
+                           r.cache.hits, r.cache.advanced, r.cache.misses, r.cache.rejected,
+                           r.cache.memory_bytes / 1048576.0, r.cache.disk_bytes / 1048576.0);
+            verify(r);
+          },
+          [=](caf::error& e) { fail(self, e); });
 }
 
 void eval_step(coord_ptr self) {
@@ -374,9 +431,18 @@ msg::coordinator_actor::behavior_type coordinator_behavior(coord_ptr self, Coord
         const auto names = models::parameter_names_of(s.model, 0, s.model.size());
         const auto params = models::parameters_of(s.model, 0, s.model.size());
         for (size_t i = 0; i < params.size(); ++i) initial[names[i]] = params[i].detach();
+        if (c.cache.enabled) {
+          try {
+            s.cache = std::make_shared<runtime::ActivationCache>(cache_limits(c.cache));
+          } catch (const std::invalid_argument& e) {
+            throw InputError(std::string("config: cache.dir: ") + e.what());
+          }
+          s.cacher = spawn_cache(self->system(), s.cache);
+        }
         s.pipelines = build_pipelines(self, s.plan, initial, {});
-        s.freezer = spawn_freeze_controller(self->system(),
-                                            s.spec.freeze_policy ? s.spec.freeze_policy() : make_configured_policy(c));
+        auto policy = s.spec.freeze_policy ? s.spec.freeze_policy() : make_configured_policy(c);
+        s.grad_norms = policy->uses_gradient_norms();
+        s.freezer = spawn_freeze_controller(self->system(), std::move(policy));
         s.block_grad_sq.assign(static_cast<size_t>(c.model.depth), 0.0);
         s.steps_in_epoch = runtime::steps_per_epoch(s.spec.train->size(), c.batch_size);
         s.lr = {c.optimizer.lr, c.optimizer.min_lr, c.optimizer.warmup, s.steps_in_epoch * c.epochs};

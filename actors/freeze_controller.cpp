@@ -28,6 +28,7 @@ std::unique_ptr<runtime::FreezePolicy> make_configured_policy(const runtime::Job
   runtime::FreezePolicyConfig pc;
   pc.layers = static_cast<int>(cfg.model.depth);
   std::tie(pc.alpha_num, pc.alpha_den) = as_fraction(cfg.freeze.alpha);
+  pc.start = cfg.freeze.start;
   for (size_t i = 0; i < cfg.freeze.script.size(); ++i) pc.script.emplace_back(static_cast<long>(i), cfg.freeze.script[i]);
   try {
     return runtime::make_freeze_policy(cfg.freeze.policy, pc);

@@ -37,9 +37,16 @@ msg::replica_actor::behavior_type replica_behavior(msg::replica_actor::stateful_
         const auto& data = rs.train ? *sp.train : *sp.test;
         auto uids = torch::tensor(rs.uids, torch::kInt64);
         auto batch = models::gather(data, uids);
+        if (rs.train && sp.flip) {
+          std::vector<uint8_t> flip;
+          for (auto uid : rs.uids) flip.push_back(runtime::flip_of(sp.seed, rs.epoch, uid));
+          auto mask = torch::tensor(flip, torch::kBool).view({n, 1, 1, 1});
+          batch.x = torch::where(mask, batch.x.flip({3}), batch.x);
+        }
         const int m = static_cast<int>(std::min<int64_t>(sp.micro_batches, n));
         const auto sizes = runtime::split_sizes(n, m);
         const auto xs = batch.x.split_with_sizes(sizes), ys = batch.y.split_with_sizes(sizes);
+        const auto ids = uids.split_with_sizes(sizes);
         const auto schedule = rs.train ? runtime::make_schedule(sp.schedule, k, m) : runtime::forward_only_schedule(k, m);
         join->pending = k;
         for (int s = 0; s < k; ++s) {
@@ -49,8 +56,11 @@ msg::replica_actor::behavior_type replica_behavior(msg::replica_actor::stateful_
           task.lr = rs.lr;
           task.loss_scale = 1.0 / double(rs.global_samples > 0 ? rs.global_samples : n);
           task.program = schedule[s];
-          if (s == 0)
+          task.grad_norms = rs.grad_norms;
+          if (s == 0) {
             for (auto& x : xs) task.inputs.push_back({x});
+            for (auto& u : ids) task.uids.push_back({u});
+          }
           if (s == k - 1)
             for (auto& y : ys) task.targets.push_back({y});
           self->request(sp.stages[s], caf::infinite, std::move(task))
@@ -112,6 +122,7 @@ std::vector<PipelineHandles> spawn_pipelines(caf::actor_system& sys, const Pipel
       spec.optimizer = optimizer;
       spec.reduce_group = groups[s];
       spec.threads = layout.threads_per_device;
+      if (s == 0) spec.cache = layout.cache;
       p.stages.push_back(spawn_stage(sys, std::move(spec), layout.detached));
     }
     for (int s = 0; s < k; ++s) {
@@ -120,7 +131,7 @@ std::vector<PipelineHandles> spawn_pipelines(caf::actor_system& sys, const Pipel
       if (s + 1 < k) links.next = p.stages[s + 1];
       caf::anon_send(p.stages[s], links);
     }
-    p.replica = spawn_replica(sys, {r, p.stages, train, test, layout.micro_batches, layout.schedule});
+    p.replica = spawn_replica(sys, {r, p.stages, train, test, layout.micro_batches, layout.schedule, layout.flip, layout.seed});
     out.push_back(std::move(p));
   }
   return out;

@@ -13,6 +13,8 @@ struct ReplicaSpec {
   std::shared_ptr<const models::Dataset> train, test;
   int micro_batches = 1;
   runtime::ScheduleKind schedule = runtime::ScheduleKind::gpipe;
+  bool flip = false;  // data.augment = "flip" on training steps
+  uint64_t seed = 0;
 };
 
 msg::replica_actor spawn_replica(caf::actor_system& sys, ReplicaSpec spec);
@@ -31,6 +33,9 @@ struct PipelineLayout {
   int threads_per_device = 1;
   bool detached = true;  // false: on the scheduler (deterministic tests)
   int frozen_units = 0;  // prefix run without gradients on each pipeline's first stage
+  std::shared_ptr<runtime::ActivationCache> cache;  // the node's AutoCache for the frozen prefix, or none
+  bool flip = false;  // random horizontal flips of training samples
+  uint64_t seed = 0;
 };
 
 // Spawns R replicas of K stages. `models` holds one unit list per replica, with equal

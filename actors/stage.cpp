@@ -50,10 +50,13 @@ bool run_ready(stage_ptr self) {
       auto in = c.first() ? std::optional<torch::Tensor>(task.inputs.at(a.micro_batch).t)
                           : take(st.activations, task.step, a.micro_batch);
       if (!in) return false;
+      const auto uids = c.first() && a.micro_batch < static_cast<int>(task.uids.size())
+                            ? task.uids[a.micro_batch].t
+                            : torch::Tensor();
       if (c.last()) {
-        c.forward_loss(a.micro_batch, *in, task.targets.at(a.micro_batch).t, task.loss_scale, st.stats);
+        c.forward_loss(a.micro_batch, *in, task.targets.at(a.micro_batch).t, task.loss_scale, st.stats, uids);
       } else {
-        auto out = c.forward(a.micro_batch, *in);
+        auto out = c.forward(a.micro_batch, *in, uids);
         self->send(st.links.next, msg::activation{task.step, a.micro_batch, {out}});
       }
     } else if (a.kind == ActionKind::backward) {
@@ -84,7 +87,7 @@ void advance(stage_ptr self) {
     if (!run_ready(self)) return;
     msg::stage_report rep{st.task->step, st.spec.index, st.stats.loss_sum, st.stats.correct, st.stats.samples,
                           st.busy, {}, {}};
-    if (st.task->train)
+    if (st.task->train && st.task->grad_norms)
       for (const auto& [block, sq] : st.compute->block_gradient_norms_sq()) {
         rep.blocks.push_back(block);
         rep.block_grad_sq.push_back(sq);
@@ -105,7 +108,8 @@ msg::stage_actor::behavior_type stage_behavior(stage_ptr self, StageSpec spec) {
   auto& st = self->state;
   const bool first = spec.index == 0, last = spec.index == spec.count - 1;
   st.compute = std::make_unique<runtime::StageCompute>(spec.frozen, spec.units, first, last, spec.optimizer,
-                                                       spec.reduce_group, spec.replica, spec.optimizer_state);
+                                                       spec.reduce_group, spec.replica, spec.optimizer_state,
+                                                       spec.cache);
   spec.optimizer_state.clear();
   st.spec = std::move(spec);
   return {

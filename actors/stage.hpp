@@ -17,6 +17,7 @@ struct StageSpec {
   runtime::NamedTensors optimizer_state;  // AdamW state to continue from (after a transition)
   std::shared_ptr<runtime::LocalAllReduce> reduce_group;
   int threads = 1;  // intra-op threads of the device
+  std::shared_ptr<runtime::ActivationCache> cache;  // the node's AutoCache (first stage), or none
 };
 
 // A CPU device is a detached actor thread; `detached = false` runs the stage on the

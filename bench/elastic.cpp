@@ -1,9 +1,11 @@
 // bench/elastic: the paper's comparison, measured side by side in one run on this machine.
 // Same model, data, epochs and seed for every row:
 //   baseline          static K=2 pipeline, no freezing (PipeTransformer's "Pipe + DDP" baseline)
-//   freeze only       schedule freezing, static plan (frozen prefix moves, K and R stay)
-//   elastic schedule  freezing by the α schedule with AutoPipe + AutoDP (live transitions)
-//   elastic adaptive  freezing by gradient norms with AutoPipe + AutoDP
+//   freeze-only       schedule freezing, static plan (frozen prefix moves, K and R stay)
+//   freeze-cache      freeze-only plus AutoCache
+//   freeze-elastic    schedule freezing with AutoPipe + AutoDP (live transitions), no cache
+//   elastic-schedule  all four: freezing, AutoPipe, AutoDP, AutoCache
+//   elastic-adaptive  all four, freezing by gradient norms
 // Prints total and per-epoch time, final accuracy, time to reach the target accuracy and
 // the speedup of each row over the baseline; then a 4-device run showing K 4 -> 2 -> 1.
 // Usage: elastic [--config FILE] [--set key=value]... [--rows a,b,...] [--json out.json]
@@ -40,7 +42,7 @@ double time_to(const runtime::TrainingSummary& s, double target) {
 
 int main(int argc, char** argv) {
   CLI::App app{"floe elastic benchmark: static pipeline vs. freezing with live re-planning, side by side"};
-  std::string config, json_out, rows_arg = "baseline,elastic-schedule,elastic-adaptive";
+  std::string config, json_out, rows_arg = "baseline,freeze-only,freeze-elastic,elastic-schedule";
   std::vector<std::string> sets;
   double target = 0.88;
   bool four = true;
@@ -51,11 +53,14 @@ int main(int argc, char** argv) {
   app.add_flag("!--no-four-devices", four, "skip the 4-device K 4->2->1 run");
   app.add_option("--json", json_out, "write all results as JSON");
   CLI11_PARSE(app, argc, argv);
+  // The paper's Fig. 9 breakdown: freeze, AutoPipe + AutoDP (elastic), AutoCache (cache).
   const std::vector<Row> all{
-      {"baseline", {"freeze.policy=none", "elastic=false"}},
-      {"freeze-only", {"freeze.policy=schedule", "elastic=false"}},
-      {"elastic-schedule", {"freeze.policy=schedule", "elastic=true"}},
-      {"elastic-adaptive", {"freeze.policy=adaptive", "elastic=true"}},
+      {"baseline", {"freeze.policy=none", "elastic=false", "cache.enabled=false"}},
+      {"freeze-only", {"freeze.policy=schedule", "elastic=false", "cache.enabled=false"}},
+      {"freeze-cache", {"freeze.policy=schedule", "elastic=false", "cache.enabled=true"}},
+      {"freeze-elastic", {"freeze.policy=schedule", "elastic=true", "cache.enabled=false"}},
+      {"elastic-schedule", {"freeze.policy=schedule", "elastic=true", "cache.enabled=true"}},
+      {"elastic-adaptive", {"freeze.policy=adaptive", "elastic=true", "cache.enabled=true"}},
   };
   return exit_code_of([&] {
     spdlog::set_level(spdlog::level::warn);
@@ -79,7 +84,10 @@ int main(int argc, char** argv) {
       j["rows"].push_back(nlohmann::json::parse(runtime::to_json(s, -1)));
       j["rows"].back()["name"] = row.name;
     }
-    if (results.empty()) throw InputError("--rows " + rows_arg + ": no known row (baseline, freeze-only, elastic-schedule, elastic-adaptive)");
+    if (results.empty())
+      throw InputError("--rows " + rows_arg +
+                       ": no known row (baseline, freeze-only, freeze-cache, freeze-elastic, elastic-schedule, "
+                       "elastic-adaptive)");
     const auto& base = results.front().second;
     std::printf("\n%-18s %9s %9s %11s %10s %9s %13s\n", "row", "total s", "train s", "final acc", "t->target",
                 "speedup", "vs base acc");
@@ -96,6 +104,24 @@ int main(int argc, char** argv) {
       std::printf("  %-18s", name.c_str());
       for (const auto& e : s.epochs)
         std::printf(" %6.1f(K%dR%dF%d)", e.seconds, e.pipeline_length, e.replicas, e.frozen_layers);
+      std::printf("\n");
+    }
+    std::printf("\ntraining throughput per epoch, samples/s (x baseline epoch):\n");
+    for (const auto& [name, s] : results) {
+      std::printf("  %-18s", name.c_str());
+      for (size_t e = 0; e < s.epochs.size(); ++e) {
+        const double b = e < base.epochs.size() ? base.epochs[e].samples_per_second : 0;
+        std::printf(" %7.0f(%.2fx)", s.epochs[e].samples_per_second, b > 0 ? s.epochs[e].samples_per_second / b : 0);
+      }
+      std::printf("\n");
+    }
+    std::printf("\ncache per epoch (hits / advanced / computed, MiB in memory):\n");
+    for (const auto& [name, s] : results) {
+      if (s.epochs.empty() || !s.epochs.front().cached) continue;
+      std::printf("  %-18s", name.c_str());
+      for (const auto& e : s.epochs)
+        std::printf(" %lld/%lld/%lld %.0f", static_cast<long long>(e.cache.hits), static_cast<long long>(e.cache.advanced),
+                    static_cast<long long>(e.cache.misses), e.cache.memory_bytes / 1048576.0);
       std::printf("\n");
     }
     if (four) {

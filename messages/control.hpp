@@ -6,10 +6,17 @@
 
 namespace floe::runtime {
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, CacheStats& x) {
+  return f(caf::meta::type_name("cache_stats"), x.hits, x.misses, x.advanced, x.rejected, x.evicted, x.entries,
+           x.memory_bytes, x.disk_bytes, x.peak_memory_bytes, x.advance_seconds, x.compute_seconds, x.read_seconds,
+           x.bypassed_levels);
+}
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, EpochRecord& x) {
   return f(caf::meta::type_name("epoch_record"), x.epoch, x.train_loss, x.train_accuracy, x.test_loss,
            x.test_accuracy, x.seconds, x.train_seconds, x.samples_per_second, x.pipeline_length, x.replicas,
-           x.micro_batches, x.frozen_layers, x.stage_busy_fraction, x.samples, x.replicas_identical);
+           x.micro_batches, x.frozen_layers, x.stage_busy_fraction, x.samples, x.replicas_identical, x.cached,
+           x.cache);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, Layout& x) {

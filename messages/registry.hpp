@@ -1,6 +1,7 @@
 #pragma once
 // Registers every message type with an actor system: a type that crosses a process must be
 // known to CAF by name (an unregistered one only fails at run time).
+#include "messages/cache.hpp"
 #include "messages/control.hpp"
 #include "messages/freeze.hpp"
 #include "messages/training.hpp"
@@ -25,6 +26,8 @@ inline void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<runtime::TrainingSummary>("floe.training_summary");
   cfg.add_message_type<freeze_query>("floe.freeze_query");
   cfg.add_message_type<freeze_decision>("floe.freeze_decision");
+  cfg.add_message_type<runtime::CacheStats>("floe.cache_stats");
+  cfg.add_message_type<cache_level>("floe.cache_level");
   cfg.add_message_type<std::vector<int64_t>>("std::vector<int64_t>");
 }
 

@@ -73,11 +73,14 @@ struct stage_task {
   double loss_scale = 1;            // 1 / samples in the global batch
   std::vector<runtime::Action> program;
   std::vector<wire_tensor> inputs;   // first stage: one per micro-batch
+  std::vector<wire_tensor> uids;     // first stage: the inputs' sample uids (int64), for AutoCache
   std::vector<wire_tensor> targets;  // last stage: one per micro-batch
+  bool grad_norms = false;           // report per-block gradient norms (the adaptive freeze policy)
 };
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, stage_task& x) {
-  return f(caf::meta::type_name("stage_task"), x.step, x.train, x.lr, x.loss_scale, x.program, x.inputs, x.targets);
+  return f(caf::meta::type_name("stage_task"), x.step, x.train, x.lr, x.loss_scale, x.program, x.inputs, x.uids,
+           x.targets, x.grad_norms);
 }
 
 // Stage -> replica when its program has run. Loss and accuracy come from the last stage.
@@ -134,10 +137,13 @@ struct replica_step {
   double lr = 0;
   std::vector<int64_t> uids;   // this replica's shard
   int64_t global_samples = 0;  // samples in the whole step over all replicas
+  bool grad_norms = false;     // stages report per-block gradient norms
+  int32_t epoch = 0;           // for per-epoch augmentation
 };
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, replica_step& x) {
-  return f(caf::meta::type_name("replica_step"), x.step, x.train, x.lr, x.uids, x.global_samples);
+  return f(caf::meta::type_name("replica_step"), x.step, x.train, x.lr, x.uids, x.global_samples, x.grad_norms,
+           x.epoch);
 }
 
 struct step_report {

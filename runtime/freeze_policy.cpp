@@ -172,8 +172,9 @@ int NoFreeze::decide(const FreezeObservation& obs) {
 
 std::string NoFreeze::name() const { return "none"; }
 
-SchedulePolicy::SchedulePolicy(int layers, int alpha_num, int alpha_den)
-    : layers_(layers), alpha_num_(alpha_num), alpha_den_(alpha_den) {
+SchedulePolicy::SchedulePolicy(int layers, int alpha_num, int alpha_den, int start)
+    : layers_(layers), alpha_num_(alpha_num), alpha_den_(alpha_den), start_(start) {
+  if (start < 1) throw std::invalid_argument("freeze policy 'schedule': start = " + std::to_string(start) + ", expected >= 1");
   // Validates the arguments once, so a misconfigured policy fails at construction.
   schedule_frozen_count(layers, alpha_num, alpha_den, 0);
 }
@@ -188,8 +189,8 @@ int SchedulePolicy::decide(const FreezeObservation& obs) {
     throw std::invalid_argument("freeze policy 'schedule': epoch = " + std::to_string(obs.epoch) +
                                 ", expected >= 0");
   }
-  return clamp_frozen_count(schedule_frozen_count(layers_, alpha_num_, alpha_den_, obs.epoch),
-                            obs.frozen, obs.layers);
+  const int timestep = std::max(0, obs.epoch - start_ + 1);
+  return clamp_frozen_count(schedule_frozen_count(layers_, alpha_num_, alpha_den_, timestep), obs.frozen, obs.layers);
 }
 
 std::string SchedulePolicy::name() const { return "schedule"; }
@@ -265,7 +266,7 @@ std::unique_ptr<FreezePolicy> make_freeze_policy(const std::string& name,
                                                  const FreezePolicyConfig& config) {
   if (name == "none") return std::make_unique<NoFreeze>();
   if (name == "schedule") {
-    return std::make_unique<SchedulePolicy>(config.layers, config.alpha_num, config.alpha_den);
+    return std::make_unique<SchedulePolicy>(config.layers, config.alpha_num, config.alpha_den, config.start);
   }
   if (name == "adaptive") {
     if (config.alpha_den <= 0) {

@@ -65,6 +65,8 @@ class FreezePolicy {
   virtual int decide(const FreezeObservation& obs) = 0;
   // The factory name of the policy ("none", "schedule", "adaptive", "manual").
   virtual std::string name() const = 0;
+  // Whether decide() reads obs.grad_norms; when false the stages skip computing them.
+  virtual bool uses_gradient_norms() const { return true; }
 };
 
 // Never freezes anything beyond what is already frozen.
@@ -72,6 +74,7 @@ class NoFreeze final : public FreezePolicy {
  public:
   int decide(const FreezeObservation& obs) override;
   std::string name() const override;
+  bool uses_gradient_norms() const override { return false; }
 };
 
 // The original's default: the count of schedule_frozen_count(L, α, obs.epoch). L is taken
@@ -79,14 +82,17 @@ class NoFreeze final : public FreezePolicy {
 // even for 24-block models (spec §8 item 2).
 class SchedulePolicy final : public FreezePolicy {
  public:
-  SchedulePolicy(int layers, int alpha_num, int alpha_den);
+  // Decisions count from epoch `start`: F at epoch e is schedule_frozen_count(L, α, e - start + 1).
+  SchedulePolicy(int layers, int alpha_num, int alpha_den, int start = 1);
   int decide(const FreezeObservation& obs) override;
   std::string name() const override;
+  bool uses_gradient_norms() const override { return false; }
 
  private:
   int layers_;
   int alpha_num_;
   int alpha_den_;
+  int start_;
 };
 
 // adaptive_frozen_count over consecutive observations. The first observation with gradient
@@ -112,6 +118,7 @@ class ManualPolicy final : public FreezePolicy {
   explicit ManualPolicy(std::vector<std::pair<long, int>> script);
   int decide(const FreezeObservation& obs) override;
   std::string name() const override;
+  bool uses_gradient_norms() const override { return false; }
 
  private:
   std::vector<std::pair<long, int>> script_;  // sorted by epoch
@@ -123,6 +130,7 @@ struct FreezePolicyConfig {
   int alpha_num = 1;  // schedule, adaptive: α = alpha_num / alpha_den
   int alpha_den = 3;
   std::vector<std::pair<long, int>> script;  // manual: (epoch, frozen count)
+  int start = 1;  // schedule: the epoch of the first decision (its exponent is epoch - start + 1)
 };
 
 // The names make_freeze_policy accepts: "none", "schedule", "adaptive", "manual".

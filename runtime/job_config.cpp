@@ -1,5 +1,6 @@
 #include "runtime/job_config.hpp"
 
+#include "runtime/activation_cache.hpp"
 #include "runtime/errors.hpp"
 
 #include <toml++/toml.h>
@@ -118,6 +119,7 @@ const std::vector<Entry>& entries() {
         text("data.root", "folder with the gzipped IDX files of Fashion-MNIST", [](C& c) -> std::string& { return c.data.root; }),
         integer<int64_t>("data.subset", "train on the first N samples only (0 = all)", [](C& c) -> int64_t& { return c.data.subset; }, 0, std::numeric_limits<int32_t>::max() - 1),
         integer<int64_t>("data.test_subset", "evaluate on the first N test samples only (0 = all)", [](C& c) -> int64_t& { return c.data.test_subset; }, 0, std::numeric_limits<int32_t>::max() - 1),
+        text("data.augment", "random augmentation of training samples", [](C& c) -> std::string& { return c.data.augment; }, {"none", "flip"}),
         integer<int>("devices", "CPU devices (each a thread with its own intra-op threads)", [](C& c) -> int& { return c.devices; }, 1, 1024),
         integer<int>("threads_per_device", "intra-op threads of each CPU device", [](C& c) -> int& { return c.threads_per_device; }, 1, 256),
         integer<int>("pipeline.length", "K: stages per pipeline", [](C& c) -> int& { return c.pipeline.length; }, 1, 1024),
@@ -128,11 +130,17 @@ const std::vector<Entry>& entries() {
         text("freeze.policy", "when layers freeze", [](C& c) -> std::string& { return c.freeze.policy; }, {"none", "schedule", "adaptive", "manual"}),
         number("freeze.alpha", "schedule/adaptive: fraction of the active blocks that may freeze per decision", [](C& c) -> double& { return c.freeze.alpha; }, 0.0, 1.0),
         integer<int>("freeze.interval", "epochs between freeze decisions", [](C& c) -> int& { return c.freeze.interval; }, 1, 100000),
+        integer<int>("freeze.start", "epoch of the first freeze decision (the epochs before it are warm-up)", [](C& c) -> int& { return c.freeze.start; }, 1, 100000),
         integer_list("freeze.script", "manual: frozen blocks from epoch i on, e.g. [0, 2, 4]", [](C& c) -> std::vector<int>& { return c.freeze.script; }, 0),
         boolean("elastic", "re-plan pipeline length, partition and replicas when layers freeze", [](C& c) -> bool& { return c.elastic; }),
         text("planner.mode", "partitioner: optimal (min bottleneck) or paper (the original greedy)", [](C& c) -> std::string& { return c.planner.mode; }, {"optimal", "paper"}),
         boolean("planner.strict", "compress only when the new bottleneck is < M_GPU(0) (Alg. 1) instead of <=", [](C& c) -> bool& { return c.planner.strict; }),
         boolean("planner.frozen_cost", "count the frozen prefix at 1/6 of its parameters on stage 0", [](C& c) -> bool& { return c.planner.frozen_cost; }),
+        boolean("cache.enabled", "AutoCache: keep frozen-prefix outputs per sample instead of recomputing them", [](C& c) -> bool& { return c.cache.enabled; }),
+        text("cache.budget", "AutoCache memory tier: bytes (\"2GiB\", \"512MiB\") or a share of host memory (\"25%\")", [](C& c) -> std::string& { return c.cache.budget; }),
+        text("cache.disk_budget", "AutoCache disk tier (memory-mapped files) beyond the memory budget; \"0\" = none", [](C& c) -> std::string& { return c.cache.disk_budget; }),
+        text("cache.dir", "folder of the disk tier's files; empty = $TMPDIR/floe-cache (or /tmp/floe-cache)", [](C& c) -> std::string& { return c.cache.dir; }),
+        boolean("cache.frozen_augmentation", "allow the cache with data.augment: every sample keeps the augmented view it was first cached with", [](C& c) -> bool& { return c.cache.frozen_augmentation; }),
         number("optimizer.lr", "AdamW peak learning rate", [](C& c) -> double& { return c.optimizer.lr; }, 0.0, 10.0),
         number("optimizer.min_lr", "learning rate at the end of the cosine decay", [](C& c) -> double& { return c.optimizer.min_lr; }, 0.0, 10.0),
         number("optimizer.weight_decay", "AdamW decoupled weight decay", [](C& c) -> double& { return c.optimizer.weight_decay; }, 0.0, 10.0),
@@ -255,6 +263,16 @@ void validate(const JobConfig& c) {
   for (size_t i = 0; i < c.freeze.script.size(); ++i)
     if (c.freeze.script[i] > c.model.depth || (i > 0 && c.freeze.script[i] < c.freeze.script[i - 1]))
       fail("freeze.script must be non-decreasing and at most model.depth = " + std::to_string(c.model.depth));
+  for (auto [key, value] : {std::pair{"cache.budget", &c.cache.budget}, std::pair{"cache.disk_budget", &c.cache.disk_budget}})
+    try {
+      parse_size(*value, 100);
+    } catch (const std::invalid_argument& e) {
+      fail(std::string(key) + " = \"" + *value + "\": " + e.what());
+    }
+  if (c.cache.enabled && c.data.augment != "none" && !c.cache.frozen_augmentation)
+    fail("cache.enabled = true with data.augment = \"" + c.data.augment +
+         "\": a cached frozen-prefix output would keep one random view of each sample for the rest of training; set "
+         "cache.enabled = false, or cache.frozen_augmentation = true to accept frozen augmentations");
   if ((c.freeze.policy == "schedule" || c.freeze.policy == "adaptive") && !(c.freeze.alpha > 0 && c.freeze.alpha < 1))
     fail("freeze.alpha must be in (0, 1) for the " + c.freeze.policy + " policy");
 }

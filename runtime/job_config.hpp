@@ -17,6 +17,7 @@ struct DataConfig {
   std::string root = "/usr/share/datasets/fashion-mnist";
   int64_t subset = 0;       // use only the first N training samples (0 = all)
   int64_t test_subset = 0;  // use only the first N test samples (0 = all)
+  std::string augment = "none";  // none | flip (random horizontal flip of training samples)
 };
 
 struct PipelineConfig {
@@ -24,6 +25,15 @@ struct PipelineConfig {
   int micro_batches = 4;   // M
   std::string schedule = "gpipe";
   std::vector<int> partition;  // units per stage; empty = balanced by parameter count
+};
+
+// AutoCache (runtime/activation_cache.hpp).
+struct CacheConfig {
+  bool enabled = true;         // cache frozen-prefix outputs (when the probe finds it pays)
+  std::string budget = "25%";  // memory tier: bytes ("2GiB") or a share of host memory ("25%")
+  std::string disk_budget = "8GiB";  // disk tier beyond the memory budget ("0" = none)
+  std::string dir;             // disk tier folder; empty = $TMPDIR (or /tmp) + /floe-cache
+  bool frozen_augmentation = false;  // accept caching one augmented view per sample
 };
 
 struct OptimizerConfig {
@@ -38,6 +48,7 @@ struct FreezeConfig {
   std::string policy = "none";  // none | schedule | adaptive | manual
   double alpha = 1.0 / 3.0;     // at most this fraction of the active blocks freezes per decision
   int interval = 1;             // epochs between freeze decisions
+  int start = 1;                // epoch (0-based) of the first decision: warm-up epochs before it
   std::vector<int> script;      // manual: frozen blocks from epoch i on (index i)
 };
 
@@ -57,6 +68,7 @@ struct JobConfig {
   FreezeConfig freeze;
   bool elastic = true;  // re-plan (K, R, partition) when layers freeze
   PlannerConfig planner;
+  CacheConfig cache;
   OptimizerConfig optimizer;
   int64_t batch_size = 128;  // global mini-batch, split over the replicas
   int epochs = 5;

@@ -16,6 +16,11 @@ uint64_t splitmix64(uint64_t& s) {
 
 }  // namespace
 
+bool flip_of(uint64_t seed, int epoch, int64_t uid) {
+  uint64_t state = seed ^ (uint64_t(uint32_t(epoch)) << 40) ^ uint64_t(uid) * 0x9E3779B97F4A7C15ull;
+  return (splitmix64(state) >> 63) != 0;
+}
+
 std::vector<int64_t> epoch_permutation(int64_t n, uint64_t seed, int64_t epoch) {
   std::vector<int64_t> p(static_cast<size_t>(n));
   std::iota(p.begin(), p.end(), 0);

@@ -8,6 +8,10 @@
 
 namespace floe::runtime {
 
+// Whether training sample `uid` is flipped in `epoch` (data.augment = "flip"): a seeded,
+// portable coin per (seed, epoch, uid), the same on every replica and after a transition.
+bool flip_of(uint64_t seed, int epoch, int64_t uid);
+
 // Fisher-Yates over 0..n-1 driven by splitmix64(seed, epoch): portable and deterministic.
 std::vector<int64_t> epoch_permutation(int64_t n, uint64_t seed, int64_t epoch);
 

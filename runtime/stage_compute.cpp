@@ -21,9 +21,9 @@ std::string state_key(const torch::Tensor& p) { return c10::guts::to_string(p.un
 
 StageCompute::StageCompute(models::UnitList frozen, models::UnitList units, bool first, bool last,
                            const OptimizerConfig& opt, std::shared_ptr<LocalAllReduce> group, int rank,
-                           const NamedTensors& optimizer_state)
+                           const NamedTensors& optimizer_state, std::shared_ptr<ActivationCache> cache)
     : frozen_(std::move(frozen)), units_(std::move(units)), first_(first), last_(last), group_(std::move(group)),
-      rank_(rank) {
+      rank_(rank), cache_(std::move(cache)) {
   for (auto& u : frozen_) {
     u.module->eval();
     for (auto& p : u.module->parameters()) p.set_requires_grad(false);
@@ -83,8 +83,8 @@ void StageCompute::begin_step(bool train) {
   if (train) optimizer_->zero_grad();
 }
 
-torch::Tensor StageCompute::forward(int mb, torch::Tensor input) {
-  input = run_frozen(input);
+torch::Tensor StageCompute::forward(int mb, torch::Tensor input, const torch::Tensor& uids) {
+  input = run_frozen(input, uids);
   if (!train_) {
     torch::NoGradGuard no_grad;
     return models::forward_range(units_, 0, units_.size(), input);
@@ -97,8 +97,9 @@ torch::Tensor StageCompute::forward(int mb, torch::Tensor input) {
   return out.detach();
 }
 
-void StageCompute::forward_loss(int mb, torch::Tensor input, torch::Tensor target, double scale, LossStats& stats) {
-  input = run_frozen(input);
+void StageCompute::forward_loss(int mb, torch::Tensor input, torch::Tensor target, double scale, LossStats& stats,
+                                const torch::Tensor& uids) {
+  input = run_frozen(input, uids);
   if (!train_) {
     torch::NoGradGuard no_grad;
     auto logits = models::forward_range(units_, 0, units_.size(), input);
@@ -120,10 +121,18 @@ void StageCompute::forward_loss(int mb, torch::Tensor input, torch::Tensor targe
   saved_[mb] = {input, loss_sum * scale};
 }
 
-torch::Tensor StageCompute::run_frozen(torch::Tensor x) const {
+torch::Tensor StageCompute::run_frozen(torch::Tensor x, const torch::Tensor& uids) const {
   if (frozen_.empty()) return x;
   torch::NoGradGuard no_grad;
-  return models::forward_range(frozen_, 0, frozen_.size(), x);
+  if (!cache_ || !uids.defined()) return models::forward_range(frozen_, 0, frozen_.size(), x);
+  auto ids = uids.contiguous();
+  std::vector<int64_t> v(ids.data_ptr<int64_t>(), ids.data_ptr<int64_t>() + ids.numel());
+  // Training data may advance entries from a lower level; evaluation reads its exact level.
+  return cache_->fetch(train_ ? 0 : 1, v, x, static_cast<int>(frozen_.size()), train_,
+                       [this](int from, int to, torch::Tensor in) {
+                         torch::NoGradGuard guard;
+                         return models::forward_range(frozen_, from, to, in);
+                       });
 }
 
 torch::Tensor StageCompute::backward(int mb, torch::Tensor grad_output) {

@@ -4,6 +4,7 @@
 // all-reduce with the same stage of the other replicas, and the AdamW step. The stage
 // actor decides when each of these runs (its program); this class decides what they do.
 #include "models/unit.hpp"
+#include "runtime/activation_cache.hpp"
 #include "runtime/job_config.hpp"
 #include "runtime/local_allreduce.hpp"
 
@@ -31,19 +32,23 @@ class StageCompute {
   // `frozen` units run first, in eval mode and without gradients (the frozen prefix on the
   // pipeline's first device); `units` train. `optimizer_state` (from export_optimizer_state
   // of the stages that held these units before) continues AdamW where it was.
+  // With a `cache`, the frozen prefix's outputs come from (and go to) AutoCache.
   StageCompute(models::UnitList frozen, models::UnitList units, bool first, bool last, const OptimizerConfig& opt,
-               std::shared_ptr<LocalAllReduce> group, int rank, const NamedTensors& optimizer_state = {});
+               std::shared_ptr<LocalAllReduce> group, int rank, const NamedTensors& optimizer_state = {},
+               std::shared_ptr<ActivationCache> cache = nullptr);
 
   bool first() const { return first_; }
   bool last() const { return last_; }
 
   // Starts a step: clears gradients and saved micro-batches.
   void begin_step(bool train);
-  // Runs the units on micro-batch `mb`. Not last: returns the output to send on.
-  torch::Tensor forward(int mb, torch::Tensor input);
+  // Runs the units on micro-batch `mb`. Not last: returns the output to send on. `uids`
+  // (int64, first stage) names the input's samples for the cache; undefined: no caching.
+  torch::Tensor forward(int mb, torch::Tensor input, const torch::Tensor& uids = {});
   // Last stage: forward plus cross-entropy against `target`; the loss that backward will
   // differentiate is sum(loss) * scale, so gradients add up to the global-batch mean.
-  void forward_loss(int mb, torch::Tensor input, torch::Tensor target, double scale, LossStats& stats);
+  void forward_loss(int mb, torch::Tensor input, torch::Tensor target, double scale, LossStats& stats,
+                    const torch::Tensor& uids = {});
   // Backpropagates micro-batch `mb` (grad_output ignored on the last stage). Returns the
   // gradient for the previous stage, undefined on the first.
   torch::Tensor backward(int mb, torch::Tensor grad_output);
@@ -68,7 +73,8 @@ class StageCompute {
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::shared_ptr<LocalAllReduce> group_;
   int rank_;
-  torch::Tensor run_frozen(torch::Tensor x) const;
+  std::shared_ptr<ActivationCache> cache_;
+  torch::Tensor run_frozen(torch::Tensor x, const torch::Tensor& uids) const;
   struct Saved {
     torch::Tensor input, output;
   };

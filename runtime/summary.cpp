@@ -12,6 +12,19 @@
 
 namespace floe::runtime {
 
+CacheStats cache_delta(const CacheStats& now, const CacheStats& before) {
+  CacheStats d = now;
+  d.hits -= before.hits;
+  d.misses -= before.misses;
+  d.advanced -= before.advanced;
+  d.rejected -= before.rejected;
+  d.evicted -= before.evicted;
+  d.advance_seconds -= before.advance_seconds;
+  d.compute_seconds -= before.compute_seconds;
+  d.read_seconds -= before.read_seconds;
+  return d;
+}
+
 std::string to_json(const TrainingSummary& s, int indent) {
   nlohmann::json j;
   j["final_test_accuracy"] = s.final_test_accuracy;
@@ -36,6 +49,22 @@ std::string to_json(const TrainingSummary& s, int indent) {
                            {"stage_busy_fraction", e.stage_busy_fraction},
                            {"samples", e.samples}});
     if (e.replicas_identical >= 0) j["epochs"].back()["replicas_identical"] = e.replicas_identical == 1;
+    if (e.cached) {
+      const auto& c = e.cache;
+      j["epochs"].back()["cache"] = {{"hits", c.hits},
+                                     {"misses", c.misses},
+                                     {"advanced", c.advanced},
+                                     {"rejected", c.rejected},
+                                     {"evicted", c.evicted},
+                                     {"entries", c.entries},
+                                     {"memory_bytes", c.memory_bytes},
+                                     {"disk_bytes", c.disk_bytes},
+                                     {"peak_memory_bytes", c.peak_memory_bytes},
+                                     {"advance_seconds", c.advance_seconds},
+                                     {"compute_seconds", c.compute_seconds},
+                                     {"read_seconds", c.read_seconds},
+                                     {"bypassed_levels", c.bypassed_levels}};
+    }
   }
   auto layout = [](const Layout& l) {
     return nlohmann::json{{"K", l.pipeline_length}, {"M", l.micro_batches}, {"R", l.replicas}};

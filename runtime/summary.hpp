@@ -7,6 +7,26 @@
 
 namespace floe::runtime {
 
+// AutoCache counters (runtime/activation_cache.hpp). In an epoch record, the counts and
+// seconds are that epoch's; the bytes are held at its end.
+struct CacheStats {
+  int64_t hits = 0;        // rows served at the asked level
+  int64_t misses = 0;      // rows computed from the raw input
+  int64_t advanced = 0;    // rows carried from a lower level
+  int64_t rejected = 0;    // rows not admitted for lack of room
+  int64_t evicted = 0;     // rows dropped: dead levels, an unfreeze, an invalidation
+  int64_t entries = 0;     // rows held now
+  int64_t memory_bytes = 0, disk_bytes = 0;  // arena bytes held now, per tier
+  int64_t peak_memory_bytes = 0;
+  double advance_seconds = 0;  // time spent advancing rows
+  double compute_seconds = 0;  // time spent computing missed rows from the raw input
+  double read_seconds = 0;     // time spent copying hit rows out of the arenas
+  std::vector<int32_t> bypassed_levels;  // levels the probe found not worth caching
+};
+
+// `now` with its counters and seconds made relative to `before` (bytes stay as in `now`).
+CacheStats cache_delta(const CacheStats& now, const CacheStats& before);
+
 struct EpochRecord {
   int epoch = 0;
   double train_loss = 0;
@@ -23,6 +43,8 @@ struct EpochRecord {
   std::vector<double> stage_busy_fraction;  // per pipeline position, averaged over replicas
   int64_t samples = 0;                      // training samples used this epoch
   int replicas_identical = -1;              // -1 not checked; 1 all replicas bit-identical at epoch end
+  bool cached = false;                      // AutoCache was on
+  CacheStats cache;
 };
 
 struct Layout {

@@ -127,3 +127,49 @@ TEST_CASE("the adaptive policy freezes from measured gradient norms", "[elastic]
   }
   CHECK(s.epochs.back().frozen_layers > 0);
 }
+
+TEST_CASE("AutoCache: replicas spawned by a transition read what the old ones cached; results match no cache",
+          "[elastic][cache]") {
+  auto cfg = tiny_elastic_job(4);
+  cfg.epochs = 4;
+  cfg.freeze.policy = "manual";
+  cfg.freeze.script = {0, 2, 2, 4};
+  auto cached = launch::run_job(spec_for(cfg, 512));
+  REQUIRE(cached.epochs.size() == 4);
+  const auto& e1 = cached.epochs[1];
+  const auto& e2 = cached.epochs[2];
+  const auto& e3 = cached.epochs[3];
+  REQUIRE(e1.cached);
+  CHECK(e1.cache.misses == 512 + 256);  // first epoch at the level: every train and test sample computed once
+  CHECK(e2.cache.hits == 512 + 256);    // same level: nothing recomputed
+  CHECK(e2.cache.misses == 0);
+  // F 2 -> 4 spawned new replicas; they advanced the entries the old ones wrote.
+  CHECK(e3.replicas > e2.replicas);
+  CHECK(e3.cache.advanced > 0);
+  CHECK(e3.cache.advanced + e3.cache.misses == 512 + 256);
+  CHECK(e3.replicas_identical == 1);
+
+  cfg.cache.enabled = false;
+  auto plain = launch::run_job(spec_for(cfg, 512));
+  for (size_t e = 0; e < 4; ++e) {
+    INFO("epoch " << e << ": loss " << cached.epochs[e].train_loss << " cached vs " << plain.epochs[e].train_loss);
+    CHECK_FALSE(plain.epochs[e].cached);
+    // Cached rows were computed in other batches than a recomputation would use; BLAS
+    // rounding is the only difference.
+    CHECK(std::abs(cached.epochs[e].train_loss - plain.epochs[e].train_loss) < 1e-3 * plain.epochs[e].train_loss);
+    CHECK(std::abs(cached.epochs[e].test_accuracy - plain.epochs[e].test_accuracy) <= 0.01);
+  }
+
+  // A budget far below the data: most rows are refused, training goes on, same results.
+  cfg.cache.enabled = true;
+  cfg.cache.budget = "64KiB";
+  cfg.cache.disk_budget = "0";
+  auto tight = launch::run_job(spec_for(cfg, 512));
+  for (size_t e = 1; e < 4; ++e) {
+    CHECK(tight.epochs[e].cache.peak_memory_bytes <= 64 * 1024);
+    CHECK(tight.epochs[e].cache.disk_bytes == 0);
+    CHECK(std::abs(tight.epochs[e].train_loss - plain.epochs[e].train_loss) < 1e-3 * plain.epochs[e].train_loss);
+  }
+  CHECK(tight.epochs[2].cache.rejected > 0);
+  CHECK(tight.epochs[2].cache.hits > 0);
+}

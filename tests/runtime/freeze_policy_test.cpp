@@ -189,6 +189,14 @@ TEST_CASE("SchedulePolicy follows the schedule and checks the layer count", "[fr
   CHECK_THROWS_AS(SchedulePolicy(12, 2, 1), std::invalid_argument);
   // Never moves a prefix down, even when asked at an earlier epoch.
   CHECK(policy.decide(observe(1, 9, 12)) == 9);
+  // With warm-up (first decision at epoch 3) the same table starts three epochs later.
+  SchedulePolicy late(12, 1, 3, 3);
+  frozen = 0;
+  for (int epoch = 0; epoch < 8; ++epoch) {
+    frozen = late.decide(observe(epoch, frozen, 12));
+    CHECK(frozen == (epoch < 3 ? 0 : expected[static_cast<size_t>(epoch - 2)]));
+  }
+  CHECK_THROWS_AS(SchedulePolicy(12, 1, 3, 0), std::invalid_argument);
 }
 
 TEST_CASE("ManualPolicy follows its script", "[freeze]") {

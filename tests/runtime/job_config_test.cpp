@@ -51,4 +51,14 @@ TEST_CASE("bad configuration names the key, the value and the expectation", "[co
   CHECK_THROWS_WITH(load_job_config(path, {}), Catch::Contains(path) && Catch::Contains("line"));
   std::remove(path.c_str());
   CHECK_THROWS_AS(load_job_config("", {"batch_size=-1"}), InputError);
+  CHECK_THROWS_WITH(load_job_config("", {"cache.budget=lots"}), Catch::Contains("cache.budget") && Catch::Contains("lots"));
+  CHECK_THROWS_WITH(load_job_config("", {"freeze.start=0"}), Catch::Contains("freeze.start"));
+}
+
+TEST_CASE("the cache is refused under random augmentation unless frozen augmentations are accepted", "[config][cache]") {
+  CHECK_THROWS_WITH(load_job_config("", {"data.augment=flip"}),
+                    Catch::Contains("cache.enabled") && Catch::Contains("data.augment") &&
+                        Catch::Contains("cache.frozen_augmentation"));
+  CHECK_NOTHROW(load_job_config("", {"data.augment=flip", "cache.enabled=false"}));
+  CHECK_NOTHROW(load_job_config("", {"data.augment=flip", "cache.frozen_augmentation=true"}));
 }
