@@ -191,7 +191,7 @@ runtime::CacheLimits cache_limits(const runtime::CacheConfig& c) {
   l.dir = c.dir;
   if (l.dir.empty()) {
     const char* tmp = std::getenv("TMPDIR");
-    l.dir = std::string(tmp && *tmp ? tmp : "/tmp") + "/floe-cache";
+    l.dir = std::string(tmp && *tmp ? tmp : "/var/tmp") + "/floe-cache";  // /tmp may be RAM (tmpfs)
   }
   if (!c.disk_budget.empty() && c.disk_budget.back() == '%') {  // a share of the folder's free space
     std::error_code ec;
@@ -264,9 +264,7 @@ void transition(coord_ptr self, runtime::Plan next) {
 void next_epoch(coord_ptr self) {
   auto& st = self->state;
   const auto& c = st.spec.config;
-  if (st.epoch < c.freeze.start || (st.epoch - c.freeze.start) % c.freeze.interval != 0 ||
-      st.plan.frozen_blocks >= c.model.depth)
-    return begin_epoch(self);
+  if (st.epoch % c.freeze.interval != 0 || st.plan.frozen_blocks >= c.model.depth) return begin_epoch(self);
   msg::freeze_query q{st.epoch, st.global_step, st.plan.frozen_blocks, static_cast<int32_t>(c.model.depth), {}};
   for (double sq : st.block_grad_sq) q.grad_norms.push_back(std::sqrt(sq));
   std::fill(st.block_grad_sq.begin(), st.block_grad_sq.end(), 0.0);
@@ -438,6 +436,7 @@ msg::coordinator_actor::behavior_type coordinator_behavior(coord_ptr self, Coord
             throw InputError(std::string("config: cache.dir: ") + e.what());
           }
           s.cacher = spawn_cache(self->system(), s.cache);
+          self->link_to(s.cacher);  // never outlives the job, whatever way it ends
         }
         s.pipelines = build_pipelines(self, s.plan, initial, {});
         auto policy = s.spec.freeze_policy ? s.spec.freeze_policy() : make_configured_policy(c);

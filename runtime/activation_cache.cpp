@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
@@ -73,7 +74,11 @@ std::unique_ptr<ActivationCache::Chunk> ActivationCache::new_chunk(int64_t bytes
   // A file that exists only as long as the mapping: nothing is left behind after a crash.
   std::string path = cfg_.dir + "/floe-cache-XXXXXX";
   const int fd = mkstemp(path.data());
-  if (fd < 0) return nullptr;
+  if (fd < 0) {
+    spdlog::warn("cache: cannot create a file in '{}' ({}); no disk tier", cfg_.dir, std::strerror(errno));
+    cfg_.disk_budget = stats_.disk_bytes;
+    return nullptr;
+  }
   unlink(path.c_str());
   // Reserve the blocks now: writing to a sparse mapping on a full disk would be a SIGBUS.
   const bool ok = posix_fallocate(fd, 0, bytes) == 0;
@@ -129,6 +134,18 @@ bool ActivationCache::reserve_row(Store& s, int64_t uid) {
   return true;
 }
 
+bool ActivationCache::admit(Store& s, int split, int level, int64_t uid) {
+  if (reserve_row(s, uid)) return true;
+  // No room: superseded levels of this split go first (an entry at the current level hits
+  // every epoch; one below it would only be advanced once).
+  std::vector<std::pair<int, int>> lower;
+  for (auto& [key, st] : stores_)
+    if (key.first == split && key.second < level) lower.push_back(key);
+  if (lower.empty()) return false;
+  for (auto& key : lower) drop_store(key);
+  return reserve_row(s, uid);
+}
+
 void ActivationCache::release(Store& s, int64_t uid) {
   const int64_t slot = s.slot(uid);
   if (slot < 0) return;
@@ -160,16 +177,11 @@ void ActivationCache::drop_store(std::pair<int, int> key) {
 
 torch::Tensor ActivationCache::fetch(int split, const std::vector<int64_t>& uids, const torch::Tensor& raw, int level,
                                      bool allow_advance, const Prefix& prefix) {
-  if (level <= 0) return raw;
   const int64_t n = static_cast<int64_t>(uids.size());
+  if (level <= 0 || n == 0) return raw;
   if (n != raw.size(0)) throw std::invalid_argument("cache fetch: " + std::to_string(n) + " uids for " +
                                                     std::to_string(raw.size(0)) + " rows");
   std::unique_lock<std::mutex> lock(mu_);
-  auto verdict = worth_.find(level);
-  if (verdict != worth_.end() && !verdict->second) {
-    lock.unlock();
-    return prefix(0, level, raw);
-  }
   if (!allow_advance) {  // evaluation reads the exact level only; other levels of this split are dead
     std::vector<std::pair<int, int>> dead;
     for (auto& [key, st] : stores_)
@@ -177,6 +189,17 @@ torch::Tensor ActivationCache::fetch(int split, const std::vector<int64_t>& uids
     for (auto& key : dead) drop_store(key);
   }
 
+  auto verdict = worth_.find(level);
+  if (verdict != worth_.end() && !verdict->second) {
+    lock.unlock();
+    const auto t0 = clock_type::now();
+    auto out = prefix(0, level, raw);
+    lock.lock();
+    stats_.misses += n;
+    stats_.compute_seconds += since(t0);
+    return out;
+  }
+  const uint64_t generation = generation_;
   if (verdict == worth_.end()) {
     // The probe: compute this batch in full, store it, read it back; cache the level only
     // when the read was faster.
@@ -187,10 +210,11 @@ torch::Tensor ActivationCache::fetch(int split, const std::vector<int64_t>& uids
     lock.lock();
     stats_.compute_seconds += compute;
     stats_.misses += n;
+    if (generation != generation_) return out;  // invalidated meanwhile: store nothing
     auto& s = store(split, level, out);
     std::vector<int64_t> stored;
     for (int64_t i = 0; i < n; ++i)
-      if (s.slot(uids[i]) < 0 && reserve_row(s, uids[i])) {
+      if (s.slot(uids[i]) < 0 && admit(s, split, level, uids[i])) {
         std::memcpy(s.row(s.slot(uids[i])), static_cast<const char*>(out.data_ptr()) + i * s.row_bytes,
                     static_cast<size_t>(s.row_bytes));
         stored.push_back(i);
@@ -207,6 +231,7 @@ torch::Tensor ActivationCache::fetch(int split, const std::vector<int64_t>& uids
                   static_cast<size_t>(s.row_bytes));
     const double read = since(t1) * double(n) / double(stored.size());
     const bool worth = read < compute;
+    if (worth_.count(level)) return out;  // another stage's probe decided first
     worth_[level] = worth;
     if (!worth) {
       stats_.bypassed_levels.push_back(level);
@@ -280,6 +305,7 @@ torch::Tensor ActivationCache::fetch(int split, const std::vector<int64_t>& uids
   }
 
   lock.lock();
+  const bool store_results = generation == generation_;  // not invalidated while computing
   torch::Tensor out;
   auto place = [&](const std::vector<int64_t>& rows, const torch::Tensor& t) {
     if (!out.defined()) {
@@ -295,26 +321,26 @@ torch::Tensor ActivationCache::fetch(int split, const std::vector<int64_t>& uids
     place(rows, t);
     (from == 0 ? stats_.misses : stats_.advanced) += static_cast<int64_t>(rows.size());
     (from == 0 ? stats_.compute_seconds : stats_.advance_seconds) += seconds.at(from);
+    if (!store_results) continue;
     auto& s = store(split, level, t);
     for (size_t j = 0; j < rows.size(); ++j) {
       const int64_t uid = uids[rows[j]];
-      if (s.slot(uid) < 0 && !reserve_row(s, uid)) {
+      if (s.slot(uid) < 0 && !admit(s, split, level, uid)) {
         ++stats_.rejected;
         continue;
       }
       std::memcpy(s.row(s.slot(uid)), static_cast<const char*>(t.data_ptr()) + j * s.row_bytes,
                   static_cast<size_t>(s.row_bytes));
+      // An admitted advanced row leaves its old level; an emptied level frees its arenas.
+      if (from > 0) forget_lower(split, level, uid);
     }
-    // Advanced rows leave their old level; an emptied level frees its arenas.
-    if (from > 0)
-      for (int64_t r : rows) forget_lower(split, level, uids[r]);
   }
   return out;
 }
 
 void ActivationCache::set_level(int level) {
   std::lock_guard<std::mutex> lock(mu_);
-  level_ = level;
+  ++generation_;
   std::vector<std::pair<int, int>> stale;
   for (auto& [key, s] : stores_)
     if (key.second > level) stale.push_back(key);
@@ -324,6 +350,7 @@ void ActivationCache::set_level(int level) {
 
 void ActivationCache::invalidate() {
   std::lock_guard<std::mutex> lock(mu_);
+  ++generation_;
   std::vector<std::pair<int, int>> all;
   for (auto& [key, s] : stores_) all.push_back(key);
   for (auto& key : all) drop_store(key);

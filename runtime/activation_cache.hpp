@@ -6,8 +6,8 @@
 // units whose output the entry holds. Rows of one (split, level) live in contiguous arenas
 // (chunks of many rows, not one allocation per sample). A chunk lives in memory while the
 // memory budget allows, otherwise in a memory-mapped file in the cache directory (the disk
-// tier); when neither tier has room, superseded levels are evicted first and a new entry
-// that still does not fit is not admitted (counted as `rejected`, never a silent stop and
+// tier); when neither tier has room, superseded (lower) levels of the split are evicted and
+// a new entry that still does not fit is not admitted (counted as `rejected`, never a silent stop and
 // never an allocation beyond the budget). Admission keeps what is resident: under an
 // epoch-cyclic scan larger than the cache, LRU or FIFO would evict every entry before its
 // next use, while keeping residents hits budget/size of the samples.
@@ -69,7 +69,6 @@ class ActivationCache {
   void invalidate();
 
   CacheStats stats() const;
-  const CacheLimits& config() const { return cfg_; }
 
  private:
   struct Chunk;
@@ -79,11 +78,12 @@ class ActivationCache {
   std::map<std::pair<int, int>, std::unique_ptr<Store>> stores_;  // (split, level)
   std::map<int, bool> worth_;  // level -> probe verdict
   CacheStats stats_;
-  int level_ = 0;
+  uint64_t generation_ = 0;  // bumped by set_level and invalidate: rows computed before are not stored
   int files_ = 0;
 
   Store& store(int split, int level, const torch::Tensor& like);
   bool reserve_row(Store& s, int64_t uid);  // false: no room
+  bool admit(Store& s, int split, int level, int64_t uid);  // reserve_row, evicting superseded levels if needed
   void drop_store(std::pair<int, int> key);
   std::unique_ptr<Chunk> new_chunk(int64_t bytes);
   void release(Store& s, int64_t uid);

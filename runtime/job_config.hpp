@@ -32,7 +32,7 @@ struct CacheConfig {
   bool enabled = true;         // cache frozen-prefix outputs (when the probe finds it pays)
   std::string budget = "25%";  // memory tier: bytes ("2GiB") or a share of host memory ("25%")
   std::string disk_budget = "8GiB";  // disk tier beyond the memory budget ("0" = none)
-  std::string dir;             // disk tier folder; empty = $TMPDIR (or /tmp) + /floe-cache
+  std::string dir;             // disk tier folder; empty = $TMPDIR (or /var/tmp) + /floe-cache
   bool frozen_augmentation = false;  // accept caching one augmented view per sample
 };
 
@@ -45,10 +45,10 @@ struct OptimizerConfig {
 };
 
 struct FreezeConfig {
-  std::string policy = "none";  // none | schedule | adaptive | manual
+  std::string policy = "schedule";  // none | schedule | adaptive | manual
   double alpha = 1.0 / 3.0;     // at most this fraction of the active blocks freezes per decision
   int interval = 1;             // epochs between freeze decisions
-  int start = 1;                // epoch (0-based) of the first decision: warm-up epochs before it
+  int start = 2;                // schedule: the epoch its timesteps count from (warm-up before it)
   std::vector<int> script;      // manual: frozen blocks from epoch i on (index i)
 };
 

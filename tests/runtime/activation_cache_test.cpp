@@ -143,6 +143,25 @@ TEST_CASE("the memory budget holds: rows spill to disk, then are refused, result
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("when the budget is full, superseded levels make room for the current one", "[cache]") {
+  Fixture f;
+  const auto budget = 5 * kRowBytes + 100;
+  ActivationCache cache(memory_only(budget));
+  cache.fetch(0, f.uids, f.raw, 3, true, f.prefix);
+  REQUIRE(cache.stats().entries == 5);
+  cache.set_level(5);
+  cache.fetch(0, f.range(0, 4), f.raw.slice(0, 0, 4), 5, true, f.prefix);  // probe at the new level
+  auto st = cache.stats();
+  CHECK(st.entries == 4);  // level 3 evicted for them
+  CHECK(st.evicted == 5);
+  auto out = cache.fetch(0, f.uids, f.raw, 5, true, f.prefix);
+  st = cache.stats();
+  CHECK(st.hits == 4);
+  CHECK(st.entries == 5);
+  CHECK(st.peak_memory_bytes <= budget);
+  CHECK(torch::allclose(out, f.reference(5, f.raw), 1e-5, 1e-6));
+}
+
 TEST_CASE("an unfreeze and an invalidation drop the affected levels; evaluation reads its exact level", "[cache]") {
   Fixture f;
   ActivationCache cache(memory_only(64 << 20));
