@@ -18,7 +18,7 @@ std::string config_reference() {
   for (const auto& k : runtime::config_keys()) {
     std::string line = "  " + k.name;
     line.resize(std::max<size_t>(line.size() + 1, 28), ' ');
-    const auto shown = k.type == "string" ? "\"" + k.default_value + "\"" : k.default_value;
+    const auto shown = k.type == "string" || k.type == "size" ? "\"" + k.default_value + "\"" : k.default_value;
     s += line + k.help + " [" + k.type + ", default " + shown + "]\n";
   }
   return s;

@@ -96,6 +96,21 @@ Entry integer_list(std::string name, std::string help, std::vector<int>& (*ref)(
           }};
 }
 
+// A size: a string with a unit or a percentage ("2GiB", "25%"), or a plain integer of bytes.
+Entry size(std::string name, std::string help, std::string& (*ref)(JobConfig&)) {
+  return {{name, "size", "", std::move(help)},
+          [=](JobConfig& c, const Value& v) {
+            if (auto i = v.node.value_exact<int64_t>(); i && *i >= 0) {
+              ref(c) = std::to_string(*i);
+              return;
+            }
+            auto s = v.node.value_exact<std::string>();
+            if (!s) bad(name, v, "a size such as \"2GiB\", \"512MiB\", \"25%\" or a number of bytes");
+            ref(c) = *s;
+          },
+          [=](const JobConfig& c) { return ref(const_cast<JobConfig&>(c)); }};
+}
+
 Entry boolean(std::string name, std::string help, bool& (*ref)(JobConfig&)) {
   return {{name, "boolean", "", std::move(help)},
           [=](JobConfig& c, const Value& v) {
@@ -137,8 +152,8 @@ const std::vector<Entry>& entries() {
         boolean("planner.strict", "compress only when the new bottleneck is < M_GPU(0) (Alg. 1) instead of <=", [](C& c) -> bool& { return c.planner.strict; }),
         boolean("planner.frozen_cost", "count the frozen prefix at 1/6 of its parameters on stage 0", [](C& c) -> bool& { return c.planner.frozen_cost; }),
         boolean("cache.enabled", "AutoCache: keep frozen-prefix outputs per sample instead of recomputing them", [](C& c) -> bool& { return c.cache.enabled; }),
-        text("cache.budget", "AutoCache memory tier: bytes (\"2GiB\", \"512MiB\") or a share of host memory (\"25%\")", [](C& c) -> std::string& { return c.cache.budget; }),
-        text("cache.disk_budget", "AutoCache disk tier (memory-mapped files) beyond the memory budget; \"0\" = none", [](C& c) -> std::string& { return c.cache.disk_budget; }),
+        size("cache.budget", "AutoCache memory tier: bytes (\"2GiB\", \"512MiB\") or a share of host memory (\"25%\")", [](C& c) -> std::string& { return c.cache.budget; }),
+        size("cache.disk_budget", "AutoCache disk tier (memory-mapped files) beyond the memory budget; \"0\" = none", [](C& c) -> std::string& { return c.cache.disk_budget; }),
         text("cache.dir", "folder of the disk tier's files; empty = $TMPDIR/floe-cache (or /var/tmp/floe-cache)", [](C& c) -> std::string& { return c.cache.dir; }),
         boolean("cache.frozen_augmentation", "allow the cache with data.augment: every sample keeps the augmented view it was first cached with", [](C& c) -> bool& { return c.cache.frozen_augmentation; }),
         number("optimizer.lr", "AdamW peak learning rate", [](C& c) -> double& { return c.optimizer.lr; }, 0.0, 10.0),

@@ -78,7 +78,7 @@ struct JobConfig {
 
 struct ConfigKey {
   std::string name;         // dotted
-  std::string type;         // "integer", "number", "string", "boolean", "integer list"
+  std::string type;         // "integer", "number", "string", "size", "boolean", "integer list"
   std::string default_value;
   std::string help;
 };

@@ -53,6 +53,9 @@ TEST_CASE("bad configuration names the key, the value and the expectation", "[co
   CHECK_THROWS_AS(load_job_config("", {"batch_size=-1"}), InputError);
   CHECK_THROWS_WITH(load_job_config("", {"cache.budget=lots"}), Catch::Contains("cache.budget") && Catch::Contains("lots"));
   CHECK_THROWS_WITH(load_job_config("", {"freeze.start=0"}), Catch::Contains("freeze.start"));
+  CHECK(load_job_config("", {"cache.disk_budget=0"}).cache.disk_budget == "0");  // a plain integer is bytes
+  CHECK(load_job_config("", {"cache.budget=512MiB"}).cache.budget == "512MiB");
+  CHECK_THROWS_WITH(load_job_config("", {"cache.budget=true"}), Catch::Contains("cache.budget"));
 }
 
 TEST_CASE("the cache is refused under random augmentation unless frozen augmentations are accepted", "[config][cache]") {
