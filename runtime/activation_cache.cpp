@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <numeric>
 #include <stdexcept>
 
 namespace floe::runtime {
@@ -47,6 +48,17 @@ struct ActivationCache::Store {
 
   int64_t slot(int64_t uid) const { return uid < static_cast<int64_t>(slot_of.size()) ? slot_of[uid] : -1; }
   char* row(int64_t s) const { return chunks[s / rows_per_chunk]->data + (s % rows_per_chunk) * row_bytes; }
+
+  // The held rows of uids[rows[j]], j = 0.., as one tensor (every one must be held).
+  torch::Tensor gather(const std::vector<int64_t>& uids, const std::vector<int64_t>& rows) const {
+    std::vector<int64_t> shape{static_cast<int64_t>(rows.size())};
+    shape.insert(shape.end(), row_shape.begin(), row_shape.end());
+    auto t = torch::empty(shape, torch::dtype(dtype));
+    for (size_t j = 0; j < rows.size(); ++j)
+      std::memcpy(static_cast<char*>(t.data_ptr()) + j * row_bytes, row(slot(uids[rows[j]])),
+                  static_cast<size_t>(row_bytes));
+    return t;
+  }
 };
 
 ActivationCache::ActivationCache(CacheLimits cfg) : cfg_(std::move(cfg)) {
@@ -93,7 +105,6 @@ std::unique_ptr<ActivationCache::Chunk> ActivationCache::new_chunk(int64_t bytes
   c->data = static_cast<char*>(p);
   c->disk = true;
   stats_.disk_bytes += bytes;
-  ++files_;
   return c;
 }
 
@@ -175,6 +186,28 @@ void ActivationCache::drop_store(std::pair<int, int> key) {
   stores_.erase(it);
 }
 
+std::vector<int64_t> ActivationCache::put(int split, int level, const std::vector<int64_t>& uids,
+                                         const std::vector<int64_t>& rows, const torch::Tensor& t,
+                                         bool drop_lower) {
+  auto& s = store(split, level, t);
+  std::vector<int64_t> admitted;
+  for (size_t j = 0; j < rows.size(); ++j) {
+    const int64_t uid = uids[rows[j]];
+    if (s.slot(uid) >= 0) continue;  // already held
+    if (!admit(s, split, level, uid)) {
+      ++stats_.rejected;
+      continue;
+    }
+    std::memcpy(s.row(s.slot(uid)), static_cast<const char*>(t.data_ptr()) + j * s.row_bytes,
+                static_cast<size_t>(s.row_bytes));
+    // A row held at this level will not be advanced: its lower levels go, and an emptied
+    // level frees its arenas.
+    if (drop_lower) forget_lower(split, level, uid);
+    admitted.push_back(rows[j]);
+  }
+  return admitted;
+}
+
 torch::Tensor ActivationCache::fetch(int split, const std::vector<int64_t>& uids, const torch::Tensor& raw, int level,
                                      bool allow_advance, const Prefix& prefix) {
   const int64_t n = static_cast<int64_t>(uids.size());
@@ -211,24 +244,12 @@ torch::Tensor ActivationCache::fetch(int split, const std::vector<int64_t>& uids
     stats_.compute_seconds += compute;
     stats_.misses += n;
     if (generation != generation_) return out;  // invalidated meanwhile: store nothing
-    auto& s = store(split, level, out);
-    std::vector<int64_t> stored;
-    for (int64_t i = 0; i < n; ++i)
-      if (s.slot(uids[i]) < 0 && admit(s, split, level, uids[i])) {
-        std::memcpy(s.row(s.slot(uids[i])), static_cast<const char*>(out.data_ptr()) + i * s.row_bytes,
-                    static_cast<size_t>(s.row_bytes));
-        stored.push_back(i);
-      } else if (s.slot(uids[i]) < 0) {
-        ++stats_.rejected;
-      }
-    if (allow_advance)  // these rows will not be advanced: their lower levels go
-      for (int64_t i : stored) forget_lower(split, level, uids[i]);
+    std::vector<int64_t> all(static_cast<size_t>(n));
+    std::iota(all.begin(), all.end(), 0);
+    const auto stored = put(split, level, uids, all, out, allow_advance);
     if (stored.empty()) return out;  // no room to measure; probe again later
     const auto t1 = clock_type::now();
-    auto readback = torch::empty(out.sizes(), out.options());
-    for (size_t j = 0; j < stored.size(); ++j)
-      std::memcpy(static_cast<char*>(readback.data_ptr()) + j * s.row_bytes, s.row(s.slot(uids[stored[j]])),
-                  static_cast<size_t>(s.row_bytes));
+    stores_.at({split, level})->gather(uids, stored);
     const double read = since(t1) * double(n) / double(stored.size());
     const bool worth = read < compute;
     if (worth_.count(level)) return out;  // another stage's probe decided first
@@ -243,7 +264,6 @@ torch::Tensor ActivationCache::fetch(int split, const std::vector<int64_t>& uids
   }
 
   // Where each row comes from: this level (hit), a lower level (advance) or the raw input.
-  std::vector<int> source(static_cast<size_t>(n), 0);
   std::map<int, std::vector<int64_t>> groups;  // source level -> row indices
   std::vector<int64_t> hit_rows;
   const auto exact = stores_.find({split, level});
@@ -268,30 +288,13 @@ torch::Tensor ActivationCache::fetch(int split, const std::vector<int64_t>& uids
   const auto t_read = clock_type::now();
   torch::Tensor hits;
   if (!hit_rows.empty()) {
-    const auto& s = *exact->second;
-    std::vector<int64_t> shape{static_cast<int64_t>(hit_rows.size())};
-    shape.insert(shape.end(), s.row_shape.begin(), s.row_shape.end());
-    hits = torch::empty(shape, torch::dtype(s.dtype));
-    for (size_t j = 0; j < hit_rows.size(); ++j)
-      std::memcpy(static_cast<char*>(hits.data_ptr()) + j * s.row_bytes, s.row(s.slot(uids[hit_rows[j]])),
-                  static_cast<size_t>(s.row_bytes));
+    hits = exact->second->gather(uids, hit_rows);
     stats_.hits += static_cast<int64_t>(hit_rows.size());
   }
   std::map<int, torch::Tensor> inputs;
-  for (auto& [from, rows] : groups) {
-    if (from == 0) {
-      inputs[0] = raw.index_select(0, torch::tensor(rows, torch::kInt64));
-      continue;
-    }
-    const auto& s = *stores_.at({split, from});
-    std::vector<int64_t> shape{static_cast<int64_t>(rows.size())};
-    shape.insert(shape.end(), s.row_shape.begin(), s.row_shape.end());
-    auto t = torch::empty(shape, torch::dtype(s.dtype));
-    for (size_t j = 0; j < rows.size(); ++j)
-      std::memcpy(static_cast<char*>(t.data_ptr()) + j * s.row_bytes, s.row(s.slot(uids[rows[j]])),
-                  static_cast<size_t>(s.row_bytes));
-    inputs[from] = t;
-  }
+  for (auto& [from, rows] : groups)
+    inputs[from] = from == 0 ? raw.index_select(0, torch::tensor(rows, torch::kInt64))
+                             : stores_.at({split, from})->gather(uids, rows);
   stats_.read_seconds += since(t_read);
   lock.unlock();
 
@@ -321,19 +324,7 @@ torch::Tensor ActivationCache::fetch(int split, const std::vector<int64_t>& uids
     place(rows, t);
     (from == 0 ? stats_.misses : stats_.advanced) += static_cast<int64_t>(rows.size());
     (from == 0 ? stats_.compute_seconds : stats_.advance_seconds) += seconds.at(from);
-    if (!store_results) continue;
-    auto& s = store(split, level, t);
-    for (size_t j = 0; j < rows.size(); ++j) {
-      const int64_t uid = uids[rows[j]];
-      if (s.slot(uid) < 0 && !admit(s, split, level, uid)) {
-        ++stats_.rejected;
-        continue;
-      }
-      std::memcpy(s.row(s.slot(uid)), static_cast<const char*>(t.data_ptr()) + j * s.row_bytes,
-                  static_cast<size_t>(s.row_bytes));
-      // An admitted advanced row leaves its old level; an emptied level frees its arenas.
-      if (from > 0) forget_lower(split, level, uid);
-    }
+    if (store_results) put(split, level, uids, rows, t, from > 0);
   }
   return out;
 }

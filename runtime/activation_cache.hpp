@@ -79,7 +79,6 @@ class ActivationCache {
   std::map<int, bool> worth_;  // level -> probe verdict
   CacheStats stats_;
   uint64_t generation_ = 0;  // bumped by set_level and invalidate: rows computed before are not stored
-  int files_ = 0;
 
   Store& store(int split, int level, const torch::Tensor& like);
   bool reserve_row(Store& s, int64_t uid);  // false: no room
@@ -88,6 +87,10 @@ class ActivationCache {
   std::unique_ptr<Chunk> new_chunk(int64_t bytes);
   void release(Store& s, int64_t uid);
   void forget_lower(int split, int level, int64_t uid);  // drops the uid's entries below `level`
+  // Stores rows `rows` of t (row j holds uids[rows[j]]) at (split, level); with `drop_lower`
+  // their entries below `level` go. Returns the rows admitted now.
+  std::vector<int64_t> put(int split, int level, const std::vector<int64_t>& uids, const std::vector<int64_t>& rows,
+                           const torch::Tensor& t, bool drop_lower);
 };
 
 // Parses a size: "512MiB", "2GiB", "1.5GB", "4096" (bytes) or "25%" of `whole`. Throws
