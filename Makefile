@@ -16,7 +16,8 @@ build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
 demo: build
-	$(BUILD)/floe train --summary $(BUILD)/demo-summary.json
+	$(BUILD)/floe train --summary $(BUILD)/demo-summary.json --metrics $(BUILD)/demo-metrics.jsonl \
+	  --trace $(BUILD)/demo-trace.json --report $(BUILD)/demo-report.html
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure --timeout 900

@@ -1,6 +1,7 @@
 #include "actors/coordinator.hpp"
 
 #include "actors/cache.hpp"
+#include "actors/event_bus.hpp"
 #include "actors/freeze_controller.hpp"
 #include "runtime/errors.hpp"
 #include "runtime/lr_schedule.hpp"
@@ -25,8 +26,10 @@ struct Totals {
   double loss_sum = 0;
   int64_t correct = 0, samples = 0;
   std::vector<double> busy;  // per pipeline position, summed over replicas
+  double makespan = 0;       // the replicas' step times, summed
 
   void add(const msg::step_report& r) {
+    makespan += r.seconds;
     loss_sum += r.loss_sum;
     correct += r.correct;
     samples += r.samples;
@@ -54,6 +57,7 @@ struct CoordinatorState {
   int64_t step = 0;  // within the epoch (training) or evaluation batch
   int64_t steps_in_epoch = 0;
   int64_t global_step = 0;
+  int64_t eval_start_us = 0, epoch_start_us = 0;
   Totals train, eval;
   std::vector<double> block_grad_sq;  // per block, over the current freeze interval
   clock_type::time_point job_start, epoch_start;
@@ -61,6 +65,11 @@ struct CoordinatorState {
   runtime::TrainingSummary summary;
   caf::typed_response_promise<runtime::TrainingSummary> promise;
   std::unique_ptr<runtime::ProgressPrinter> progress;
+  // Observation and hooks.
+  msg::event_bus_actor bus;
+  bool observed = false;  // an observer is subscribed: events are sent, stages record spans
+  std::vector<runtime::Fault> faults;            // injected, waiting for their step
+  std::vector<msg::scripted_freeze> freezes;     // scripted, waiting for their step
 };
 
 using coord_ptr = msg::coordinator_actor::stateful_pointer<CoordinatorState>;
@@ -69,17 +78,48 @@ int replicas(coord_ptr self) { return static_cast<int>(self->state.pipelines.siz
 
 runtime::Layout layout_of(const runtime::Plan& p) { return {p.stages, p.micro_batches, p.replicas}; }
 
+void emit(coord_ptr self, runtime::Event e) {
+  if (self->state.observed) self->send(self->state.bus, msg::event_batch{{std::move(e)}});
+}
+
+runtime::Event event(coord_ptr self, runtime::EventKind kind, int64_t start_us) {
+  runtime::Event e;
+  e.kind = kind;
+  e.start_us = start_us;
+  e.duration_us = runtime::now_us() - start_us;
+  e.epoch = self->state.epoch;
+  e.step = self->state.global_step;
+  return e;
+}
+
 void stop_helpers(coord_ptr self) {
   shutdown(self->state.pipelines);
   anon_send_exit(self->state.freezer, caf::exit_reason::user_shutdown);
   if (self->state.cacher) anon_send_exit(self->state.cacher, caf::exit_reason::user_shutdown);
 }
 
+// Ends the job: the observers write everything out first, then the caller hears the result.
+// The cache actor is linked: it is stopped only right before the coordinator quits.
+template <class Result>
+void conclude(coord_ptr self, Result result) {
+  shutdown(self->state.pipelines);
+  auto deliver = [=]() mutable {
+    stop_helpers(self);
+    self->state.promise.deliver(std::move(result));
+    anon_send_exit(self->state.bus, caf::exit_reason::user_shutdown);
+    self->quit();
+  };
+  if (!self->state.observed) return deliver();
+  self->request(self->state.bus, std::chrono::seconds(180), msg::flush_atom::value)
+      .then([=](bool) mutable { deliver(); }, [=](caf::error&) mutable { deliver(); });
+}
+
 void fail(coord_ptr self, caf::error err) {
   spdlog::error("training stopped: {}", self->system().render(err));
-  stop_helpers(self);
-  self->state.promise.deliver(std::move(err));
-  self->quit();
+  auto e = event(self, runtime::EventKind::fault, runtime::now_us());
+  e.detail = "training stopped: " + self->system().render(err);
+  emit(self, std::move(e));
+  conclude(self, std::move(err));
 }
 
 // Sends each replica its shard of one global batch; calls `done` with the joined report.
@@ -91,13 +131,20 @@ void dispatch(coord_ptr self, bool train, double lr, const std::vector<int64_t>&
   auto pending = std::make_shared<int>(r);
   auto failed = std::make_shared<bool>(false);
   const int64_t global = std::min<int64_t>(batch, static_cast<int64_t>(order.size()) - step * batch);
+  const double limit = self->state.spec.config.step_timeout;
+  const caf::duration timeout = limit > 0 ? caf::duration{std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                std::chrono::duration<double>(limit))}
+                                          : caf::infinite;
+  // Training steps are named by the global step, so that events and faults count across epochs.
+  const int64_t id = train ? self->state.global_step : step;
   for (int i = 0; i < r; ++i) {
-    msg::replica_step rs{step, train, lr, runtime::shard_of_step(order, step, batch, i, r), global,
+    msg::replica_step rs{id, train, lr, runtime::shard_of_step(order, step, batch, i, r), global,
                          train && self->state.grad_norms, self->state.epoch};
-    self->request(self->state.pipelines[i].replica, caf::infinite, std::move(rs))
+    self->request(self->state.pipelines[i].replica, timeout, std::move(rs))
         .then(
             [=](msg::step_report& rep) {
               if (*failed) return;
+              joined->seconds += rep.seconds;
               joined->loss_sum += rep.loss_sum;
               joined->correct += rep.correct;
               joined->samples += rep.samples;
@@ -114,7 +161,15 @@ void dispatch(coord_ptr self, bool train, double lr, const std::vector<int64_t>&
             [=](caf::error& e) {
               if (*failed) return;
               *failed = true;
-              fail(self, e);
+              const std::string what = e == caf::sec::request_timeout
+                                           ? "did not answer within step_timeout = " + std::to_string(limit) +
+                                                 " s (a stage is hung or a message was lost)"
+                                       : e == caf::sec::request_receiver_down
+                                           ? "is gone, or one of its stages is (request_receiver_down)"
+                                           : self->system().render(e);
+              fail(self, caf::make_error(caf::sec::runtime_error, std::string(train ? "training" : "evaluation") +
+                                                                      " step " + std::to_string(id) + ": replica " +
+                                                                      std::to_string(i) + " " + what));
             });
   }
 }
@@ -178,7 +233,8 @@ std::vector<PipelineHandles> build_pipelines(coord_ptr self, const runtime::Plan
   }
   PipelineLayout layout{plan.units_per_stage, plan.replicas, plan.micro_batches,
                         runtime::parse_schedule_kind(c.pipeline.schedule), c.threads_per_device,
-                        st.spec.detached_stages, plan.frozen_units, st.cache, c.data.augment == "flip", c.seed};
+                        st.spec.detached_stages, plan.frozen_units, st.cache, c.data.augment == "flip", c.seed,
+                        st.observed ? msg::observer_actor{st.bus} : msg::observer_actor{}};
   return spawn_pipelines(self->system(), layout, models, c.optimizer, st.spec.train, st.spec.test, optimizer);
 }
 
@@ -206,15 +262,31 @@ runtime::CacheLimits cache_limits(const runtime::CacheConfig& c) {
 
 // A transition is a transaction: the old pipelines keep running until the new ones exist;
 // any failure before the switch leaves training on the old plan, with the reason recorded.
-void transition(coord_ptr self, runtime::Plan next) {
+// `resume` continues training afterwards (the next epoch, or the rest of this one).
+void transition(coord_ptr self, runtime::Plan next, std::function<void()> resume) {
   auto& st = self->state;
   const auto start = clock_type::now();
+  const int64_t start_us = runtime::now_us();
   runtime::TransitionRecord rec;
   rec.epoch = st.epoch;
   rec.step = st.global_step;
   rec.from = layout_of(st.plan);
   rec.to = layout_of(next);
   rec.frozen_layers = next.frozen_blocks;
+  // One event per phase, and one for the whole (detail "") when it ends either way.
+  auto phase = [=](const std::string& name, int64_t since_us) {
+    auto e = event(self, runtime::EventKind::transition, since_us);
+    e.detail = name;
+    emit(self, std::move(e));
+  };
+  auto whole = [=](const runtime::TransitionRecord& r) {
+    auto e = event(self, runtime::EventKind::transition, start_us);
+    e.values = {{"frozen", r.frozen_layers}, {"from_K", r.from.pipeline_length}, {"to_K", r.to.pipeline_length},
+                {"from_M", r.from.micro_batches}, {"to_M", r.to.micro_batches}, {"from_R", r.from.replicas},
+                {"to_R", r.to.replicas}, {"ok", r.ok ? 1.0 : 0.0}};
+    if (!r.ok) e.values["failed"] = 1;
+    emit(self, std::move(e));
+  };
   auto abort = [=](const std::string& why) {
     auto& s = self->state;
     auto r = rec;
@@ -222,9 +294,10 @@ void transition(coord_ptr self, runtime::Plan next) {
     r.error = why;
     r.seconds = since(start);
     s.summary.transitions.push_back(r);
+    whole(r);
     spdlog::warn("transition to K={} M={} R={} failed, continuing on K={} M={} R={}: {}", r.to.pipeline_length,
                  r.to.micro_batches, r.to.replicas, r.from.pipeline_length, r.from.micro_batches, r.from.replicas, why);
-    begin_epoch(self);
+    resume();
   };
   try {
     if (st.spec.transition_fault) st.spec.transition_fault("export");
@@ -235,6 +308,8 @@ void transition(coord_ptr self, runtime::Plan next) {
       self, {0},
       [=](std::vector<msg::stage_state>& states) {
         auto& s = self->state;
+        phase("export", start_us);
+        const int64_t spawn_us = runtime::now_us();
         std::vector<PipelineHandles> fresh;
         try {
           if (s.spec.transition_fault) s.spec.transition_fault("spawn");
@@ -246,18 +321,40 @@ void transition(coord_ptr self, runtime::Plan next) {
         shutdown(s.pipelines);
         s.pipelines = std::move(fresh);
         s.plan = next;
+        phase("spawn", spawn_us);
         auto r = rec;
         r.seconds = since(start);
         s.summary.transitions.push_back(r);
         spdlog::info("transition: F={} blocks frozen; K {}->{}, M {}->{}, R {}->{} in {:.3f}s", r.frozen_layers,
                      r.from.pipeline_length, r.to.pipeline_length, r.from.micro_batches, r.to.micro_batches,
                      r.from.replicas, r.to.replicas, r.seconds);
-        if (!s.cacher) return begin_epoch(self);
+        if (!s.cacher) {
+          whole(r);
+          return resume();
+        }
         // The cache learns the new frozen boundary before the new stages read it.
+        const int64_t cache_us = runtime::now_us();
         self->request(s.cacher, std::chrono::seconds(60), msg::cache_level{next.frozen_units})
-            .then([=]() { begin_epoch(self); }, [=](caf::error& e) { fail(self, e); });
+            .then(
+                [=]() {
+                  phase("cache", cache_us);
+                  whole(r);
+                  resume();
+                },
+                [=](caf::error& e) { fail(self, e); });
       },
       [=](const std::string& why) { abort("export: " + why); });
+}
+
+// Re-plans for `frozen` blocks and switches if that changes anything; then `resume`.
+void freeze_to(coord_ptr self, int frozen, std::function<void()> resume) {
+  auto& s = self->state;
+  frozen = std::clamp(frozen, s.plan.frozen_blocks, static_cast<int>(s.spec.config.model.depth));  // never unfreezes
+  if (frozen == s.plan.frozen_blocks) return resume();
+  auto e = event(self, runtime::EventKind::freeze, runtime::now_us());
+  e.values = {{"frozen", frozen}, {"was", s.plan.frozen_blocks}};
+  emit(self, std::move(e));
+  transition(self, runtime::make_plan(plan_request(s.spec.config, s.model, frozen, s.plan.stages)), std::move(resume));
 }
 
 // At a freeze decision point: ask the controller, re-plan, and switch if the plan changed.
@@ -270,12 +367,7 @@ void next_epoch(coord_ptr self) {
   std::fill(st.block_grad_sq.begin(), st.block_grad_sq.end(), 0.0);
   self->request(st.freezer, std::chrono::seconds(60), q)
       .then(
-          [=](msg::freeze_decision& d) {
-            auto& s = self->state;
-            if (d.frozen == s.plan.frozen_blocks) return begin_epoch(self);
-            auto next = runtime::make_plan(plan_request(s.spec.config, s.model, d.frozen, s.plan.stages));
-            transition(self, next);
-          },
+          [=](msg::freeze_decision& d) { freeze_to(self, d.frozen, [=] { begin_epoch(self); }); },
           [=](caf::error& e) { fail(self, e); });
 }
 
@@ -289,9 +381,7 @@ void finish(coord_ptr self) {
     st.summary.final_test_accuracy = st.summary.epochs.back().test_accuracy;
     st.summary.final_test_loss = st.summary.epochs.back().test_loss;
   }
-  stop_helpers(self);
-  st.promise.deliver(st.summary);
-  self->quit();
+  conclude(self, st.summary);
 }
 
 void end_epoch(coord_ptr self) {
@@ -312,6 +402,7 @@ void end_epoch(coord_ptr self) {
   rec.micro_batches = st.plan.micro_batches;
   rec.frozen_layers = st.plan.frozen_blocks;
   for (double b : st.train.busy) rec.stage_busy_fraction.push_back(b / (replicas(self) * std::max(1e-9, st.train_seconds)));
+  rec.stage_bubble_fraction = runtime::bubble_fractions(st.train.busy, st.train.makespan);
   spdlog::info("epoch {}/{}  train loss {:.4f}  train acc {:.2f}%  test loss {:.4f}  test acc {:.2f}%  {:.0f} samples/s  "
                "{:.1f}s  K={} M={} R={} frozen={}",
                rec.epoch + 1, c.epochs, rec.train_loss, 100 * rec.train_accuracy, rec.test_loss, 100 * rec.test_accuracy,
@@ -319,6 +410,23 @@ void end_epoch(coord_ptr self) {
                rec.frozen_layers);
   auto advance = [=](runtime::EpochRecord r) {
     auto& s = self->state;
+    auto e = event(self, runtime::EventKind::epoch, s.epoch_start_us);
+    e.values = {{"train_loss", r.train_loss},   {"train_accuracy", r.train_accuracy},
+                {"test_loss", r.test_loss},     {"test_accuracy", r.test_accuracy},
+                {"samples", r.samples},         {"samples_per_second", r.samples_per_second},
+                {"train_seconds", r.train_seconds}, {"K", r.pipeline_length},
+                {"M", r.micro_batches},         {"R", r.replicas},
+                {"frozen", r.frozen_layers}};
+    e.per_stage = r.stage_bubble_fraction;
+    emit(self, std::move(e));
+    if (r.cached) {
+      auto c = event(self, runtime::EventKind::cache, runtime::now_us());
+      c.values = {{"hits", r.cache.hits}, {"misses", r.cache.misses}, {"advanced", r.cache.advanced},
+                  {"rejected", r.cache.rejected}, {"evicted", r.cache.evicted},
+                  {"memory_bytes", r.cache.memory_bytes}, {"disk_bytes", r.cache.disk_bytes},
+                  {"advance_seconds", r.cache.advance_seconds}};
+      emit(self, std::move(c));
+    }
     s.summary.epochs.push_back(r);
     if (++s.epoch < s.spec.config.epochs)
       next_epoch(self);
@@ -363,7 +471,13 @@ void eval_step(coord_ptr self) {
   auto& st = self->state;
   const auto& test = *st.spec.test;
   const int64_t batch = eval_batch(st.spec.config);
-  if (st.step * batch >= test.size()) return end_epoch(self);
+  if (st.step * batch >= test.size()) {
+    auto e = event(self, runtime::EventKind::eval, st.eval_start_us);
+    e.values = {{"test_loss", st.eval.mean_loss()}, {"test_accuracy", st.eval.accuracy()},
+                {"samples", static_cast<double>(st.eval.samples)}};
+    emit(self, std::move(e));
+    return end_epoch(self);
+  }
   dispatch(self, false, 0.0, st.order, st.step, batch, [=](const msg::step_report& rep) {
     auto& s = self->state;
     s.eval.add(rep);
@@ -380,15 +494,65 @@ void begin_eval(coord_ptr self) {
   std::iota(st.order.begin(), st.order.end(), 0);
   st.step = 0;
   st.eval = {};
+  st.eval_start_us = runtime::now_us();
   eval_step(self);
+}
+
+// Faults whose step has come go to their stage (or kill it); the rest wait.
+void apply_faults(coord_ptr self) {
+  auto& st = self->state;
+  auto due = std::stable_partition(st.faults.begin(), st.faults.end(),
+                                   [&](const runtime::Fault& f) { return f.at_step > st.global_step; });
+  for (auto it = due; it != st.faults.end(); ++it) {
+    auto f = *it;
+    auto e = event(self, runtime::EventKind::fault, runtime::now_us());
+    e.replica = f.replica;
+    e.stage = f.stage;
+    e.detail = runtime::describe(f);
+    if (f.replica >= replicas(self) || f.stage >= static_cast<int>(st.pipelines[f.replica].stages.size())) {
+      spdlog::warn("fault {} not applied: the plan has R={} K={}", e.detail, replicas(self), st.plan.stages);
+      e.detail += " (not applied: no such stage)";
+    } else if (f.kind == runtime::FaultKind::kill) {
+      spdlog::warn("fault injected: {}", e.detail);
+      if (f.stage < 0)
+        anon_send_exit(st.pipelines[f.replica].replica, caf::exit_reason::kill);
+      else
+        anon_send_exit(st.pipelines[f.replica].stages[f.stage], caf::exit_reason::kill);
+    } else {
+      f.at_step = 0;  // due now
+      self->send(st.pipelines[f.replica].stages[f.stage], f);
+    }
+    emit(self, std::move(e));
+  }
+  st.faults.erase(due, st.faults.end());
 }
 
 void train_step(coord_ptr self) {
   auto& st = self->state;
   if (st.step >= st.steps_in_epoch) return begin_eval(self);
+  // A scripted freeze due now: a live transition mid-epoch; the sampler reshards the rest.
+  for (auto it = st.freezes.begin(); it != st.freezes.end(); ++it)
+    if (it->at_step <= st.global_step) {
+      const int frozen = it->frozen;
+      st.freezes.erase(it);
+      return freeze_to(self, frozen, [=] { train_step(self); });
+    }
+  if (!st.faults.empty()) apply_faults(self);
   const auto& c = st.spec.config;
-  dispatch(self, true, st.lr.at(st.global_step), st.order, st.step, c.batch_size, [=](const msg::step_report& rep) {
+  const int64_t start_us = runtime::now_us();
+  const double lr = st.lr.at(st.global_step);
+  dispatch(self, true, lr, st.order, st.step, c.batch_size, [=](const msg::step_report& rep) {
     auto& s = self->state;
+    if (s.observed) {
+      auto e = event(self, runtime::EventKind::step, start_us);
+      e.values = {{"loss", rep.samples ? rep.loss_sum / rep.samples : 0.0},
+                  {"samples", static_cast<double>(rep.samples)},
+                  {"correct", static_cast<double>(rep.correct)},
+                  {"lr", lr},
+                  {"makespan", rep.seconds / std::max(1, replicas(self))}};
+      e.per_stage = runtime::bubble_fractions(rep.stage_busy_seconds, rep.seconds);
+      emit(self, std::move(e));
+    }
     s.train.add(rep);
     for (size_t i = 0; i < rep.blocks.size(); ++i)
       if (rep.blocks[i] >= 0 && rep.blocks[i] < static_cast<int>(s.block_grad_sq.size()))
@@ -404,6 +568,7 @@ void begin_epoch(coord_ptr self) {
   auto& st = self->state;
   const auto& c = st.spec.config;
   st.epoch_start = clock_type::now();
+  st.epoch_start_us = runtime::now_us();
   st.order = runtime::epoch_permutation(st.spec.train->size(), c.seed, st.epoch);
   st.step = 0;
   st.train = {};
@@ -414,7 +579,18 @@ void begin_epoch(coord_ptr self) {
 msg::coordinator_actor::behavior_type coordinator_behavior(coord_ptr self, CoordinatorSpec spec) {
   auto& st = self->state;
   st.spec = std::move(spec);
+  st.bus = spawn_event_bus(self->system());
+  self->link_to(st.bus);
+  for (const auto& text : st.spec.config.faults) st.faults.push_back(runtime::parse_fault(text));
   return {
+      [=](msg::subscribe& s) {
+        self->state.observed = true;
+        self->send(self->state.bus, std::move(s));
+      },
+      [=](msg::inject_fault& f) {
+        self->state.faults.push_back(f.fault);  // applied at the next step boundary at or after its step
+      },
+      [=](msg::scripted_freeze& f) { self->state.freezes.push_back(f); },
       [=](msg::start_atom) -> caf::typed_response_promise<runtime::TrainingSummary> {
         auto& s = self->state;
         const auto& c = s.spec.config;
@@ -451,11 +627,19 @@ msg::coordinator_actor::behavior_type coordinator_behavior(coord_ptr self, Coord
         s.summary.setup_seconds = since(s.job_start);
         std::string parts;
         for (int u : s.plan.units_per_stage) parts += (parts.empty() ? "" : ",") + std::to_string(u);
-        spdlog::info("job: {} train / {} test samples, {} units, K={} [{}] M={} R={} on {} devices, {} steps/epoch, "
-                     "freeze policy {}{}",
-                     s.spec.train->size(), s.spec.test->size(), s.model.size(), s.plan.stages, parts,
-                     s.plan.micro_batches, s.plan.replicas, c.devices, s.steps_in_epoch, c.freeze.policy,
-                     c.elastic ? ", elastic" : "");
+        const auto describe = fmt::format(
+            "{} train / {} test samples, {} units, K={} [{}] M={} R={} on {} devices, {} steps/epoch, freeze policy "
+            "{}{}",
+            s.spec.train->size(), s.spec.test->size(), s.model.size(), s.plan.stages, parts, s.plan.micro_batches,
+            s.plan.replicas, c.devices, s.steps_in_epoch, c.freeze.policy, c.elastic ? ", elastic" : "");
+        spdlog::info("job: {}", describe);
+        runtime::Event job;
+        job.kind = runtime::EventKind::job;
+        job.start_us = runtime::now_us() - static_cast<int64_t>(s.summary.setup_seconds * 1e6);
+        job.detail = describe;
+        job.values = {{"devices", c.devices}, {"epochs", c.epochs}, {"steps_per_epoch", s.steps_in_epoch},
+                      {"depth", static_cast<double>(c.model.depth)}};
+        emit(self, std::move(job));
         begin_epoch(self);
         return s.promise;
       },

@@ -16,6 +16,7 @@ struct StepJoin {
   msg::step_report report;
   size_t pending = 0;
   bool failed = false;
+  std::chrono::steady_clock::time_point start;
 };
 
 msg::replica_actor::behavior_type replica_behavior(msg::replica_actor::stateful_pointer<ReplicaState> self,
@@ -26,6 +27,7 @@ msg::replica_actor::behavior_type replica_behavior(msg::replica_actor::stateful_
         const auto& sp = self->state.spec;
         const int k = static_cast<int>(sp.stages.size());
         auto join = std::make_shared<StepJoin>();
+        join->start = std::chrono::steady_clock::now();
         join->promise = self->make_response_promise<msg::step_report>();
         join->report.step = rs.step;
         join->report.stage_busy_seconds.assign(k, 0.0);
@@ -57,6 +59,7 @@ msg::replica_actor::behavior_type replica_behavior(msg::replica_actor::stateful_
           task.loss_scale = 1.0 / double(rs.global_samples > 0 ? rs.global_samples : n);
           task.program = schedule[s];
           task.grad_norms = rs.grad_norms;
+          task.epoch = rs.epoch;
           if (s == 0) {
             for (auto& x : xs) task.inputs.push_back({x});
             for (auto& u : ids) task.uids.push_back({u});
@@ -76,7 +79,11 @@ msg::replica_actor::behavior_type replica_behavior(msg::replica_actor::stateful_
                       join->report.correct = r.correct;
                       join->report.samples = r.samples;
                     }
-                    if (--join->pending == 0) join->promise.deliver(join->report);
+                    if (--join->pending == 0) {
+                      join->report.seconds =
+                          std::chrono::duration<double>(std::chrono::steady_clock::now() - join->start).count();
+                      join->promise.deliver(join->report);
+                    }
                   },
                   [=](caf::error& e) {
                     if (join->failed) return;
@@ -123,6 +130,8 @@ std::vector<PipelineHandles> spawn_pipelines(caf::actor_system& sys, const Pipel
       spec.reduce_group = groups[s];
       spec.threads = layout.threads_per_device;
       if (s == 0) spec.cache = layout.cache;
+      spec.device = r * k + s;  // the planner's placement: replica r's pipeline on devices rK..rK+K-1
+      spec.events = layout.events;
       p.stages.push_back(spawn_stage(sys, std::move(spec), layout.detached));
     }
     for (int s = 0; s < k; ++s) {

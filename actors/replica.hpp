@@ -36,6 +36,7 @@ struct PipelineLayout {
   std::shared_ptr<runtime::ActivationCache> cache;  // the node's AutoCache for the frozen prefix, or none
   bool flip = false;  // random horizontal flips of training samples
   uint64_t seed = 0;
+  msg::observer_actor events;  // where stages send their spans; invalid: not observed
 };
 
 // Spawns R replicas of K stages. `models` holds one unit list per replica, with equal

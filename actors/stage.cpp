@@ -5,6 +5,8 @@
 #include <chrono>
 #include <map>
 #include <optional>
+#include <set>
+#include <thread>
 
 namespace floe::actors {
 namespace {
@@ -24,6 +26,13 @@ struct StageState {
   double busy = 0;
   // Inputs that arrived, keyed by (step, micro-batch); they may come before the task.
   std::map<std::pair<int64_t, int>, torch::Tensor> activations, gradients;
+  // Observation: spans of the step in progress, sent to the bus with the report.
+  std::vector<runtime::Event> events;
+  int64_t task_start_us = 0;
+  // Injected faults, the messages held back by a delay, and this step's slowdown.
+  std::vector<runtime::Fault> faults;
+  std::set<std::tuple<char, int64_t, int>> released;
+  double slow_seconds = 0;
 };
 
 using stage_ptr = msg::stage_actor::stateful_pointer<StageState>;
@@ -36,6 +45,19 @@ std::optional<torch::Tensor> take(std::map<std::pair<int64_t, int>, torch::Tenso
   return t;
 }
 
+// An event of this stage in the step in progress.
+runtime::Event span_event(const StageState& st, runtime::EventKind kind) {
+  runtime::Event e;
+  e.kind = kind;
+  e.epoch = st.task->epoch;
+  e.step = st.task->step;
+  e.replica = st.spec.replica;
+  e.stage = st.spec.index;
+  e.device = st.spec.device;
+  if (!st.task->train) e.detail = "eval";
+  return e;
+}
+
 // Runs the next actions of the program whose inputs are here; returns true when the
 // program has finished.
 bool run_ready(stage_ptr self) {
@@ -43,9 +65,15 @@ bool run_ready(stage_ptr self) {
   auto& task = *st.task;
   auto& c = *st.compute;
   using runtime::ActionKind;
+  const bool observed = static_cast<bool>(st.spec.events);
   while (st.pc < task.program.size()) {
     const auto& a = task.program[st.pc];
     const auto start = clock_type::now();
+    const int64_t start_us = observed ? runtime::now_us() : 0;
+    if (st.slow_seconds > 0 && (a.kind == ActionKind::forward || a.kind == ActionKind::backward) &&
+        (a.kind == ActionKind::forward ? (c.first() || st.activations.count({task.step, a.micro_batch}))
+                                       : (c.last() || st.gradients.count({task.step, a.micro_batch}))))
+      std::this_thread::sleep_for(std::chrono::duration<double>(st.slow_seconds));  // injected: a slow device
     if (a.kind == ActionKind::forward) {
       auto in = c.first() ? std::optional<torch::Tensor>(task.inputs.at(a.micro_batch).t)
                           : take(st.activations, task.step, a.micro_batch);
@@ -57,7 +85,7 @@ bool run_ready(stage_ptr self) {
         c.forward_loss(a.micro_batch, *in, task.targets.at(a.micro_batch).t, task.loss_scale, st.stats, uids);
       } else {
         auto out = c.forward(a.micro_batch, *in, uids);
-        self->send(st.links.next, msg::activation{task.step, a.micro_batch, {out}});
+        self->send(st.links.next, msg::activation{task.step, a.micro_batch, {out}, observed ? runtime::now_us() : 0});
       }
     } else if (a.kind == ActionKind::backward) {
       torch::Tensor grad;
@@ -67,13 +95,24 @@ bool run_ready(stage_ptr self) {
         grad = *g;
       }
       auto gin = c.backward(a.micro_batch, grad);
-      if (!c.first()) self->send(st.links.prev, msg::gradient{task.step, a.micro_batch, {gin}});
+      if (!c.first())
+        self->send(st.links.prev, msg::gradient{task.step, a.micro_batch, {gin}, observed ? runtime::now_us() : 0});
     } else if (a.kind == ActionKind::reduce) {
       c.reduce();
     } else {
       c.step(task.lr);
     }
     st.busy += std::chrono::duration<double>(clock_type::now() - start).count();
+    if (observed) {
+      runtime::Event e = span_event(st, a.kind == ActionKind::forward    ? runtime::EventKind::forward
+                                        : a.kind == ActionKind::backward ? runtime::EventKind::backward
+                                        : a.kind == ActionKind::reduce   ? runtime::EventKind::reduce
+                                                                         : runtime::EventKind::optimizer);
+      e.start_us = start_us;
+      e.duration_us = runtime::now_us() - start_us;
+      if (a.kind == ActionKind::forward || a.kind == ActionKind::backward) e.micro_batch = a.micro_batch;
+      st.events.push_back(std::move(e));
+    }
     ++st.pc;
   }
   return true;
@@ -92,6 +131,15 @@ void advance(stage_ptr self) {
         rep.blocks.push_back(block);
         rep.block_grad_sq.push_back(sq);
       }
+    if (st.spec.events) {
+      auto e = span_event(st, runtime::EventKind::stage_step);
+      e.start_us = st.task_start_us;
+      e.duration_us = runtime::now_us() - st.task_start_us;
+      e.values["busy"] = st.busy;
+      st.events.push_back(std::move(e));
+      self->send(st.spec.events, msg::event_batch{std::move(st.events)});
+      st.events.clear();
+    }
     st.promise.deliver(std::move(rep));
   } catch (const std::exception& e) {
     // Never die silently on a c10::Error: the replica learns why the step failed.
@@ -101,6 +149,55 @@ void advance(stage_ptr self) {
                                        "stage " + std::to_string(st.spec.index) + ": " + e.what()));
   }
   st.task.reset();
+}
+
+// On arrival of a tensor from a neighbour: records the transfer, and applies an injected
+// delay (the message comes back later, once) or drop. True when the message is held back.
+template <class Msg>
+bool held_back(stage_ptr self, Msg& m, const char* what) {
+  auto& st = self->state;
+  const auto key = std::make_tuple(what[0], m.step, static_cast<int>(m.micro_batch));
+  if (st.released.erase(key) == 0) {
+    for (auto& f : st.faults) {
+      if (!runtime::fault_applies(f, what, m.step)) continue;
+      if (st.spec.events) {
+        runtime::Event e;
+        e.kind = runtime::EventKind::fault;
+        e.start_us = runtime::now_us();
+        e.step = m.step;
+        e.replica = st.spec.replica;
+        e.stage = st.spec.index;
+        e.device = st.spec.device;
+        e.micro_batch = m.micro_batch;
+        e.detail = runtime::describe(f);
+        self->send(st.spec.events, msg::event_batch{{std::move(e)}});
+      }
+      if (f.kind == runtime::FaultKind::drop) return true;
+      st.released.insert(key);
+      self->delayed_send(self, std::chrono::duration_cast<std::chrono::microseconds>(
+                                   std::chrono::duration<double>(f.seconds)),
+                         std::move(m));
+      return true;
+    }
+  }
+  if (st.spec.events && m.sent_us > 0) {
+    runtime::Event e;
+    e.kind = runtime::EventKind::transfer;
+    e.start_us = m.sent_us;
+    e.duration_us = runtime::now_us() - m.sent_us;
+    e.step = m.step;
+    e.replica = st.spec.replica;
+    e.stage = st.spec.index;
+    e.device = st.spec.device;
+    e.micro_batch = m.micro_batch;
+    e.detail = what;
+    const int from = what[0] == 'a' ? -1 : 1;  // activations come from below, gradients from above
+    e.values["from_stage"] = st.spec.index + from;
+    e.values["from_device"] = st.spec.device + from;
+    e.values["bytes"] = static_cast<double>(m.value.t.numel() * m.value.t.element_size());
+    st.events.push_back(std::move(e));
+  }
+  return false;
 }
 
 msg::stage_actor::behavior_type stage_behavior(stage_ptr self, StageSpec spec) {
@@ -121,6 +218,11 @@ msg::stage_actor::behavior_type stage_behavior(stage_ptr self, StageSpec spec) {
           return s.promise;
         }
         at::set_num_threads(s.spec.threads);  // per device thread (OpenMP settings are per thread)
+        if (s.spec.events) s.task_start_us = runtime::now_us();
+        s.slow_seconds = 0;
+        for (auto& f : s.faults)
+          if (f.kind == runtime::FaultKind::slow && task.train && runtime::fault_applies(f, "step", task.step))
+            s.slow_seconds = f.seconds;
         s.pc = 0;
         s.stats = {};
         s.busy = 0;
@@ -130,12 +232,19 @@ msg::stage_actor::behavior_type stage_behavior(stage_ptr self, StageSpec spec) {
         return s.promise;
       },
       [=](msg::activation& a) {
+        if (held_back(self, a, "activation")) return;
         self->state.activations[{a.step, a.micro_batch}] = a.value.t;
         advance(self);
       },
       [=](msg::gradient& g) {
+        if (held_back(self, g, "gradient")) return;
         self->state.gradients[{g.step, g.micro_batch}] = g.value.t;
         advance(self);
+      },
+      [=](runtime::Fault& f) {
+        spdlog::warn("stage {} of replica {}: fault injected: {}", self->state.spec.index, self->state.spec.replica,
+                     runtime::describe(f));
+        self->state.faults.push_back(f);
       },
       [=](msg::stage_links& l) { self->state.links = l; },
       [=](msg::params_atom) {

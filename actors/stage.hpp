@@ -18,6 +18,8 @@ struct StageSpec {
   std::shared_ptr<runtime::LocalAllReduce> reduce_group;
   int threads = 1;  // intra-op threads of the device
   std::shared_ptr<runtime::ActivationCache> cache;  // the node's AutoCache (first stage), or none
+  int device = 0;                  // where it computes (trace tracks)
+  msg::observer_actor events;      // the job's event bus when observed; invalid: record nothing
 };
 
 // A CPU device is a detached actor thread; `detached = false` runs the stage on the

@@ -27,11 +27,31 @@ std::string config_reference() {
 struct TrainOptions {
   std::string config;
   std::vector<std::string> sets;
-  std::string summary;
+  std::string summary, metrics, trace, report;
+  std::vector<std::string> faults;
 };
 
+// TOML's basic string, for passing a CLI value on as a --set override.
+std::string quoted(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
 int train(const TrainOptions& o) {
-  const auto cfg = runtime::load_job_config(o.config, o.sets);
+  auto sets = o.sets;  // the shortcut flags are overrides like any other, applied last
+  if (!o.metrics.empty()) sets.push_back("observe.metrics=" + quoted(o.metrics));
+  if (!o.trace.empty()) sets.push_back("observe.trace=" + quoted(o.trace));
+  if (!o.report.empty()) sets.push_back("observe.report=" + quoted(o.report));
+  if (!o.faults.empty()) {
+    std::string list = "faults=[";
+    for (size_t i = 0; i < o.faults.size(); ++i) list += (i ? ", " : "") + quoted(o.faults[i]);
+    sets.push_back(list + "]");
+  }
+  const auto cfg = runtime::load_job_config(o.config, sets);
   if (!o.summary.empty()) runtime::write_file_atomic(o.summary, "{}\n");  // fail early on a bad path
   torch::set_num_threads(cfg.threads_per_device);
   spdlog::info("loading {} data", cfg.data.dataset);
@@ -43,6 +63,9 @@ int train(const TrainOptions& o) {
     runtime::write_file_atomic(o.summary, runtime::to_json(summary) + "\n");
     spdlog::info("summary written to {}", o.summary);
   }
+  if (!cfg.observe.metrics.empty()) spdlog::info("metrics written to {}", cfg.observe.metrics);
+  if (!cfg.observe.trace.empty()) spdlog::info("trace written to {} (open it in https://ui.perfetto.dev or chrome://tracing)", cfg.observe.trace);
+  if (!cfg.observe.report.empty()) spdlog::info("report written to {}", cfg.observe.report);
   return 0;
 }
 
@@ -85,6 +108,10 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--config", t.config, "TOML job file (defaults are the demo's)")->check(CLI::ExistingFile);
   train_cmd->add_option("--set", t.sets, "override a config key: --set key=value (repeatable)")->take_all();
   train_cmd->add_option("--summary", t.summary, "write a JSON summary of the run to this file");
+  train_cmd->add_option("--metrics", t.metrics, "write JSONL metrics (a record per step and per epoch) to this file");
+  train_cmd->add_option("--trace", t.trace, "write a Perfetto / Chrome trace of every stage and micro-batch to this file");
+  train_cmd->add_option("--report", t.report, "write a self-contained HTML report to this file");
+  train_cmd->add_option("--fault", t.faults, "inject a fault, e.g. \"slow stage=1 seconds=0.01 at=5\" (repeatable; docs/hooks.md)");
   train_cmd->footer(config_reference());
   PlanOptions pl;
   auto* plan_cmd = app.add_subcommand("plan", "print the AutoPipe plan for a model, the devices and a frozen count");

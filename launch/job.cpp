@@ -1,6 +1,7 @@
 #include "launch/job.hpp"
 
 #include "actors/coordinator.hpp"
+#include "actors/observer.hpp"
 #include "messages/registry.hpp"
 
 namespace floe::launch {
@@ -21,16 +22,27 @@ runtime::TrainingSummary run_job(const runtime::JobConfig& cfg, const models::Tr
   return run_job(std::move(spec));
 }
 
-runtime::TrainingSummary run_job(actors::CoordinatorSpec spec) {
-  msg::system_config sys_cfg;
+runtime::TrainingSummary run_job(actors::CoordinatorSpec spec, const JobHooks& hooks) {
+  msg::system_config sys_cfg{hooks.scheduler_threads};
   caf::actor_system sys{sys_cfg};
+  // Built-in observers first: a bad output path stops the job before any training.
+  std::vector<msg::observer_actor> observers;
+  const auto& o = spec.config.observe;
+  if (!o.metrics.empty()) observers.push_back(actors::spawn_observer(sys, runtime::make_metrics_writer(o.metrics)));
+  if (!o.trace.empty()) observers.push_back(actors::spawn_observer(sys, runtime::make_trace_writer(o.trace)));
+  if (!o.report.empty())
+    observers.push_back(actors::spawn_observer(sys, runtime::make_report_writer(o.report, "floe training report")));
+  for (const auto& make : hooks.observers) observers.push_back(make(sys));
   auto coordinator = actors::spawn_coordinator(sys, std::move(spec));
   caf::scoped_actor self{sys};
+  for (auto& obs : observers) self->send(coordinator, msg::subscribe{obs});
+  if (hooks.attach) hooks.attach(sys, coordinator);
   runtime::TrainingSummary out;
   std::string failure;
   self->request(coordinator, caf::infinite, msg::start_atom::value)
       .receive([&](runtime::TrainingSummary& s) { out = std::move(s); },
                [&](caf::error& e) { failure = sys.render(e); });
+  for (auto& obs : observers) anon_send_exit(obs, caf::exit_reason::user_shutdown);
   if (!failure.empty()) throw std::runtime_error("training failed: " + failure);
   return out;
 }

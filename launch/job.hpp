@@ -3,6 +3,7 @@
 // actor system, let the coordinator train, return its summary. Used by `floe train`, the
 // benchmarks and the tests.
 #include "actors/coordinator.hpp"
+#include "messages/events.hpp"
 #include "models/dataset.hpp"
 #include "runtime/job_config.hpp"
 #include "runtime/summary.hpp"
@@ -15,7 +16,17 @@ models::TrainTest load_job_data(const runtime::DataConfig& data, uint64_t seed);
 // Throws std::runtime_error with the coordinator's reason when training fails.
 runtime::TrainingSummary run_job(const runtime::JobConfig& cfg, const models::TrainTest& data);
 
+// What a caller hooks into a job (docs/hooks.md): observers on its event stream, and a
+// callback that gets the coordinator before training starts (to inject faults, script
+// freezes, or hand the handle to the caller's own actors).
+struct JobHooks {
+  std::vector<std::function<msg::observer_actor(caf::actor_system&)>> observers;
+  std::function<void(caf::actor_system&, const msg::coordinator_actor&)> attach;
+  int scheduler_threads = 2;  // CAF worker threads (stages run on their own threads)
+};
+
 // The same with every coordinator option (custom freeze policy, fault injection, checks).
-runtime::TrainingSummary run_job(actors::CoordinatorSpec spec);
+// The observers of `spec.config.observe` (metrics, trace, report) are attached as well.
+runtime::TrainingSummary run_job(actors::CoordinatorSpec spec, const JobHooks& hooks = {});
 
 }  // namespace floe::launch

@@ -1,5 +1,6 @@
 #pragma once
 // The job protocol: whoever launches a job <-> the coordinator.
+#include "messages/events.hpp"
 #include "runtime/summary.hpp"
 
 #include <caf/all.hpp>
@@ -15,8 +16,8 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, EpochRecord& x) {
   return f(caf::meta::type_name("epoch_record"), x.epoch, x.train_loss, x.train_accuracy, x.test_loss,
            x.test_accuracy, x.seconds, x.train_seconds, x.samples_per_second, x.pipeline_length, x.replicas,
-           x.micro_batches, x.frozen_layers, x.stage_busy_fraction, x.samples, x.replicas_identical, x.cached,
-           x.cache);
+           x.micro_batches, x.frozen_layers, x.stage_busy_fraction, x.stage_bubble_fraction, x.samples,
+           x.replicas_identical, x.cached, x.cache);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, Layout& x) {
@@ -38,7 +39,10 @@ namespace floe::msg {
 
 using start_atom = caf::atom_constant<caf::atom("start")>;
 
-// Runs the whole job and answers with its summary (or the error that stopped it).
-using coordinator_actor = caf::typed_actor<caf::replies_to<start_atom>::with<runtime::TrainingSummary>>;
+// Runs the whole job and answers with its summary (or the error that stopped it). Hooks
+// may attach observers, inject faults and script freezes (messages/events.hpp).
+using coordinator_actor = caf::typed_actor<caf::replies_to<start_atom>::with<runtime::TrainingSummary>,
+                                           caf::reacts_to<subscribe>, caf::reacts_to<inject_fault>,
+                                           caf::reacts_to<scripted_freeze>>;
 
 }  // namespace floe::msg

@@ -3,6 +3,7 @@
 // known to CAF by name (an unregistered one only fails at run time).
 #include "messages/cache.hpp"
 #include "messages/control.hpp"
+#include "messages/events.hpp"
 #include "messages/freeze.hpp"
 #include "messages/training.hpp"
 
@@ -28,6 +29,12 @@ inline void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<freeze_decision>("floe.freeze_decision");
   cfg.add_message_type<runtime::CacheStats>("floe.cache_stats");
   cfg.add_message_type<cache_level>("floe.cache_level");
+  cfg.add_message_type<runtime::Event>("floe.event");
+  cfg.add_message_type<runtime::Fault>("floe.fault");
+  cfg.add_message_type<event_batch>("floe.event_batch");
+  cfg.add_message_type<subscribe>("floe.subscribe");
+  cfg.add_message_type<inject_fault>("floe.inject_fault");
+  cfg.add_message_type<scripted_freeze>("floe.scripted_freeze");
   cfg.add_message_type<std::vector<int64_t>>("std::vector<int64_t>");
 }
 

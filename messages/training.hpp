@@ -1,5 +1,6 @@
 #pragma once
 // The training protocol: replica <-> stages, stage <-> stage, coordinator <-> replicas.
+#include "messages/events.hpp"
 #include "messages/tensor.hpp"
 #include "runtime/schedule.hpp"
 
@@ -34,6 +35,7 @@ struct activation {
   int64_t step = 0;
   int32_t micro_batch = 0;
   wire_tensor value;
+  int64_t sent_us = 0;  // runtime::now_us at sending, when the job is observed (transfer events)
 };
 
 // Stage k+1 -> stage k: the gradient of the loss with respect to that output.
@@ -41,15 +43,16 @@ struct gradient {
   int64_t step = 0;
   int32_t micro_batch = 0;
   wire_tensor value;
+  int64_t sent_us = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, activation& x) {
-  return f(caf::meta::type_name("activation"), x.step, x.micro_batch, x.value);
+  return f(caf::meta::type_name("activation"), x.step, x.micro_batch, x.value, x.sent_us);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, gradient& x) {
-  return f(caf::meta::type_name("gradient"), x.step, x.micro_batch, x.value);
+  return f(caf::meta::type_name("gradient"), x.step, x.micro_batch, x.value, x.sent_us);
 }
 
 // What a stage's neighbours may send it.
@@ -76,11 +79,12 @@ struct stage_task {
   std::vector<wire_tensor> uids;     // first stage: the inputs' sample uids (int64), for AutoCache
   std::vector<wire_tensor> targets;  // last stage: one per micro-batch
   bool grad_norms = false;           // report per-block gradient norms (the adaptive freeze policy)
+  int32_t epoch = 0;
 };
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, stage_task& x) {
   return f(caf::meta::type_name("stage_task"), x.step, x.train, x.lr, x.loss_scale, x.program, x.inputs, x.uids,
-           x.targets, x.grad_norms);
+           x.targets, x.grad_norms, x.epoch);
 }
 
 // Stage -> replica when its program has run. Loss and accuracy come from the last stage.
@@ -122,7 +126,8 @@ typename Inspector::result_type inspect(Inspector& f, stage_state& x) {
   return f(caf::meta::type_name("stage_state"), x.parameters, x.optimizer);
 }
 
-using stage_actor = stage_peer::extend<caf::replies_to<stage_task>::with<stage_report>,
+// A fault to apply (runtime/faults.hpp); sent by the coordinator at the fault's step.
+using stage_actor = stage_peer::extend<caf::replies_to<stage_task>::with<stage_report>, caf::reacts_to<runtime::Fault>,
                                        caf::reacts_to<stage_links>,
                                        caf::replies_to<params_atom>::with<named_tensors>,
                                        caf::replies_to<grads_atom>::with<named_tensors>,
@@ -148,6 +153,7 @@ typename Inspector::result_type inspect(Inspector& f, replica_step& x) {
 
 struct step_report {
   int64_t step = 0;
+  double seconds = 0;  // the replica's step time (summed over replicas once joined)
   double loss_sum = 0;
   int64_t correct = 0;
   int64_t samples = 0;
@@ -157,7 +163,7 @@ struct step_report {
 };
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, step_report& x) {
-  return f(caf::meta::type_name("step_report"), x.step, x.loss_sum, x.correct, x.samples, x.stage_busy_seconds,
+  return f(caf::meta::type_name("step_report"), x.step, x.seconds, x.loss_sum, x.correct, x.samples, x.stage_busy_seconds,
            x.blocks, x.block_grad_sq);
 }
 

@@ -2,6 +2,7 @@
 
 #include "runtime/activation_cache.hpp"
 #include "runtime/errors.hpp"
+#include "runtime/faults.hpp"
 
 #include <toml++/toml.h>
 
@@ -111,6 +112,27 @@ Entry size(std::string name, std::string help, std::string& (*ref)(JobConfig&)) 
           [=](const JobConfig& c) { return ref(const_cast<JobConfig&>(c)); }};
 }
 
+Entry text_list(std::string name, std::string help, std::vector<std::string>& (*ref)(JobConfig&)) {
+  const std::string expected = "a list of strings, e.g. [\"slow stage=1 seconds=0.01\"]";
+  return {{name, "string list", "", std::move(help)},
+          [=](JobConfig& c, const Value& v) {
+            const auto* arr = v.node.as_array();
+            if (!arr) bad(name, v, expected);
+            std::vector<std::string> out;
+            for (const auto& el : *arr) {
+              auto s = el.value_exact<std::string>();
+              if (!s) bad(name, v, expected);
+              out.push_back(*s);
+            }
+            ref(c) = out;
+          },
+          [=](const JobConfig& c) {
+            std::string s = "[";
+            for (const auto& x : ref(const_cast<JobConfig&>(c))) s += (s.size() > 1 ? ", \"" : "\"") + x + "\"";
+            return s + "]";
+          }};
+}
+
 Entry boolean(std::string name, std::string help, bool& (*ref)(JobConfig&)) {
   return {{name, "boolean", "", std::move(help)},
           [=](JobConfig& c, const Value& v) {
@@ -166,6 +188,11 @@ const std::vector<Entry>& entries() {
         integer<int>("epochs", "passes over the training data", [](C& c) -> int& { return c.epochs; }, 1, 100000),
         integer<uint64_t>("seed", "seed for weights and data order", [](C& c) -> uint64_t& { return c.seed; }, 0, std::numeric_limits<int32_t>::max() - 1),
         integer<int64_t>("log_interval", "steps between progress lines when output is not a terminal", [](C& c) -> int64_t& { return c.log_interval; }, 1, std::numeric_limits<int32_t>::max() - 1),
+        text("observe.metrics", "write a JSONL record per step and per epoch to this file (\"\" = off)", [](C& c) -> std::string& { return c.observe.metrics; }),
+        text("observe.trace", "write a Chrome Trace Event / Perfetto timeline to this file (\"\" = off)", [](C& c) -> std::string& { return c.observe.trace; }),
+        text("observe.report", "write a self-contained HTML report to this file (\"\" = off)", [](C& c) -> std::string& { return c.observe.report; }),
+        number("step_timeout", "seconds a step may take before the job stops as hung (0 = no limit)", [](C& c) -> double& { return c.step_timeout; }, 0.0, 86400.0),
+        text_list("faults", "fault script for tests and drills, e.g. [\"delay activation replica=0 stage=1 seconds=0.05 at=10 count=4\"] (docs/hooks.md)", [](C& c) -> std::vector<std::string>& { return c.faults; }),
     };
     const JobConfig defaults;
     for (auto& x : e) x.key.default_value = x.get(defaults);
@@ -273,6 +300,13 @@ void validate(const JobConfig& c) {
            std::to_string(units) + " units");
   }
   if (c.optimizer.min_lr > c.optimizer.lr) fail("optimizer.min_lr must not exceed optimizer.lr");
+  for (const auto& f : c.faults) {
+    try {
+      parse_fault(f);
+    } catch (const InputError& e) {
+      fail(std::string("faults: ") + e.what());
+    }
+  }
   if (c.freeze.policy == "manual" && c.freeze.script.empty())
     fail("freeze.policy = \"manual\" needs freeze.script, e.g. [0, 2, 4]");
   for (size_t i = 0; i < c.freeze.script.size(); ++i)

@@ -58,6 +58,13 @@ struct PlannerConfig {
   bool frozen_cost = true;          // weigh the frozen prefix by 1/6 on stage 0 (the paper's λ)
 };
 
+// Built-in observers (runtime/event_writer.hpp): a path turns one on; empty = off.
+struct ObserveConfig {
+  std::string metrics;  // JSONL, a record per step and per epoch
+  std::string trace;    // Chrome Trace Event / Perfetto JSON
+  std::string report;   // self-contained HTML report
+};
+
 struct JobConfig {
   models::VitConfig model;
   DataConfig data;
@@ -74,6 +81,9 @@ struct JobConfig {
   int epochs = 5;
   uint64_t seed = 42;
   int64_t log_interval = 50;  // steps between progress lines (when not a terminal)
+  ObserveConfig observe;
+  double step_timeout = 600;  // seconds a step may take before the job stops as hung (0 = no limit)
+  std::vector<std::string> faults;  // fault script (runtime/faults.hpp), e.g. "slow stage=1 seconds=0.01 at=5"
 };
 
 struct ConfigKey {

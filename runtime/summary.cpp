@@ -47,6 +47,7 @@ std::string to_json(const TrainingSummary& s, int indent) {
                            {"micro_batches", e.micro_batches},
                            {"frozen_layers", e.frozen_layers},
                            {"stage_busy_fraction", e.stage_busy_fraction},
+                           {"stage_bubble_fraction", e.stage_bubble_fraction},
                            {"samples", e.samples}});
     if (e.replicas_identical >= 0) j["epochs"].back()["replicas_identical"] = e.replicas_identical == 1;
     if (e.cached) {

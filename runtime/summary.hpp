@@ -41,6 +41,7 @@ struct EpochRecord {
   int micro_batches = 0;
   int frozen_layers = 0;
   std::vector<double> stage_busy_fraction;  // per pipeline position, averaged over replicas
+  std::vector<double> stage_bubble_fraction;  // per position: idle share of the replicas' step time
   int64_t samples = 0;                      // training samples used this epoch
   int replicas_identical = -1;              // -1 not checked; 1 all replicas bit-identical at epoch end
   bool cached = false;                      // AutoCache was on

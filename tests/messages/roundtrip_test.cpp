@@ -36,6 +36,8 @@ std::vector<char> forged_activation(caf::actor_system& sys, int8_t dtype, std::v
   REQUIRE(!sink(step, mb, dtype, shape, bytes));
   std::vector<char> payload(bytes, 0);
   if (bytes) REQUIRE(!sink.apply_raw(bytes, payload.data()));
+  int64_t sent_us = 0;
+  REQUIRE(!sink(sent_us));
   return buf;
 }
 
@@ -91,6 +93,52 @@ TEST_CASE("corrupt tensor payloads are rejected, not trusted", "[messages]") {
   CHECK(load(sys, forged_activation(sys, 99, {4}, 16), out));          // unknown dtype
   CHECK(load(sys, forged_activation(sys, f32, {-4}, 0), out));         // negative dimension
   auto cut = forged_activation(sys, f32, {4}, 16);
-  cut.resize(cut.size() - 3);
+  cut.resize(cut.size() - 8 - 3);
   CHECK(load(sys, cut, out));  // truncated payload
+}
+
+TEST_CASE("observation and hook messages round-trip, and unknown kinds are rejected", "[messages][events]") {
+  msg::system_config cfg;
+  caf::actor_system sys{cfg};
+  runtime::Event e;
+  e.kind = runtime::EventKind::transfer;
+  e.start_us = 123456789;
+  e.duration_us = 42;
+  e.step = 17;
+  e.replica = 1;
+  e.stage = 2;
+  e.device = 5;
+  e.micro_batch = 3;
+  e.detail = "activation";
+  e.values = {{"bytes", 4096}};
+  e.per_stage = {0.25};
+  msg::event_batch b{{e, e}};
+  msg::event_batch b2;
+  REQUIRE(!load(sys, save(sys, b), b2));
+  REQUIRE(b2.events.size() == 2);
+  CHECK(b2.events[1].kind == runtime::EventKind::transfer);
+  CHECK(b2.events[1].start_us == 123456789);
+  CHECK(b2.events[1].detail == "activation");
+  CHECK(b2.events[1].values.at("bytes") == 4096);
+  CHECK(b2.events[1].per_stage == std::vector<double>{0.25});
+
+  msg::inject_fault f{runtime::parse_fault("delay gradient replica=1 stage=0 seconds=0.5 at=3 count=2")};
+  msg::inject_fault f2;
+  REQUIRE(!load(sys, save(sys, f), f2));
+  CHECK(runtime::describe(f2.fault) == runtime::describe(f.fault));
+
+  msg::scripted_freeze z{40, 3}, z2;
+  REQUIRE(!load(sys, save(sys, z), z2));
+  CHECK(z2.at_step == 40);
+  CHECK(z2.frozen == 3);
+
+  // A remote peer sending a kind this build does not know is refused, not cast.
+  auto bytes = save(sys, e);
+  bytes[0] = 99;
+  runtime::Event bad;
+  CHECK(load(sys, bytes, bad));
+  auto fbytes = save(sys, f.fault);
+  fbytes[0] = -7;
+  runtime::Fault badf;
+  CHECK(load(sys, fbytes, badf));
 }

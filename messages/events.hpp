@@ -1,0 +1,87 @@
+#pragma once
+// The observation protocol: actors -> event bus -> observers, and what a hook may send a
+// running job (subscribe an observer, inject a fault, script a freeze).
+#include "runtime/events.hpp"
+#include "runtime/faults.hpp"
+
+#include <caf/all.hpp>
+
+namespace floe::runtime {
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, Event& x) {
+  auto kind = static_cast<int8_t>(x.kind);
+  auto load = caf::meta::load_callback([&]() -> caf::error {
+    if (kind < 0 || kind > static_cast<int8_t>(EventKind::fault))
+      return caf::make_error(caf::sec::invalid_argument, "event: unknown kind");
+    x.kind = static_cast<EventKind>(kind);
+    return caf::none;
+  });
+  return f(caf::meta::type_name("event"), kind, x.start_us, x.duration_us, x.epoch, x.step, x.replica, x.stage,
+           x.device, x.micro_batch, x.detail, x.values, x.per_stage, load);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, Fault& x) {
+  auto kind = static_cast<int8_t>(x.kind);
+  auto load = caf::meta::load_callback([&]() -> caf::error {
+    if (kind < 0 || kind > static_cast<int8_t>(FaultKind::kill))
+      return caf::make_error(caf::sec::invalid_argument, "fault: unknown kind");
+    x.kind = static_cast<FaultKind>(kind);
+    return caf::none;
+  });
+  return f(caf::meta::type_name("fault"), kind, x.message, x.replica, x.stage, x.seconds, x.at_step, x.count, load);
+}
+}  // namespace floe::runtime
+
+namespace floe::msg {
+
+using flush_atom = caf::atom_constant<caf::atom("flush")>;
+
+// Events travel in batches: a stage sends one per step, not one per micro-batch.
+struct event_batch {
+  std::vector<runtime::Event> events;
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, event_batch& x) {
+  return f(caf::meta::type_name("event_batch"), x.events);
+}
+
+// An observer: receives every event batch; `flush` is answered once everything received so
+// far is written (the job sends it before it answers with the summary).
+using observer_actor = caf::typed_actor<caf::reacts_to<event_batch>, caf::replies_to<flush_atom>::with<bool>>;
+
+// A hook -> the coordinator: attach an observer to the job's event stream. Before `start`,
+// stages record micro-batch spans for it; attached later it sees the coordinator's events
+// and the stages' from the next transition on.
+struct subscribe {
+  observer_actor observer;
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, subscribe& x) {
+  return f(caf::meta::type_name("subscribe"), x.observer);
+}
+
+// The job's event bus: every actor of the job sends it its events; it fans them out to the
+// subscribed observers, and answers `flush` when all of them have.
+using event_bus_actor = observer_actor::extend<caf::reacts_to<subscribe>>;
+
+// A hook -> the coordinator: apply this fault at its step (now, if that step has passed).
+struct inject_fault {
+  runtime::Fault fault;
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, inject_fault& x) {
+  return f(caf::meta::type_name("inject_fault"), x.fault);
+}
+
+// A hook -> the coordinator: freeze the bottom `frozen` blocks at the step boundary before
+// global step `at_step` (a live transition mid-epoch), whatever the freeze policy says.
+struct scripted_freeze {
+  int64_t at_step = 0;
+  int32_t frozen = 0;
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, scripted_freeze& x) {
+  return f(caf::meta::type_name("scripted_freeze"), x.at_step, x.frozen);
+}
+
+}  // namespace floe::msg
