@@ -28,8 +28,34 @@ class TraceWriter : public EventWriter {
     for (int t = 0; t < 5; ++t) name_thread(coordinator_pid, t, tracks[t], t);
   }
 
+  // Keeps the event as it is: the JSON is built at flush, off the devices' time (on a machine
+  // with as many cores as devices, an observer thread competes with them for CPU).
   void on(const Event& e) override {
     if (origin_ < 0 || e.kind == EventKind::job) origin_ = e.start_us;
+    raw_.push_back(e);
+  }
+
+  void flush() override {
+    for (const auto& e : raw_) convert(e);
+    raw_.clear();
+    json out;
+    out["traceEvents"] = json::array();
+    for (auto& m : metadata_) out["traceEvents"].push_back(m);
+    for (auto& e : events_) out["traceEvents"].push_back(e);
+    out["displayTimeUnit"] = "ms";
+    out["otherData"] = {{"producer", "floe"}};
+    write_file_atomic(path_, out.dump() + "\n");
+  }
+
+ private:
+  std::string path_;
+  int64_t origin_ = -1;
+  std::vector<Event> raw_;  // not yet converted
+  std::vector<json> metadata_, events_;
+  std::set<std::pair<int, int>> named_;
+  int64_t next_flow_ = 1;
+
+  void convert(const Event& e) {
     switch (e.kind) {
       case EventKind::forward:
       case EventKind::backward:
@@ -68,22 +94,6 @@ class TraceWriter : public EventWriter {
     }
   }
 
-  void flush() override {
-    json out;
-    out["traceEvents"] = json::array();
-    for (auto& m : metadata_) out["traceEvents"].push_back(m);
-    for (auto& e : events_) out["traceEvents"].push_back(e);
-    out["displayTimeUnit"] = "ms";
-    out["otherData"] = {{"producer", "floe"}};
-    write_file_atomic(path_, out.dump() + "\n");
-  }
-
- private:
-  std::string path_;
-  int64_t origin_ = -1;
-  std::vector<json> metadata_, events_;
-  std::set<std::pair<int, int>> named_;
-  int64_t next_flow_ = 1;
 
   double ts(int64_t us) const { return static_cast<double>(us - origin_); }
 
