@@ -57,6 +57,7 @@ std::string line_chart(const std::string& title, const std::string& xlabel, cons
     return o.str();
   }
   if (y0 > 0 && y0 < 0.5 * y1) y0 = 0;
+  if (x0 > 0 && x0 < 0.2 * x1) x0 = 0;  // time axes start at the job's start
   if (x1 - x0 < 1e-12) x1 = x0 + 1;
   if (y1 - y0 < 1e-12) y1 = y0 + 1, y0 -= 0.0;
   auto px = [&](double x) { return L + (x - x0) / (x1 - x0) * (W - L - R); };
@@ -72,10 +73,11 @@ std::string line_chart(const std::string& title, const std::string& xlabel, cons
   o << "<text x=\"" << (L + W - R) / 2 << "\" y=\"" << H - 8 << "\" text-anchor=\"middle\">" << escape(xlabel) << "</text>";
   o << "<text transform=\"translate(12," << (T + H - B) / 2 << ") rotate(-90)\" text-anchor=\"middle\">" << escape(ylabel)
     << "</text>";
-  for (const auto& m : markers) {
+  for (size_t i = 0; i < markers.size(); ++i) {  // labels staggered so that close markers stay legible
+    const auto& m = markers[i];
     o << "<line x1=\"" << px(m.x) << "\" y1=\"" << T << "\" x2=\"" << px(m.x) << "\" y2=\"" << H - B
-      << "\" class=\"mark\"/><text x=\"" << px(m.x) + 3 << "\" y=\"" << T + 10 << "\" class=\"ml\">" << escape(m.label)
-      << "</text>";
+      << "\" class=\"mark\"/><text x=\"" << px(m.x) + 3 << "\" y=\"" << T + 24 + 12 * (i % 3) << "\" class=\"ml\">"
+      << escape(m.label) << "</text>";
   }
   double lx = L + 10;
   for (const auto& s : series) {

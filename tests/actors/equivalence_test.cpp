@@ -72,7 +72,11 @@ void check_layout(std::vector<int> partition, int micro_batches, int replicas, r
 
   msg::system_config sys_cfg;
   caf::actor_system sys{sys_cfg};
-  actors::PipelineLayout layout{partition, replicas, micro_batches, schedule, 1, true};
+  actors::PipelineLayout layout;
+  layout.units_per_stage = partition;
+  layout.replicas = replicas;
+  layout.micro_batches = micro_batches;
+  layout.schedule = schedule;
   auto pipes = actors::spawn_pipelines(sys, layout, replicas_units, o, train, train);
   caf::scoped_actor self{sys};
   for (int r = 0; r < replicas; ++r) {

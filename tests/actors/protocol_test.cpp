@@ -23,7 +23,10 @@ TEST_CASE_METHOD(fixture, "a K=2 M=2 GPipe step, message by message", "[protocol
   torch::manual_seed(0);
   auto data = models::make_synthetic(16, 4, 10, 1);
   auto train = std::make_shared<const models::Dataset>(data.train);
-  actors::PipelineLayout layout{{2, 3}, 1, 2, runtime::ScheduleKind::gpipe, 1, /*detached=*/false};
+  actors::PipelineLayout layout;
+  layout.units_per_stage = {2, 3};
+  layout.micro_batches = 2;
+  layout.detached = false;  // on the test coordinator
   auto pipes = actors::spawn_pipelines(sys, layout, {models::build_vit(cfg)}, {}, train, train);
   sched.run();  // initialise the actors and deliver the stage links
   auto rep = pipes[0].replica;
