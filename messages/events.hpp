@@ -7,27 +7,29 @@
 #include <caf/all.hpp>
 
 namespace floe::runtime {
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, Event& x) {
-  auto kind = static_cast<int8_t>(x.kind);
-  auto load = caf::meta::load_callback([&]() -> caf::error {
-    if (kind < 0 || kind > static_cast<int8_t>(EventKind::fault))
-      return caf::make_error(caf::sec::invalid_argument, "event: unknown kind");
-    x.kind = static_cast<EventKind>(kind);
+// An int8 on the wire for an enum whose values run 0..last; anything else is refused on load.
+template <class Enum>
+auto checked_enum(int8_t& raw, Enum& field, Enum last, const char* what) {
+  raw = static_cast<int8_t>(field);
+  return caf::meta::load_callback([&raw, &field, last, what]() -> caf::error {
+    if (raw < 0 || raw > static_cast<int8_t>(last))
+      return caf::make_error(caf::sec::invalid_argument, std::string(what) + ": unknown kind");
+    field = static_cast<Enum>(raw);
     return caf::none;
   });
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, Event& x) {
+  int8_t kind = 0;
+  auto load = checked_enum(kind, x.kind, EventKind::fault, "event");
   return f(caf::meta::type_name("event"), kind, x.start_us, x.duration_us, x.epoch, x.step, x.replica, x.stage,
            x.device, x.micro_batch, x.detail, x.values, x.per_stage, load);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, Fault& x) {
-  auto kind = static_cast<int8_t>(x.kind);
-  auto load = caf::meta::load_callback([&]() -> caf::error {
-    if (kind < 0 || kind > static_cast<int8_t>(FaultKind::kill))
-      return caf::make_error(caf::sec::invalid_argument, "fault: unknown kind");
-    x.kind = static_cast<FaultKind>(kind);
-    return caf::none;
-  });
+  int8_t kind = 0;
+  auto load = checked_enum(kind, x.kind, FaultKind::kill, "fault");
   return f(caf::meta::type_name("fault"), kind, x.message, x.replica, x.stage, x.seconds, x.at_step, x.count, load);
 }
 }  // namespace floe::runtime
