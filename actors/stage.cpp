@@ -45,17 +45,35 @@ std::optional<torch::Tensor> take(std::map<std::pair<int64_t, int>, torch::Tenso
   return t;
 }
 
-// An event of this stage in the step in progress.
-runtime::Event span_event(const StageState& st, runtime::EventKind kind) {
+// An event of this stage about `step` (and micro-batch `mb`), starting at `start_us`.
+runtime::Event stage_event(const StageState& st, runtime::EventKind kind, int64_t step, int mb, int64_t start_us) {
   runtime::Event e;
   e.kind = kind;
-  e.epoch = st.task->epoch;
-  e.step = st.task->step;
+  e.start_us = start_us;
+  e.step = step;
+  e.micro_batch = mb;
   e.replica = st.spec.replica;
   e.stage = st.spec.index;
   e.device = st.spec.device;
+  return e;
+}
+
+// A span of the step in progress, from `start_us` to now.
+runtime::Event span_event(const StageState& st, runtime::EventKind kind, int mb, int64_t start_us) {
+  auto e = stage_event(st, kind, st.task->step, mb, start_us);
+  e.duration_us = runtime::now_us() - start_us;
+  e.epoch = st.task->epoch;
   if (!st.task->train) e.detail = "eval";
   return e;
+}
+
+int64_t to_us(clock_type::time_point t) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
+}
+
+// An injected slowdown (runtime/faults.hpp): the device takes this much longer per action.
+void slow_down(const StageState& st) {
+  if (st.slow_seconds > 0) std::this_thread::sleep_for(std::chrono::duration<double>(st.slow_seconds));
 }
 
 // Runs the next actions of the program whose inputs are here; returns true when the
@@ -69,15 +87,11 @@ bool run_ready(stage_ptr self) {
   while (st.pc < task.program.size()) {
     const auto& a = task.program[st.pc];
     const auto start = clock_type::now();
-    const int64_t start_us = observed ? runtime::now_us() : 0;
-    if (st.slow_seconds > 0 && (a.kind == ActionKind::forward || a.kind == ActionKind::backward) &&
-        (a.kind == ActionKind::forward ? (c.first() || st.activations.count({task.step, a.micro_batch}))
-                                       : (c.last() || st.gradients.count({task.step, a.micro_batch}))))
-      std::this_thread::sleep_for(std::chrono::duration<double>(st.slow_seconds));  // injected: a slow device
     if (a.kind == ActionKind::forward) {
       auto in = c.first() ? std::optional<torch::Tensor>(task.inputs.at(a.micro_batch).t)
                           : take(st.activations, task.step, a.micro_batch);
       if (!in) return false;
+      slow_down(st);
       const auto uids = c.first() && a.micro_batch < static_cast<int>(task.uids.size())
                             ? task.uids[a.micro_batch].t
                             : torch::Tensor();
@@ -94,6 +108,7 @@ bool run_ready(stage_ptr self) {
         if (!g) return false;
         grad = *g;
       }
+      slow_down(st);
       auto gin = c.backward(a.micro_batch, grad);
       if (!c.first())
         self->send(st.links.prev, msg::gradient{task.step, a.micro_batch, {gin}, observed ? runtime::now_us() : 0});
@@ -104,14 +119,13 @@ bool run_ready(stage_ptr self) {
     }
     st.busy += std::chrono::duration<double>(clock_type::now() - start).count();
     if (observed) {
-      runtime::Event e = span_event(st, a.kind == ActionKind::forward    ? runtime::EventKind::forward
-                                        : a.kind == ActionKind::backward ? runtime::EventKind::backward
-                                        : a.kind == ActionKind::reduce   ? runtime::EventKind::reduce
-                                                                         : runtime::EventKind::optimizer);
-      e.start_us = start_us;
-      e.duration_us = runtime::now_us() - start_us;
-      if (a.kind == ActionKind::forward || a.kind == ActionKind::backward) e.micro_batch = a.micro_batch;
-      st.events.push_back(std::move(e));
+      const bool per_mb = a.kind == ActionKind::forward || a.kind == ActionKind::backward;
+      st.events.push_back(span_event(st,
+                                     a.kind == ActionKind::forward    ? runtime::EventKind::forward
+                                     : a.kind == ActionKind::backward ? runtime::EventKind::backward
+                                     : a.kind == ActionKind::reduce   ? runtime::EventKind::reduce
+                                                                      : runtime::EventKind::optimizer,
+                                     per_mb ? a.micro_batch : -1, to_us(start)));
     }
     ++st.pc;
   }
@@ -132,9 +146,7 @@ void advance(stage_ptr self) {
         rep.block_grad_sq.push_back(sq);
       }
     if (st.spec.events) {
-      auto e = span_event(st, runtime::EventKind::stage_step);
-      e.start_us = st.task_start_us;
-      e.duration_us = runtime::now_us() - st.task_start_us;
+      auto e = span_event(st, runtime::EventKind::stage_step, -1, st.task_start_us);
       e.values["busy"] = st.busy;
       st.events.push_back(std::move(e));
       self->send(st.spec.events, msg::event_batch{std::move(st.events)});
@@ -161,14 +173,7 @@ bool held_back(stage_ptr self, Msg& m, const char* what) {
     for (auto& f : st.faults) {
       if (!runtime::fault_applies(f, what, m.step)) continue;
       if (st.spec.events) {
-        runtime::Event e;
-        e.kind = runtime::EventKind::fault;
-        e.start_us = runtime::now_us();
-        e.step = m.step;
-        e.replica = st.spec.replica;
-        e.stage = st.spec.index;
-        e.device = st.spec.device;
-        e.micro_batch = m.micro_batch;
+        auto e = stage_event(st, runtime::EventKind::fault, m.step, m.micro_batch, runtime::now_us());
         e.detail = runtime::describe(f);
         self->send(st.spec.events, msg::event_batch{{std::move(e)}});
       }
@@ -181,15 +186,8 @@ bool held_back(stage_ptr self, Msg& m, const char* what) {
     }
   }
   if (st.spec.events && m.sent_us > 0) {
-    runtime::Event e;
-    e.kind = runtime::EventKind::transfer;
-    e.start_us = m.sent_us;
+    auto e = stage_event(st, runtime::EventKind::transfer, m.step, m.micro_batch, m.sent_us);
     e.duration_us = runtime::now_us() - m.sent_us;
-    e.step = m.step;
-    e.replica = st.spec.replica;
-    e.stage = st.spec.index;
-    e.device = st.spec.device;
-    e.micro_batch = m.micro_batch;
     e.detail = what;
     const int from = what[0] == 'a' ? -1 : 1;  // activations come from below, gradients from above
     e.values["from_stage"] = st.spec.index + from;

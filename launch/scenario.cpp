@@ -29,23 +29,14 @@ Scenario& Scenario::freeze_at(int64_t step, int frozen) {
 
 Scenario& Scenario::fault(const std::string& spec) {
   runtime::parse_fault(spec);  // a bad script fails here, naming the text
-  sets_.push_back("faults=[\"" + spec + "\"]");
+  faults_.push_back(spec);
   return *this;
 }
 
 ScenarioResult Scenario::run() const {
-  // Several fault() calls: merge them into one list (a later `faults=` would replace).
-  std::vector<std::string> sets;
-  std::string faults;
-  for (const auto& s : sets_) {
-    if (s.rfind("faults=[", 0) == 0)
-      faults += (faults.empty() ? "" : ", ") + s.substr(8, s.size() - 9);
-    else
-      sets.push_back(s);
-  }
-  if (!faults.empty()) sets.push_back("faults=[" + faults + "]");
   actors::CoordinatorSpec spec;
-  spec.config = runtime::load_job_config("", sets);
+  spec.config = runtime::load_job_config("", sets_);
+  spec.config.faults.insert(spec.config.faults.end(), faults_.begin(), faults_.end());
   const auto data = load_job_data(spec.config.data, spec.config.seed);
   spec.train = std::make_shared<const models::Dataset>(data.train);
   spec.test = std::make_shared<const models::Dataset>(data.test);

@@ -27,7 +27,7 @@ class Scenario {
   ScenarioResult run() const;
 
  private:
-  std::vector<std::string> sets_;
+  std::vector<std::string> sets_, faults_;
   std::vector<msg::scripted_freeze> freezes_;
 };
 
