@@ -1,12 +1,14 @@
 #include "actors/coordinator.hpp"
 
-#include "actors/cache.hpp"
 #include "actors/event_bus.hpp"
 #include "actors/freeze_controller.hpp"
+#include "actors/node_agent.hpp"
 #include "runtime/errors.hpp"
 #include "runtime/lr_schedule.hpp"
+#include "runtime/placement.hpp"
 #include "runtime/progress.hpp"
 #include "runtime/sampler.hpp"
+#include "runtime/state_dict.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -48,8 +50,9 @@ struct CoordinatorState {
   std::vector<PipelineHandles> pipelines;
   msg::freeze_controller_actor freezer;
   bool grad_norms = false;  // the freeze policy reads per-block gradient norms
-  std::shared_ptr<runtime::ActivationCache> cache;  // AutoCache of this node, or none
-  msg::cache_actor cacher;
+  std::vector<NodeSlot> nodes;  // where the pipelines run (each has its AutoCache)
+  int64_t generation = 0;       // pipeline sets built so far (names their gradient groups)
+  bool concluding = false;      // the result is on its way: later failures change nothing
   runtime::CacheStats cache_before;  // at the start of the epoch
   runtime::WarmupCosine lr;
   std::vector<int64_t> order;  // this epoch's sample order
@@ -92,19 +95,15 @@ runtime::Event event(coord_ptr self, runtime::EventKind kind, int64_t start_us) 
   return e;
 }
 
-void stop_helpers(coord_ptr self) {
-  shutdown(self->state.pipelines);
-  anon_send_exit(self->state.freezer, caf::exit_reason::user_shutdown);
-  if (self->state.cacher) anon_send_exit(self->state.cacher, caf::exit_reason::user_shutdown);
-}
-
 // Ends the job: the observers write everything out first, then the caller hears the result.
-// The cache actor is linked: it is stopped only right before the coordinator quits.
+// The node agents stop when the coordinator does (see start).
 template <class Result>
 void conclude(coord_ptr self, Result result) {
+  if (self->state.concluding) return;
+  self->state.concluding = true;
   shutdown(self->state.pipelines);
   auto deliver = [=]() mutable {
-    stop_helpers(self);
+    anon_send_exit(self->state.freezer, caf::exit_reason::user_shutdown);
     self->state.promise.deliver(std::move(result));
     anon_send_exit(self->state.bus, caf::exit_reason::user_shutdown);
     self->quit();
@@ -115,6 +114,7 @@ void conclude(coord_ptr self, Result result) {
 }
 
 void fail(coord_ptr self, caf::error err) {
+  if (self->state.concluding) return;
   spdlog::error("training stopped: {}", self->system().render(err));
   auto e = event(self, runtime::EventKind::fault, runtime::now_us());
   e.detail = "training stopped: " + self->system().render(err);
@@ -220,45 +220,94 @@ bool identical(const msg::stage_state& a, const msg::stage_state& b) {
   return true;
 }
 
-// Spawns the pipelines of `plan`, every replica starting from `params` and `optimizer`.
-std::vector<PipelineHandles> build_pipelines(coord_ptr self, const runtime::Plan& plan,
-                                             const runtime::NamedTensors& params,
-                                             const runtime::NamedTensors& optimizer) {
-  auto& st = self->state;
-  const auto& c = st.spec.config;
-  std::vector<models::UnitList> models;
-  for (int r = 0; r < plan.replicas; ++r) {
-    models.push_back(models::build_vit(c.model));
-    models::load_parameters(models.back(), params);
+msg::named_tensors to_named(const runtime::NamedTensors& m) {
+  msg::named_tensors out;
+  for (const auto& [name, t] : m) {
+    out.names.push_back(name);
+    out.values.push_back({t});
   }
-  PipelineLayout layout{plan.units_per_stage, plan.replicas, plan.micro_batches,
-                        runtime::parse_schedule_kind(c.pipeline.schedule), c.threads_per_device,
-                        st.spec.detached_stages, plan.frozen_units, st.cache, c.data.augment == "flip", c.seed,
-                        st.observed ? msg::observer_actor{st.bus} : msg::observer_actor{}};
-  return spawn_pipelines(self->system(), layout, models, c.optimizer, st.spec.train, st.spec.test, optimizer);
+  return out;
+}
+
+std::vector<int> node_devices(coord_ptr self) {
+  std::vector<int> out;
+  for (const auto& n : self->state.nodes) out.push_back(n.devices);
+  return out;
+}
+
+// The plan for `frozen` blocks on the nodes' devices.
+runtime::Plan plan_for(coord_ptr self, int frozen, int current_stages) {
+  auto q = plan_request(self->state.spec.config, self->state.model, frozen, current_stages);
+  q.node_devices = node_devices(self);
+  return runtime::make_plan(q);
+}
+
+// Places the pipelines of `plan` on the nodes, every replica starting from `params` and
+// `optimizer`. `done` gets them in replica order; on a failure, whatever was spawned is
+// stopped and `failed` gets the reason.
+void build_pipelines(coord_ptr self, const runtime::Plan& plan, const msg::named_tensors& params,
+                     const msg::named_tensors& optimizer, std::function<void(std::vector<PipelineHandles>)> done,
+                     std::function<void(const std::string&)> failed) {
+  auto& st = self->state;
+  std::vector<int> where;
+  try {
+    where = runtime::place_pipelines(node_devices(self), plan.stages, plan.replicas);
+  } catch (const std::invalid_argument& e) {
+    return failed(e.what());
+  }
+  const bool spans_nodes = std::adjacent_find(where.begin(), where.end(), std::not_equal_to<>()) != where.end();
+  std::vector<msg::pipelines_request> requests(st.nodes.size());
+  for (int r = 0; r < plan.replicas; ++r) requests[where[r]].replica_ids.push_back(r);
+  auto built = std::make_shared<std::vector<PipelineHandles>>(plan.replicas);
+  auto pending = std::make_shared<size_t>(0);
+  auto gave_up = std::make_shared<bool>(false);
+  const size_t k = static_cast<size_t>(plan.stages);
+  ++st.generation;
+  for (size_t n = 0; n < st.nodes.size(); ++n) {
+    auto& q = requests[n];
+    if (q.replica_ids.empty()) continue;
+    q.generation = st.generation;
+    q.units_per_stage.assign(plan.units_per_stage.begin(), plan.units_per_stage.end());
+    q.frozen_units = plan.frozen_units;
+    q.micro_batches = plan.micro_batches;
+    q.replicas = plan.replicas;
+    q.parameters = params;
+    q.optimizer = optimizer;
+    if (st.observed) q.events = st.bus;
+    q.across_nodes = spans_nodes;
+    ++*pending;
+    const auto name = st.nodes[n].name;
+    auto give_up = [=](const std::string& why) {
+      *gave_up = true;
+      shutdown(*built);
+      failed("node " + name + ": " + why);
+    };
+    self->request(st.nodes[n].agent, std::chrono::minutes(5), q)
+        .then(
+            [=, ids = q.replica_ids](msg::pipelines_built& b) {
+              std::vector<PipelineHandles> got;
+              for (size_t i = 0; i < b.replicas.size(); ++i) {
+                PipelineHandles p{b.replicas[i], {}};
+                for (size_t j = i * k; j < (i + 1) * k && j < b.stages.size(); ++j) p.stages.push_back(b.stages[j]);
+                got.push_back(std::move(p));
+              }
+              if (*gave_up) return shutdown(got);
+              if (b.replicas.size() != ids.size() || b.stages.size() != ids.size() * k) {
+                shutdown(got);
+                return give_up("answered with " + std::to_string(b.replicas.size()) + " replicas and " +
+                               std::to_string(b.stages.size()) + " stages, expected " + std::to_string(ids.size()) +
+                               " and " + std::to_string(ids.size() * k));
+              }
+              for (size_t i = 0; i < ids.size(); ++i) (*built)[ids[i]] = std::move(got[i]);
+              if (--*pending == 0) done(std::move(*built));
+            },
+            [=](caf::error& e) {
+              if (!*gave_up) give_up(self->system().render(e));
+            });
+  }
 }
 
 void begin_epoch(coord_ptr self);
-
-runtime::CacheLimits cache_limits(const runtime::CacheConfig& c) {
-  runtime::CacheLimits l;
-  l.memory_budget = runtime::parse_size(c.budget, runtime::host_memory_bytes());
-  l.disk_budget = runtime::parse_size(c.disk_budget, 0);
-  l.dir = c.dir;
-  if (l.dir.empty()) {
-    const char* tmp = std::getenv("TMPDIR");
-    l.dir = std::string(tmp && *tmp ? tmp : "/var/tmp") + "/floe-cache";  // /tmp may be RAM (tmpfs)
-  }
-  if (!c.disk_budget.empty() && c.disk_budget.back() == '%') {  // a share of the folder's free space
-    std::error_code ec;
-    std::filesystem::create_directories(l.dir, ec);
-    const auto space = std::filesystem::space(l.dir, ec);
-    l.disk_budget = ec ? 0 : runtime::parse_size(c.disk_budget, static_cast<int64_t>(space.available));
-  }
-  spdlog::info("cache: memory budget {:.0f} MiB, disk budget {:.0f} MiB in {}", l.memory_budget / 1048576.0,
-               l.disk_budget / 1048576.0, l.dir);
-  return l;
-}
 
 // A transition is a transaction: the old pipelines keep running until the new ones exist;
 // any failure before the switch leaves training on the old plan, with the reason recorded.
@@ -310,38 +359,29 @@ void transition(coord_ptr self, runtime::Plan next, std::function<void()> resume
         auto& s = self->state;
         phase("export", start_us);
         const int64_t spawn_us = runtime::now_us();
-        std::vector<PipelineHandles> fresh;
         try {
           if (s.spec.transition_fault) s.spec.transition_fault("spawn");
-          fresh = build_pipelines(self, next, to_map(states[0].parameters), to_map(states[0].optimizer));
         } catch (const std::exception& e) {
-          shutdown(fresh);
           return abort(std::string("spawn: ") + e.what());
         }
-        shutdown(s.pipelines);
-        s.pipelines = std::move(fresh);
-        s.plan = next;
-        phase("spawn", spawn_us);
-        auto r = rec;
-        r.seconds = since(start);
-        s.summary.transitions.push_back(r);
-        spdlog::info("transition: F={} blocks frozen; K {}->{}, M {}->{}, R {}->{} in {:.3f}s", r.frozen_layers,
-                     r.from.pipeline_length, r.to.pipeline_length, r.from.micro_batches, r.to.micro_batches,
-                     r.from.replicas, r.to.replicas, r.seconds);
-        if (!s.cacher) {
-          whole(r);
-          return resume();
-        }
-        // The cache learns the new frozen boundary before the new stages read it.
-        const int64_t cache_us = runtime::now_us();
-        self->request(s.cacher, std::chrono::seconds(60), msg::cache_level{next.frozen_units})
-            .then(
-                [=]() {
-                  phase("cache", cache_us);
-                  whole(r);
-                  resume();
-                },
-                [=](caf::error& e) { fail(self, e); });
+        build_pipelines(
+            self, next, states[0].parameters, states[0].optimizer,
+            [=](std::vector<PipelineHandles> fresh) {
+              auto& s = self->state;
+              shutdown(s.pipelines);
+              s.pipelines = std::move(fresh);
+              s.plan = next;
+              phase("spawn", spawn_us);
+              auto r = rec;
+              r.seconds = since(start);
+              s.summary.transitions.push_back(r);
+              spdlog::info("transition: F={} blocks frozen; K {}->{}, M {}->{}, R {}->{} in {:.3f}s", r.frozen_layers,
+                           r.from.pipeline_length, r.to.pipeline_length, r.from.micro_batches, r.to.micro_batches,
+                           r.from.replicas, r.to.replicas, r.seconds);
+              whole(r);
+              resume();
+            },
+            [=](const std::string& why) { abort("spawn: " + why); });
       },
       [=](const std::string& why) { abort("export: " + why); });
 }
@@ -354,7 +394,7 @@ void freeze_to(coord_ptr self, int frozen, std::function<void()> resume) {
   auto e = event(self, runtime::EventKind::freeze, runtime::now_us());
   e.values = {{"frozen", frozen}, {"was", s.plan.frozen_blocks}};
   emit(self, std::move(e));
-  transition(self, runtime::make_plan(plan_request(s.spec.config, s.model, frozen, s.plan.stages)), std::move(resume));
+  transition(self, plan_for(self, frozen, s.plan.stages), std::move(resume));
 }
 
 // At a freeze decision point: ask the controller, re-plan, and switch if the plan changed.
@@ -381,7 +421,20 @@ void finish(coord_ptr self) {
     st.summary.final_test_accuracy = st.summary.epochs.back().test_accuracy;
     st.summary.final_test_loss = st.summary.epochs.back().test_loss;
   }
-  conclude(self, st.summary);
+  const auto path = st.spec.config.save_weights;
+  if (path.empty()) return conclude(self, st.summary);
+  collect_states(
+      self, {0},
+      [=](std::vector<msg::stage_state>& states) {
+        try {
+          runtime::save_state_dict(path, to_map(states[0].parameters));
+        } catch (const std::exception& e) {
+          return fail(self, caf::make_error(caf::sec::runtime_error, std::string("save_weights: ") + e.what()));
+        }
+        spdlog::info("weights written to {}", path);
+        conclude(self, self->state.summary);
+      },
+      [=](const std::string& why) { fail(self, caf::make_error(caf::sec::runtime_error, "save_weights: " + why)); });
 }
 
 void end_epoch(coord_ptr self) {
@@ -449,22 +502,27 @@ void end_epoch(coord_ptr self) {
         },
         [=](const std::string& why) { fail(self, caf::make_error(caf::sec::runtime_error, why)); });
   };
-  if (!st.cacher) return verify(rec);
-  self->request(st.cacher, std::chrono::seconds(60), msg::cache_stats_atom::value)
-      .then(
-          [=](runtime::CacheStats& now) {
-            auto r = rec;
-            r.cached = true;
-            r.cache = runtime::cache_delta(now, self->state.cache_before);
-            self->state.cache_before = now;
-            if (r.cache.hits + r.cache.misses + r.cache.advanced > 0)
-              spdlog::info("cache: {} hits, {} advanced, {} computed, {} not admitted; {:.0f} MiB in memory, {:.0f} MiB "
-                           "on disk",
-                           r.cache.hits, r.cache.advanced, r.cache.misses, r.cache.rejected,
-                           r.cache.memory_bytes / 1048576.0, r.cache.disk_bytes / 1048576.0);
-            verify(r);
-          },
-          [=](caf::error& e) { fail(self, e); });
+  if (!c.cache.enabled) return verify(rec);
+  auto answers = std::make_shared<std::vector<runtime::CacheStats>>();
+  for (const auto& node : st.nodes)
+    self->request(node.agent, std::chrono::seconds(60), msg::cache_stats_atom::value)
+        .then(
+            [=](runtime::CacheStats& one) {
+              answers->push_back(one);
+              if (answers->size() < self->state.nodes.size()) return;
+              const auto now = runtime::cache_sum(*answers);
+              auto r = rec;
+              r.cached = true;
+              r.cache = runtime::cache_delta(now, self->state.cache_before);
+              self->state.cache_before = now;
+              if (r.cache.hits + r.cache.misses + r.cache.advanced > 0)
+                spdlog::info("cache: {} hits, {} advanced, {} computed, {} not admitted; {:.0f} MiB in memory, "
+                             "{:.0f} MiB on disk",
+                             r.cache.hits, r.cache.advanced, r.cache.misses, r.cache.rejected,
+                             r.cache.memory_bytes / 1048576.0, r.cache.disk_bytes / 1048576.0);
+              verify(r);
+            },
+            [=](caf::error& e) { fail(self, e); });
 }
 
 void eval_step(coord_ptr self) {
@@ -598,23 +656,30 @@ msg::coordinator_actor::behavior_type coordinator_behavior(coord_ptr self, Coord
         s.job_start = clock_type::now();
         torch::manual_seed(c.seed);
         s.model = models::build_vit(c.model);
-        s.plan = runtime::make_plan(plan_request(c, s.model, 0, c.pipeline.length));
+        s.nodes = s.spec.nodes;
+        // A node that goes away ends the job (recovery is issue 7's), and every node agent
+        // stops with the coordinator, however it ends.
+        for (const auto& n : s.nodes) {
+          self->monitor(n.agent);
+          self->attach_functor([agent = n.agent] { anon_send_exit(agent, caf::exit_reason::user_shutdown); });
+        }
+        self->set_down_handler([=](caf::down_msg& d) {
+          for (const auto& n : self->state.nodes)
+            if (d.source == n.agent.address())
+              fail(self, caf::make_error(caf::sec::runtime_error, "node " + n.name + " left the job (" +
+                                                                      self->system().render(d.reason) + ")"));
+        });
+        if (s.nodes.empty()) {
+          s.promise.deliver(caf::make_error(caf::sec::invalid_argument, "coordinator: no nodes to train on"));
+          return s.promise;
+        }
+        s.plan = plan_for(self, 0, c.pipeline.length);
         if (!c.pipeline.partition.empty()) s.plan.units_per_stage = c.pipeline.partition;
         s.plan.micro_batches = c.pipeline.micro_batches;
         runtime::NamedTensors initial;
         const auto names = models::parameter_names_of(s.model, 0, s.model.size());
         const auto params = models::parameters_of(s.model, 0, s.model.size());
         for (size_t i = 0; i < params.size(); ++i) initial[names[i]] = params[i].detach();
-        if (c.cache.enabled) {
-          try {
-            s.cache = std::make_shared<runtime::ActivationCache>(cache_limits(c.cache));
-          } catch (const std::invalid_argument& e) {
-            throw InputError(std::string("config: cache.dir: ") + e.what());
-          }
-          s.cacher = spawn_cache(self->system(), s.cache);
-          self->link_to(s.cacher);  // never outlives the job, whatever way it ends
-        }
-        s.pipelines = build_pipelines(self, s.plan, initial, {});
         auto policy = s.spec.freeze_policy ? s.spec.freeze_policy() : make_configured_policy(c);
         s.grad_norms = policy->uses_gradient_norms();
         s.freezer = spawn_freeze_controller(self->system(), std::move(policy));
@@ -640,7 +705,15 @@ msg::coordinator_actor::behavior_type coordinator_behavior(coord_ptr self, Coord
         job.values = {{"devices", c.devices}, {"epochs", c.epochs}, {"steps_per_epoch", s.steps_in_epoch},
                       {"depth", static_cast<double>(c.model.depth)}};
         emit(self, std::move(job));
-        begin_epoch(self);
+        build_pipelines(
+            self, s.plan, to_named(initial), {},
+            [=](std::vector<PipelineHandles> built) {
+              self->state.pipelines = std::move(built);
+              begin_epoch(self);
+            },
+            [=](const std::string& why) {
+              fail(self, caf::make_error(caf::sec::runtime_error, "placing the first pipelines: " + why));
+            });
         return s.promise;
       },
   };

@@ -1,11 +1,12 @@
 #pragma once
-// The coordinator: one per job. Builds the model replicas and pipelines, owns the epoch and
-// step clock, the learning-rate schedule and the data order, drives training and the
-// per-epoch evaluation on the full test set, asks the freeze controller at every freeze
-// interval, carries out live transitions to the new plan, and answers `start` with the
-// run's summary.
+// The coordinator: one per job. Places the model replicas and pipelines on the nodes'
+// agents (one in its own process when it runs alone), owns the epoch and step clock, the
+// learning-rate schedule and the data order, drives training and the per-epoch evaluation
+// on the full test set, asks the freeze controller at every freeze interval, carries out
+// live transitions to the new plan, and answers `start` with the run's summary.
 #include "actors/replica.hpp"
 #include "messages/control.hpp"
+#include "messages/membership.hpp"
 #include "runtime/elastic_plan.hpp"
 #include "runtime/freeze_policy.hpp"
 #include "runtime/job_config.hpp"
@@ -14,10 +15,20 @@
 
 namespace floe::actors {
 
+// A node that joined the job: its agent and its devices.
+struct NodeSlot {
+  msg::node_actor agent;
+  int devices = 1;
+  std::string name;
+};
+
 struct CoordinatorSpec {
   runtime::JobConfig config;
   std::shared_ptr<const models::Dataset> train, test;
-  bool detached_stages = true;
+  // The nodes that host the pipelines (launch::run_job adds one in its own process when
+  // there are none). The coordinator reads only the datasets' sizes.
+  std::vector<NodeSlot> nodes;
+  bool detached_stages = true;  // for the in-process node of launch::run_job
   // A user policy instead of the one `freeze.*` names (see docs/freeze.md).
   std::function<std::unique_ptr<runtime::FreezePolicy>()> freeze_policy;
   // Compare all replicas' weights and optimizer state at every epoch end (tests, debugging).

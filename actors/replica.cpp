@@ -1,5 +1,6 @@
 #include "actors/replica.hpp"
 
+#include "runtime/local_allreduce.hpp"
 #include "runtime/sampler.hpp"
 
 namespace floe::actors {
@@ -109,10 +110,20 @@ std::vector<PipelineHandles> spawn_pipelines(caf::actor_system& sys, const Pipel
                                              std::shared_ptr<const models::Dataset> test,
                                              const runtime::NamedTensors& optimizer_state) {
   const int k = static_cast<int>(layout.units_per_stage.size());
-  std::vector<std::shared_ptr<runtime::LocalAllReduce>> groups;
-  for (int s = 0; s < k; ++s) groups.push_back(std::make_shared<runtime::LocalAllReduce>(layout.replicas));
+  auto ids = layout.replica_ids;
+  if (ids.empty())
+    for (int r = 0; r < layout.replicas; ++r) ids.push_back(r);
+  auto groups = layout.groups;
+  if (!groups) {
+    if (static_cast<int>(ids.size()) != layout.replicas)
+      throw std::invalid_argument("spawn_pipelines: in-memory gradient groups need all replicas in one process");
+    std::vector<std::shared_ptr<runtime::GradientGroup>> local;
+    for (int s = 0; s < k; ++s) local.push_back(std::make_shared<runtime::LocalAllReduce>(layout.replicas));
+    groups = [local](int stage, int) { return local[stage]; };
+  }
   std::vector<PipelineHandles> out;
-  for (int r = 0; r < layout.replicas; ++r) {
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const int r = ids[i];
     PipelineHandles p;
     const size_t frozen = static_cast<size_t>(layout.frozen_units);
     size_t begin = frozen;
@@ -122,12 +133,12 @@ std::vector<PipelineHandles> spawn_pipelines(caf::actor_system& sys, const Pipel
       spec.count = k;
       spec.replica = r;
       const size_t end = begin + layout.units_per_stage[s];
-      if (s == 0) spec.frozen.assign(models[r].begin(), models[r].begin() + frozen);
-      spec.units.assign(models[r].begin() + begin, models[r].begin() + end);
+      if (s == 0) spec.frozen.assign(models[i].begin(), models[i].begin() + frozen);
+      spec.units.assign(models[i].begin() + begin, models[i].begin() + end);
       spec.optimizer_state = optimizer_state;
       begin = end;
       spec.optimizer = optimizer;
-      spec.reduce_group = groups[s];
+      spec.reduce_group = groups(s, r);
       spec.threads = layout.threads_per_device;
       if (s == 0) spec.cache = layout.cache;
       spec.device = r * k + s;  // the planner's placement: replica r's pipeline on devices rK..rK+K-1

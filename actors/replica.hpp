@@ -37,11 +37,16 @@ struct PipelineLayout {
   bool flip = false;  // random horizontal flips of training samples
   uint64_t seed = 0;
   msg::observer_actor events;  // where stages send their spans; invalid: not observed
+  std::vector<int> replica_ids;  // the replicas to spawn here (of `replicas`); empty = all
+  // The gradient group of (stage, replica); unset = one in-memory group per stage, shared by
+  // the replicas spawned here (which must then be all of them).
+  std::function<std::shared_ptr<runtime::GradientGroup>(int stage, int replica)> groups;
 };
 
-// Spawns R replicas of K stages. `models` holds one unit list per replica, with equal
-// weights; stage k of every replica shares one gradient all-reduce group. Every stage
-// continues AdamW from `optimizer_state` for the parameters it finds there.
+// Spawns the replicas `layout.replica_ids` (default: all R) of K stages each. `models` holds
+// one unit list per spawned replica, with equal weights; stage k of every replica joins one
+// gradient all-reduce group. Every stage continues AdamW from `optimizer_state` for the
+// parameters it finds there.
 std::vector<PipelineHandles> spawn_pipelines(caf::actor_system& sys, const PipelineLayout& layout,
                                              const std::vector<models::UnitList>& models,
                                              const runtime::OptimizerConfig& optimizer,

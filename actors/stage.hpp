@@ -15,7 +15,7 @@ struct StageSpec {
   models::UnitList units;
   runtime::OptimizerConfig optimizer;
   runtime::NamedTensors optimizer_state;  // AdamW state to continue from (after a transition)
-  std::shared_ptr<runtime::LocalAllReduce> reduce_group;
+  std::shared_ptr<runtime::GradientGroup> reduce_group;
   int threads = 1;  // intra-op threads of the device
   std::shared_ptr<runtime::ActivationCache> cache;  // the node's AutoCache (first stage), or none
   int device = 0;                  // where it computes (trace tracks)

@@ -1,6 +1,7 @@
 #include "launch/cli.hpp"
 
 #include "actors/coordinator.hpp"
+#include "launch/cluster.hpp"
 #include "launch/job.hpp"
 #include "runtime/errors.hpp"
 #include "runtime/summary.hpp"
@@ -27,28 +28,34 @@ std::string config_reference() {
 struct TrainOptions {
   std::string config;
   std::vector<std::string> sets;
-  std::string summary, metrics, trace, report;
+  std::string summary, metrics, trace, report, save_weights;
   std::vector<std::string> faults;
 };
 
-// TOML's basic string, for passing a CLI value on as a --set override.
-std::string quoted(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "\"";
+// The options `floe train` and `floe coordinator` share.
+void add_train_options(CLI::App* cmd, TrainOptions& t) {
+  cmd->add_option("--config", t.config, "TOML job file (defaults are the demo's)")->check(CLI::ExistingFile);
+  cmd->add_option("--set", t.sets, "override a config key: --set key=value (repeatable)")->take_all();
+  cmd->add_option("--summary", t.summary, "write a JSON summary of the run to this file");
+  cmd->add_option("--metrics", t.metrics, "write JSONL metrics (a record per step and per epoch) to this file");
+  cmd->add_option("--trace", t.trace, "write a Perfetto / Chrome trace of every stage and micro-batch to this file");
+  cmd->add_option("--report", t.report, "write a self-contained HTML report to this file");
+  cmd->add_option("--save-weights", t.save_weights, "write the final weights as a PyTorch state dict to this file");
+  cmd->add_option("--fault", t.faults, "inject a fault, e.g. \"slow stage=1 seconds=0.01 at=5\" (repeatable; docs/hooks.md)");
+  cmd->footer(config_reference());
 }
 
-int train(const TrainOptions& o) {
+using Runner = std::function<runtime::TrainingSummary(const runtime::JobConfig&, const models::TrainTest&)>;
+
+int train(const TrainOptions& o, const Runner& run) {
   auto sets = o.sets;  // the shortcut flags are overrides like any other, applied last
-  if (!o.metrics.empty()) sets.push_back("observe.metrics=" + quoted(o.metrics));
-  if (!o.trace.empty()) sets.push_back("observe.trace=" + quoted(o.trace));
-  if (!o.report.empty()) sets.push_back("observe.report=" + quoted(o.report));
+  if (!o.metrics.empty()) sets.push_back("observe.metrics=" + runtime::toml_string(o.metrics));
+  if (!o.trace.empty()) sets.push_back("observe.trace=" + runtime::toml_string(o.trace));
+  if (!o.report.empty()) sets.push_back("observe.report=" + runtime::toml_string(o.report));
+  if (!o.save_weights.empty()) sets.push_back("save_weights=" + runtime::toml_string(o.save_weights));
   if (!o.faults.empty()) {
     std::string list = "faults=[";
-    for (size_t i = 0; i < o.faults.size(); ++i) list += (i ? ", " : "") + quoted(o.faults[i]);
+    for (size_t i = 0; i < o.faults.size(); ++i) list += (i ? ", " : "") + runtime::toml_string(o.faults[i]);
     sets.push_back(list + "]");
   }
   const auto cfg = runtime::load_job_config(o.config, sets);
@@ -56,7 +63,7 @@ int train(const TrainOptions& o) {
   torch::set_num_threads(cfg.threads_per_device);
   spdlog::info("loading {} data", cfg.data.dataset);
   const auto data = load_job_data(cfg.data, cfg.seed);
-  const auto summary = run_job(cfg, data);
+  const auto summary = run(cfg, data);
   spdlog::info("done: final test accuracy {:.2f}% after {} epochs in {:.1f}s", 100 * summary.final_test_accuracy,
                summary.epochs.size(), summary.total_seconds);
   if (!o.summary.empty()) {
@@ -105,14 +112,28 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   TrainOptions t;
   auto* train_cmd = app.add_subcommand("train", "train a model in this process (pipeline stages and replicas as actors)");
-  train_cmd->add_option("--config", t.config, "TOML job file (defaults are the demo's)")->check(CLI::ExistingFile);
-  train_cmd->add_option("--set", t.sets, "override a config key: --set key=value (repeatable)")->take_all();
-  train_cmd->add_option("--summary", t.summary, "write a JSON summary of the run to this file");
-  train_cmd->add_option("--metrics", t.metrics, "write JSONL metrics (a record per step and per epoch) to this file");
-  train_cmd->add_option("--trace", t.trace, "write a Perfetto / Chrome trace of every stage and micro-batch to this file");
-  train_cmd->add_option("--report", t.report, "write a self-contained HTML report to this file");
-  train_cmd->add_option("--fault", t.faults, "inject a fault, e.g. \"slow stage=1 seconds=0.01 at=5\" (repeatable; docs/hooks.md)");
-  train_cmd->footer(config_reference());
+  add_train_options(train_cmd, t);
+  TrainOptions ct;
+  ClusterOptions cl;
+  auto* coord_cmd = app.add_subcommand(
+      "coordinator", "wait for --nodes nodes to join, then train on their devices (docs/cluster.md)");
+  coord_cmd->add_option("--listen", cl.listen, "HOST:PORT to accept nodes on (env FLOE_LISTEN)")->envname("FLOE_LISTEN")->capture_default_str();
+  coord_cmd->add_option("--nodes", cl.nodes, "nodes to wait for (env FLOE_NODES, else SLURM_JOB_NUM_NODES)")
+      ->envname("FLOE_NODES");
+  coord_cmd->add_option("--secret-file", cl.secret_file, "file holding the cluster secret (else env FLOE_SECRET)");
+  coord_cmd->add_option("--join-timeout", cl.join_timeout, "seconds to wait for all nodes")->capture_default_str();
+  add_train_options(coord_cmd, ct);
+  NodeOptions no;
+  auto* node_cmd = app.add_subcommand("node", "join a coordinator and host pipelines on this machine until the job ends");
+  node_cmd->add_option("--join", no.join,
+                       "HOST:PORT of the coordinator (env FLOE_COORDINATOR, else MASTER_ADDR:MASTER_PORT as torchrun sets them)")
+      ->envname("FLOE_COORDINATOR");
+  node_cmd->add_option("--devices", no.devices,
+                       "devices of this node: cpu:N (env FLOE_DEVICES; default: SLURM_CPUS_ON_NODE, else one per core)")
+      ->envname("FLOE_DEVICES");
+  node_cmd->add_option("--name", no.name, "node name in logs (env FLOE_NODE_NAME; default hostname-pid)")->envname("FLOE_NODE_NAME");
+  node_cmd->add_option("--secret-file", no.secret_file, "file holding the cluster secret (else env FLOE_SECRET)");
+  node_cmd->add_option("--connect-timeout", no.connect_timeout, "seconds to keep trying to reach the coordinator")->capture_default_str();
   PlanOptions pl;
   auto* plan_cmd = app.add_subcommand("plan", "print the AutoPipe plan for a model, the devices and a frozen count");
   plan_cmd->add_option("--config", pl.config, "TOML job file")->check(CLI::ExistingFile);
@@ -124,7 +145,10 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   return exit_code_of([&] {
-    if (*train_cmd) return train(t);
+    if (*train_cmd) return train(t, [](const runtime::JobConfig& c, const models::TrainTest& d) { return run_job(c, d); });
+    if (*coord_cmd)
+      return train(ct, [&](const runtime::JobConfig& c, const models::TrainTest& d) { return run_coordinator(c, d, cl); });
+    if (*node_cmd) return run_node(no);
     return plan(pl);
   });
 }

@@ -1,6 +1,7 @@
 #include "launch/job.hpp"
 
 #include "actors/coordinator.hpp"
+#include "actors/node_agent.hpp"
 #include "actors/observer.hpp"
 #include "messages/registry.hpp"
 
@@ -25,6 +26,10 @@ runtime::TrainingSummary run_job(const runtime::JobConfig& cfg, const models::Tr
 runtime::TrainingSummary run_job(actors::CoordinatorSpec spec, const JobHooks& hooks) {
   msg::system_config sys_cfg{hooks.scheduler_threads};
   caf::actor_system sys{sys_cfg};
+  return run_job(sys, std::move(spec), hooks);
+}
+
+runtime::TrainingSummary run_job(caf::actor_system& sys, actors::CoordinatorSpec spec, const JobHooks& hooks) {
   // Built-in observers first: a bad output path stops the job before any training.
   std::vector<msg::observer_actor> observers;
   const auto& o = spec.config.observe;
@@ -33,6 +38,15 @@ runtime::TrainingSummary run_job(actors::CoordinatorSpec spec, const JobHooks& h
   if (!o.report.empty())
     observers.push_back(actors::spawn_observer(sys, runtime::make_report_writer(o.report, "floe training report")));
   for (const auto& make : hooks.observers) observers.push_back(make(sys));
+  if (spec.nodes.empty()) {  // the whole job in this process: one node with all the devices
+    actors::NodeSpec node;
+    node.config = spec.config;
+    node.train = spec.train;
+    node.test = spec.test;
+    node.devices = spec.config.devices;
+    node.detached_stages = spec.detached_stages;
+    spec.nodes.push_back({actors::spawn_node_agent(sys, std::move(node)), spec.config.devices, "local"});
+  }
   auto coordinator = actors::spawn_coordinator(sys, std::move(spec));
   caf::scoped_actor self{sys};
   for (auto& obs : observers) self->send(coordinator, msg::subscribe{obs});

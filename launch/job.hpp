@@ -27,6 +27,10 @@ struct JobHooks {
 
 // The same with every coordinator option (custom freeze policy, fault injection, checks).
 // The observers of `spec.config.observe` (metrics, trace, report) are attached as well.
+// Without `spec.nodes`, one node agent in this process hosts every pipeline.
 runtime::TrainingSummary run_job(actors::CoordinatorSpec spec, const JobHooks& hooks = {});
+
+// The same in an actor system the caller made (a cluster's coordinator process).
+runtime::TrainingSummary run_job(caf::actor_system& sys, actors::CoordinatorSpec spec, const JobHooks& hooks = {});
 
 }  // namespace floe::launch

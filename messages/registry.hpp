@@ -5,6 +5,7 @@
 #include "messages/control.hpp"
 #include "messages/events.hpp"
 #include "messages/freeze.hpp"
+#include "messages/membership.hpp"
 #include "messages/training.hpp"
 
 namespace floe::msg {
@@ -35,7 +36,13 @@ inline void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<subscribe>("floe.subscribe");
   cfg.add_message_type<inject_fault>("floe.inject_fault");
   cfg.add_message_type<scripted_freeze>("floe.scripted_freeze");
+  cfg.add_message_type<pipelines_request>("floe.pipelines_request");
+  cfg.add_message_type<pipelines_built>("floe.pipelines_built");
+  cfg.add_message_type<join_request>("floe.join_request");
+  cfg.add_message_type<join_welcome>("floe.join_welcome");
+  cfg.add_message_type<node_ready>("floe.node_ready");
   cfg.add_message_type<std::vector<int64_t>>("std::vector<int64_t>");
+
 }
 
 // The actor system configuration floe runs with.

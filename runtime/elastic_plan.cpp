@@ -1,5 +1,7 @@
 #include "runtime/elastic_plan.hpp"
 
+#include "runtime/placement.hpp"
+
 #include <numeric>
 #include <sstream>
 #include <stdexcept>
@@ -32,7 +34,7 @@ Plan make_plan(const PlanRequest& q) {
     const auto& c = q.compression;
     const int64_t budget = p.m_gpu0 + (c.apply_frozen_cost ? frozen_cost(p.frozen_params, c.lambda_num, c.lambda_den) : 0);
     p.stages = std::min(compress_pipeline(q.current_stages, active, p.frozen_params, budget, c), active_units);
-    p.replicas = replicas_for(q.devices, p.stages);
+    p.replicas = q.node_devices.empty() ? replicas_for(q.devices, p.stages) : replicas_on_nodes(q.node_devices, p.stages);
   } else {  // nothing frozen yet, or a static plan
     p.stages = std::min(q.current_stages, active_units);
     p.replicas = q.initial_replicas;

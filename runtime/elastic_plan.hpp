@@ -18,6 +18,7 @@ struct PlanRequest {
   std::vector<int64_t> unit_params;  // every unit of the model, in order
   std::vector<int> unit_blocks;      // block index per unit: -1 embedding, L for the tail
   int devices = 1;
+  std::vector<int> node_devices;     // devices per node; empty = one node. Pipelines stay in a node.
   int initial_stages = 1;            // K0: the pipeline length with nothing frozen
   int initial_replicas = 1;          // R0
   int current_stages = 1;            // K now; compression only ever shortens the pipeline

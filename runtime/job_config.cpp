@@ -4,6 +4,7 @@
 #include "runtime/errors.hpp"
 #include "runtime/faults.hpp"
 
+#include <fmt/format.h>
 #include <toml++/toml.h>
 
 #include <functional>
@@ -53,11 +54,7 @@ Entry number(std::string name, std::string help, double& (*ref)(JobConfig&), dou
             if (!d || !(*d >= lo && *d <= hi)) bad(name, v, expected);
             ref(c) = *d;
           },
-          [=](const JobConfig& c) {
-            std::ostringstream s;
-            s << ref(const_cast<JobConfig&>(c));
-            return s.str();
-          }};
+          [=](const JobConfig& c) { return fmt::format("{}", ref(const_cast<JobConfig&>(c))); }};  // shortest exact
 }
 
 Entry text(std::string name, std::string help, std::string& (*ref)(JobConfig&), std::vector<std::string> choices = {}) {
@@ -128,7 +125,7 @@ Entry text_list(std::string name, std::string help, std::vector<std::string>& (*
           },
           [=](const JobConfig& c) {
             std::string s = "[";
-            for (const auto& x : ref(const_cast<JobConfig&>(c))) s += (s.size() > 1 ? ", \"" : "\"") + x + "\"";
+            for (const auto& x : ref(const_cast<JobConfig&>(c))) s += (s.size() > 1 ? ", " : "") + toml_string(x);
             return s + "]";
           }};
 }
@@ -191,6 +188,7 @@ const std::vector<Entry>& entries() {
         text("observe.metrics", "write a JSONL record per step and per epoch to this file (\"\" = off)", [](C& c) -> std::string& { return c.observe.metrics; }),
         text("observe.trace", "write a Chrome Trace Event / Perfetto timeline to this file (\"\" = off)", [](C& c) -> std::string& { return c.observe.trace; }),
         text("observe.report", "write a self-contained HTML report to this file (\"\" = off)", [](C& c) -> std::string& { return c.observe.report; }),
+        text("save_weights", "write the final model weights as a PyTorch state dict (torch.load reads it) to this file (\"\" = off)", [](C& c) -> std::string& { return c.save_weights; }),
         number("step_timeout", "seconds a step may take before the job stops as hung (0 = no limit)", [](C& c) -> double& { return c.step_timeout; }, 0.0, 86400.0),
         text_list("faults", "fault script for tests and drills, e.g. [\"delay activation replica=0 stage=1 seconds=0.05 at=10 count=4\"] (docs/hooks.md)", [](C& c) -> std::vector<std::string>& { return c.faults; }),
     };
@@ -324,6 +322,24 @@ void validate(const JobConfig& c) {
          "cache.enabled = false, or cache.frozen_augmentation = true to accept frozen augmentations");
   if ((c.freeze.policy == "schedule" || c.freeze.policy == "adaptive") && !(c.freeze.alpha > 0 && c.freeze.alpha < 1))
     fail("freeze.alpha must be in (0, 1) for the " + c.freeze.policy + " policy");
+}
+
+std::string toml_string(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::vector<std::string> to_overrides(const JobConfig& cfg) {
+  std::vector<std::string> out;
+  for (const auto& e : entries()) {
+    const auto v = e.get(cfg);
+    out.push_back(e.key.name + "=" + (e.key.type == "string" || e.key.type == "size" ? toml_string(v) : v));
+  }
+  return out;
 }
 
 std::map<std::string, std::string> to_flat_map(const JobConfig& cfg) {

@@ -83,6 +83,7 @@ struct JobConfig {
   int64_t log_interval = 50;  // steps between progress lines (when not a terminal)
   ObserveConfig observe;
   double step_timeout = 600;  // seconds a step may take before the job stops as hung (0 = no limit)
+  std::string save_weights;  // write the final weights (a PyTorch state dict) here; empty = no
   std::vector<std::string> faults;  // fault script (runtime/faults.hpp), e.g. "slow stage=1 seconds=0.01 at=5"
 };
 
@@ -102,6 +103,13 @@ JobConfig load_job_config(const std::string& path, const std::vector<std::string
 
 // Cross-key checks (K·R ≤ devices, M ≤ per-replica batch, ...). Throws floe::InputError.
 void validate(const JobConfig& cfg);
+
+// Every key as a `key=value` override that load_job_config reads back to an equal config
+// (how a coordinator hands its job to the nodes that join it).
+std::vector<std::string> to_overrides(const JobConfig& cfg);
+
+// A TOML basic string: quoted, with quotes and backslashes escaped.
+std::string toml_string(const std::string& s);
 
 // Flat key -> value strings of the effective configuration (for summaries and logs).
 std::map<std::string, std::string> to_flat_map(const JobConfig& cfg);

@@ -4,7 +4,7 @@
 // participant and independent of arrival order. Blocks the calling device thread, as a
 // Gloo all-reduce would; a participant that never arrives makes the others fail after
 // `timeout` instead of hanging forever.
-#include <torch/torch.h>
+#include "runtime/gradient_group.hpp"
 
 #include <chrono>
 #include <condition_variable>
@@ -13,15 +13,15 @@
 
 namespace floe::runtime {
 
-class LocalAllReduce {
+class LocalAllReduce : public GradientGroup {
  public:
   explicit LocalAllReduce(int participants, std::chrono::milliseconds timeout = std::chrono::minutes(10));
 
-  int size() const { return participants_; }
+  int size() const override { return participants_; }
 
   // Replaces each tensor with the element-wise sum over all participants. Every participant
   // passes tensors of the same shapes in the same order.
-  void sum(int rank, std::vector<torch::Tensor>& tensors);
+  void sum(int rank, std::vector<torch::Tensor>& tensors) override;
 
  private:
   const int participants_;

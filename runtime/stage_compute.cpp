@@ -20,7 +20,7 @@ std::string state_key(const torch::Tensor& p) { return c10::guts::to_string(p.un
 }  // namespace
 
 StageCompute::StageCompute(models::UnitList frozen, models::UnitList units, bool first, bool last,
-                           const OptimizerConfig& opt, std::shared_ptr<LocalAllReduce> group, int rank,
+                           const OptimizerConfig& opt, std::shared_ptr<GradientGroup> group, int rank,
                            const NamedTensors& optimizer_state, std::shared_ptr<ActivationCache> cache)
     : frozen_(std::move(frozen)), units_(std::move(units)), first_(first), last_(last), group_(std::move(group)),
       rank_(rank), cache_(std::move(cache)) {

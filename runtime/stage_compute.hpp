@@ -5,8 +5,8 @@
 // actor decides when each of these runs (its program); this class decides what they do.
 #include "models/unit.hpp"
 #include "runtime/activation_cache.hpp"
+#include "runtime/gradient_group.hpp"
 #include "runtime/job_config.hpp"
-#include "runtime/local_allreduce.hpp"
 
 #include <map>
 #include <memory>
@@ -34,7 +34,7 @@ class StageCompute {
   // of the stages that held these units before) continues AdamW where it was.
   // With a `cache`, the frozen prefix's outputs come from (and go to) AutoCache.
   StageCompute(models::UnitList frozen, models::UnitList units, bool first, bool last, const OptimizerConfig& opt,
-               std::shared_ptr<LocalAllReduce> group, int rank, const NamedTensors& optimizer_state = {},
+               std::shared_ptr<GradientGroup> group, int rank, const NamedTensors& optimizer_state = {},
                std::shared_ptr<ActivationCache> cache = nullptr);
 
   bool first() const { return first_; }
@@ -71,7 +71,7 @@ class StageCompute {
   bool first_, last_, train_ = true;
   std::vector<torch::Tensor> params_;
   std::unique_ptr<torch::optim::AdamW> optimizer_;
-  std::shared_ptr<LocalAllReduce> group_;
+  std::shared_ptr<GradientGroup> group_;
   int rank_;
   std::shared_ptr<ActivationCache> cache_;
   torch::Tensor run_frozen(torch::Tensor x, const torch::Tensor& uids) const;

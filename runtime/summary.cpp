@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -11,6 +12,28 @@
 #include <unistd.h>
 
 namespace floe::runtime {
+
+CacheStats cache_sum(const std::vector<CacheStats>& nodes) {
+  CacheStats t;
+  for (const auto& n : nodes) {
+    t.hits += n.hits;
+    t.misses += n.misses;
+    t.advanced += n.advanced;
+    t.rejected += n.rejected;
+    t.evicted += n.evicted;
+    t.entries += n.entries;
+    t.memory_bytes += n.memory_bytes;
+    t.disk_bytes += n.disk_bytes;
+    t.peak_memory_bytes += n.peak_memory_bytes;
+    t.advance_seconds += n.advance_seconds;
+    t.compute_seconds += n.compute_seconds;
+    t.read_seconds += n.read_seconds;
+    for (auto l : n.bypassed_levels)
+      if (std::find(t.bypassed_levels.begin(), t.bypassed_levels.end(), l) == t.bypassed_levels.end())
+        t.bypassed_levels.push_back(l);
+  }
+  return t;
+}
 
 CacheStats cache_delta(const CacheStats& now, const CacheStats& before) {
   CacheStats d = now;

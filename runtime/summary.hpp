@@ -24,6 +24,9 @@ struct CacheStats {
   std::vector<int32_t> bypassed_levels;  // levels the probe found not worth caching
 };
 
+// The statistics of several nodes' caches as one.
+CacheStats cache_sum(const std::vector<CacheStats>& nodes);
+
 // `now` with its counters and seconds made relative to `before` (bytes stay as in `now`).
 CacheStats cache_delta(const CacheStats& now, const CacheStats& before);
 

@@ -65,3 +65,15 @@ TEST_CASE("the cache is refused under random augmentation unless frozen augmenta
   CHECK_NOTHROW(load_job_config("", {"data.augment=flip", "cache.enabled=false"}));
   CHECK_NOTHROW(load_job_config("", {"data.augment=flip", "cache.frozen_augmentation=true"}));
 }
+
+TEST_CASE("a config handed to a node as overrides comes back exactly", "[config][cluster]") {
+  auto cfg = load_job_config("", {"freeze.alpha=0.3333333333333333", "optimizer.lr=0.0007", "cache.dir=\"/tmp/a \\\"b\\\"\"",
+                                  "faults=[\"slow stage=0 seconds=0.25\"]", "pipeline.partition=[7, 8]"});
+  cfg.optimizer.beta2 = 0.99 + 1e-12;
+  const auto back = load_job_config("", to_overrides(cfg));
+  CHECK(to_flat_map(back) == to_flat_map(cfg));
+  CHECK(back.freeze.alpha == cfg.freeze.alpha);  // bit-exact, not just printed alike
+  CHECK(back.optimizer.beta2 == cfg.optimizer.beta2);
+  CHECK(back.cache.dir == "/tmp/a \"b\"");
+  CHECK(back.faults == cfg.faults);
+}

@@ -1,0 +1,141 @@
+#include "actors/node_agent.hpp"
+
+#include "runtime/errors.hpp"
+#include "runtime/gloo_group.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+namespace floe::actors {
+namespace {
+
+runtime::CacheLimits cache_limits(const runtime::CacheConfig& c) {
+  runtime::CacheLimits l;
+  l.memory_budget = runtime::parse_size(c.budget, runtime::host_memory_bytes());
+  l.disk_budget = runtime::parse_size(c.disk_budget, 0);
+  l.dir = c.dir;
+  if (l.dir.empty()) {
+    const char* tmp = std::getenv("TMPDIR");
+    l.dir = std::string(tmp && *tmp ? tmp : "/var/tmp") + "/floe-cache";  // /tmp may be RAM (tmpfs)
+  }
+  if (!c.disk_budget.empty() && c.disk_budget.back() == '%') {  // a share of the folder's free space
+    std::error_code ec;
+    std::filesystem::create_directories(l.dir, ec);
+    const auto space = std::filesystem::space(l.dir, ec);
+    l.disk_budget = ec ? 0 : runtime::parse_size(c.disk_budget, static_cast<int64_t>(space.available));
+  }
+  spdlog::info("cache: memory budget {:.0f} MiB, disk budget {:.0f} MiB in {}", l.memory_budget / 1048576.0,
+               l.disk_budget / 1048576.0, l.dir);
+  return l;
+}
+
+struct NodeState {
+  static inline const char* name = "floe.node_agent";
+  NodeSpec spec;
+  std::shared_ptr<runtime::ActivationCache> cache;
+  // Every pipeline spawned here, stopped with the agent (shared: the exit hook outlives the state).
+  std::shared_ptr<std::vector<PipelineHandles>> hosted = std::make_shared<std::vector<PipelineHandles>>();
+};
+
+using node_ptr = msg::node_actor::stateful_pointer<NodeState>;
+
+std::vector<PipelineHandles> spawn_requested(node_ptr self, const msg::pipelines_request& q) {
+  auto& st = self->state;
+  const auto& c = st.spec.config;
+  runtime::NamedTensors params;
+  for (size_t i = 0; i < q.parameters.names.size(); ++i) params[q.parameters.names[i]] = q.parameters.values[i].t;
+  runtime::NamedTensors optimizer;
+  for (size_t i = 0; i < q.optimizer.names.size(); ++i) optimizer[q.optimizer.names[i]] = q.optimizer.values[i].t;
+  std::vector<models::UnitList> models;
+  for (size_t i = 0; i < q.replica_ids.size(); ++i) {
+    models.push_back(models::build_vit(c.model));
+    models::load_parameters(models.back(), params);
+  }
+  PipelineLayout layout;
+  layout.units_per_stage.assign(q.units_per_stage.begin(), q.units_per_stage.end());
+  layout.replicas = q.replicas;
+  layout.micro_batches = q.micro_batches;
+  layout.schedule = runtime::parse_schedule_kind(c.pipeline.schedule);
+  layout.threads_per_device = c.threads_per_device;
+  layout.detached = st.spec.detached_stages;
+  layout.frozen_units = q.frozen_units;
+  layout.cache = st.cache;
+  layout.flip = c.data.augment == "flip";
+  layout.seed = c.seed;
+  layout.events = q.events;
+  layout.replica_ids.assign(q.replica_ids.begin(), q.replica_ids.end());
+  if (q.across_nodes) {
+    if (st.spec.store.port <= 0) throw std::invalid_argument("replicas span nodes, but this node has no rendezvous store");
+    const auto store = st.spec.store;
+    const auto prefix = "g" + std::to_string(q.generation) + "/s";
+    const auto host = st.spec.host;
+    const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(1000 * (c.step_timeout > 0 ? c.step_timeout : 3600)));
+    layout.groups = [=](int stage, int replica) -> std::shared_ptr<runtime::GradientGroup> {
+      return std::make_shared<runtime::GlooGroup>(store, prefix + std::to_string(stage), replica, q.replicas, host,
+                                                  timeout);
+    };
+  }
+  return spawn_pipelines(self->system(), layout, models, c.optimizer, st.spec.train, st.spec.test, optimizer);
+}
+
+msg::node_actor::behavior_type node_behavior(node_ptr self, NodeSpec spec,
+                                             std::shared_ptr<runtime::ActivationCache> cache) {
+  self->state.spec = std::move(spec);
+  self->state.cache = std::move(cache);
+  self->attach_functor([hosted = self->state.hosted] {
+    shutdown(*hosted);
+    hosted->clear();  // the handles would keep the stages' threads waiting to be destroyed
+  });
+  return {
+      [=](msg::pipelines_request& q) -> caf::result<msg::pipelines_built> {
+        const int k = static_cast<int>(q.units_per_stage.size());
+        if (k < 1 || q.replica_ids.empty() || q.replicas < 1)
+          return caf::make_error(caf::sec::invalid_argument, "pipelines_request: no stages or no replicas");
+        for (auto id : q.replica_ids)
+          if (id < 0 || id >= q.replicas)
+            return caf::make_error(caf::sec::invalid_argument, "pipelines_request: replica " + std::to_string(id) +
+                                                                   " outside 0.." + std::to_string(q.replicas - 1));
+        if (q.parameters.names.size() != q.parameters.values.size() ||
+            q.optimizer.names.size() != q.optimizer.values.size())
+          return caf::make_error(caf::sec::invalid_argument, "pipelines_request: names and tensors differ in number");
+        try {
+          if (self->state.cache) self->state.cache->set_level(q.frozen_units);
+          auto spawned = spawn_requested(self, q);
+          msg::pipelines_built out;
+          for (auto& p : spawned) {
+            out.replicas.push_back(p.replica);
+            out.stages.insert(out.stages.end(), p.stages.begin(), p.stages.end());
+            self->state.hosted->push_back(std::move(p));
+          }
+          return out;
+        } catch (const std::exception& e) {
+          return caf::make_error(caf::sec::runtime_error, std::string("spawning pipelines: ") + e.what());
+        }
+      },
+      [=](msg::cache_level l) {
+        if (self->state.cache) self->state.cache->set_level(l.frozen_units);
+      },
+      [=](msg::invalidate_atom) {
+        if (self->state.cache) self->state.cache->invalidate();
+      },
+      [=](msg::cache_stats_atom) { return self->state.cache ? self->state.cache->stats() : runtime::CacheStats{}; },
+  };
+}
+
+}  // namespace
+
+msg::node_actor spawn_node_agent(caf::actor_system& sys, NodeSpec spec) {
+  std::shared_ptr<runtime::ActivationCache> cache;
+  if (spec.config.cache.enabled) {
+    try {
+      cache = std::make_shared<runtime::ActivationCache>(cache_limits(spec.config.cache));
+    } catch (const std::invalid_argument& e) {
+      throw InputError(std::string("config: cache.dir: ") + e.what());
+    }
+  }
+  return sys.spawn(node_behavior, std::move(spec), std::move(cache));
+}
+
+}  // namespace floe::actors

@@ -1,0 +1,219 @@
+#include "launch/cluster.hpp"
+
+#include "actors/node_agent.hpp"
+#include "actors/registrar.hpp"
+#include "launch/job.hpp"
+#include "messages/registry.hpp"
+#include "runtime/errors.hpp"
+#include "runtime/gloo_group.hpp"
+#include "runtime/net.hpp"
+#include "runtime/secret.hpp"
+
+#include <caf/io/all.hpp>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <thread>
+
+namespace floe::launch {
+namespace {
+
+using seconds = std::chrono::duration<double>;
+
+caf::duration as_duration(double s) {
+  return caf::duration{std::chrono::duration_cast<std::chrono::milliseconds>(seconds(s))};
+}
+
+std::string default_name() {
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  return std::string(host) + "-" + std::to_string(getpid());
+}
+
+const char* env(const char* name) {
+  const char* v = std::getenv(name);
+  return v && *v ? v : nullptr;
+}
+
+}  // namespace
+
+void enable_network(caf::actor_system_config& cfg) {
+  cfg.load<caf::io::middleman>();
+  cfg.set("middleman.heartbeat-interval", caf::timespan{std::chrono::milliseconds(250)});
+  cfg.set("middleman.connection-timeout", caf::timespan{std::chrono::seconds(2)});
+}
+
+int parse_devices(const std::string& text) {
+  const std::string expected = "expected cpu:N with N in 1..4096, e.g. cpu:2";
+  if (text.rfind("cpu:", 0) != 0) throw InputError("--devices \"" + text + "\": " + expected);
+  const auto digits = text.substr(4);
+  if (digits.empty() || digits.size() > 4 || digits.find_first_not_of("0123456789") != std::string::npos)
+    throw InputError("--devices \"" + text + "\": " + expected);
+  const int n = std::stoi(digits);
+  if (n < 1 || n > 4096) throw InputError("--devices \"" + text + "\": " + expected);
+  return n;
+}
+
+runtime::TrainingSummary run_coordinator(const runtime::JobConfig& config, const models::TrainTest& data,
+                                         const ClusterOptions& o) {
+  const auto secret = runtime::read_secret(o.secret_file);
+  const auto listen = runtime::parse_host_port(o.listen, "--listen", true);
+  int nodes = o.nodes;
+  if (nodes == 0 && env("SLURM_JOB_NUM_NODES")) nodes = std::atoi(env("SLURM_JOB_NUM_NODES"));
+  if (nodes < 1)
+    throw InputError("--nodes " + std::to_string(nodes) + ": expected the number of nodes to wait for (>= 1; or set "
+                     "FLOE_NODES)");
+  msg::system_config sys_cfg{2};
+  enable_network(sys_cfg);
+  caf::actor_system sys{sys_cfg};
+  std::unique_ptr<runtime::StoreServer> store;
+  try {
+    store = std::make_unique<runtime::StoreServer>(listen.host, 0);
+  } catch (const std::exception& e) {
+    throw InputError(std::string("--listen ") + o.listen + ": " + e.what());
+  }
+  caf::scoped_actor self{sys};
+  auto registrar = actors::spawn_registrar(
+      sys, {secret, nodes, runtime::to_overrides(config), store->port(), caf::actor_cast<caf::actor>(self)});
+  auto port = sys.middleman().publish(registrar, static_cast<uint16_t>(listen.port), listen.host.c_str(), true);
+  if (!port) {
+    anon_send_exit(registrar, caf::exit_reason::user_shutdown);
+    throw InputError("--listen " + o.listen + ": cannot listen (" + sys.render(port.error()) + ")");
+  }
+  spdlog::info("coordinator: listening on {}:{}, waiting for {} node(s) (rendezvous store on port {})", listen.host,
+               *port, nodes, store->port());
+  std::vector<msg::node_ready> ready;
+  bool came = false;
+  self->receive([&](std::vector<msg::node_ready>& r) { ready = std::move(r), came = true; },
+                caf::after(as_duration(o.join_timeout)) >> [] {});
+  if (!came) {
+    anon_send_exit(registrar, caf::exit_reason::user_shutdown);
+    throw std::runtime_error("coordinator: not all " + std::to_string(nodes) + " node(s) joined within " +
+                             std::to_string(static_cast<int>(o.join_timeout)) + " s");
+  }
+  actors::CoordinatorSpec spec;
+  spec.config = config;
+  spec.config.devices = 0;
+  for (const auto& n : ready) {
+    spec.nodes.push_back({n.agent, n.devices, n.name});
+    spec.config.devices += n.devices;
+    self->monitor(n.agent);
+  }
+  spec.train = std::make_shared<const models::Dataset>(data.train);
+  spec.test = std::make_shared<const models::Dataset>(data.test);
+  std::string failure;
+  runtime::TrainingSummary summary;
+  try {
+    summary = run_job(sys, std::move(spec));
+  } catch (const std::exception& e) {
+    failure = e.what();
+  }
+  // The coordinator told every agent to stop; wait until they have, so the nodes hear it
+  // before this process closes its connections.
+  size_t down = 0;
+  bool waiting = true;
+  while (waiting && down < ready.size())
+    self->receive([&](caf::down_msg&) { ++down; }, caf::after(std::chrono::seconds(10)) >> [&] { waiting = false; });
+  anon_send_exit(registrar, caf::exit_reason::user_shutdown);
+  if (!failure.empty()) throw std::runtime_error(failure);
+  return summary;
+}
+
+int run_node(const NodeOptions& o) {
+  const auto secret = runtime::read_secret(o.secret_file);
+  auto join = o.join;
+  if (join.empty() && env("MASTER_ADDR") && env("MASTER_PORT"))
+    join = std::string(env("MASTER_ADDR")) + ":" + env("MASTER_PORT");
+  if (join.empty())
+    throw InputError("no coordinator to join: pass --join HOST:PORT, or set FLOE_COORDINATOR (or MASTER_ADDR and MASTER_PORT)");
+  const auto where = runtime::parse_host_port(join, "--join");
+  auto device_text = o.devices;
+  if (device_text.empty())
+    device_text = "cpu:" + (env("SLURM_CPUS_ON_NODE") ? std::string(env("SLURM_CPUS_ON_NODE"))
+                                                      : std::to_string(std::max(1u, std::thread::hardware_concurrency())));
+  const int devices = parse_devices(device_text);
+  const auto name = o.name.empty() ? default_name() : o.name;
+  msg::system_config sys_cfg{2};
+  enable_network(sys_cfg);
+  auto system = std::make_unique<caf::actor_system>(sys_cfg);
+  auto serve = [&](caf::actor_system& sys) -> int {
+    // The coordinator may start later than its nodes: keep trying for a while.
+    const auto deadline = std::chrono::steady_clock::now() + seconds(o.connect_timeout);
+    caf::expected<msg::registrar_actor> registrar = caf::sec::cannot_connect_to_node;
+    for (;;) {
+      registrar = sys.middleman().remote_actor<msg::registrar_actor>(where.host, static_cast<uint16_t>(where.port));
+      if (registrar || std::chrono::steady_clock::now() > deadline) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+    if (!registrar) {
+      spdlog::error("node {}: no coordinator at {} within {:.0f} s ({})", name, join, o.connect_timeout,
+                    sys.render(registrar.error()));
+      return 1;
+    }
+    caf::scoped_actor self{sys};
+    std::string refused;
+    msg::join_welcome welcome;
+    self->request(*registrar, std::chrono::seconds(30), msg::challenge_atom::value)
+        .receive(
+            [&](std::string& nonce) {
+              msg::join_request j{name, devices, nonce, runtime::join_proof(secret, nonce, name, devices)};
+              self->request(*registrar, std::chrono::seconds(30), j)
+                  .receive([&](msg::join_welcome& w) { welcome = std::move(w); },
+                           [&](caf::error& e) { refused = sys.render(e); });
+            },
+            [&](caf::error& e) { refused = sys.render(e); });
+    if (!refused.empty()) {
+      spdlog::error("node {}: the coordinator at {} refused the node: {}", name, join, refused);
+      return 3;
+    }
+    const auto cfg = runtime::load_job_config("", welcome.config);
+    torch::set_num_threads(cfg.threads_per_device);
+    spdlog::info("node {}: admitted as node {}; loading {} data", name, welcome.node, cfg.data.dataset);
+    const auto data = load_job_data(cfg.data, cfg.seed);
+    actors::NodeSpec spec;
+    spec.config = cfg;
+    spec.train = std::make_shared<const models::Dataset>(data.train);
+    spec.test = std::make_shared<const models::Dataset>(data.test);
+    spec.devices = devices;
+    spec.host = runtime::local_address_towards(where.host, where.port);
+    spec.store = {where.host, welcome.store_port};
+    auto agent = actors::spawn_node_agent(sys, std::move(spec));
+    self->monitor(agent);
+    self->monitor(*registrar);
+    self->send(*registrar, msg::node_ready{welcome.node, agent, name, devices});
+    spdlog::info("node {}: ready with {} device(s); hosting pipelines until the job ends", name, devices);
+    int code = 0;
+    self->receive([&](caf::down_msg& d) {
+      if (d.source == agent.address()) {
+        code = d.reason == caf::exit_reason::user_shutdown ? 0 : 1;
+        if (code == 0)
+          spdlog::info("node {}: the job ended", name);
+        else
+          spdlog::error("node {}: the node agent stopped: {}", name, sys.render(d.reason));
+      } else {
+        spdlog::error("node {}: lost the coordinator at {} ({}); stopping", name, join, sys.render(d.reason));
+        anon_send_exit(agent, caf::exit_reason::kill);
+        code = 1;
+      }
+    });
+    return code;
+  };
+  const int code = serve(*system);
+  // CAF tears the system down only once every actor thread has ended; a device thread that
+  // lingers must not keep a node whose job is over alive.
+  std::atomic<bool> closed{false};
+  std::thread guard([&] {
+    for (int i = 0; i < 100 && !closed; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (closed) return;
+    spdlog::warn("node {}: actor threads did not stop within 10 s; exiting anyway", name);
+    spdlog::shutdown();
+    std::_Exit(code);
+  });
+  system.reset();
+  closed = true;
+  guard.join();
+  return code;
+}
+
+}  // namespace floe::launch

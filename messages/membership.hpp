@@ -1,0 +1,96 @@
+#pragma once
+// The membership protocol: a node process joins a coordinator (a challenge-response over
+// the cluster secret), and the coordinator asks node agents to host pipelines.
+#include "messages/cache.hpp"
+#include "messages/training.hpp"
+
+#include <caf/all.hpp>
+
+#include <string>
+#include <vector>
+
+namespace floe::msg {
+
+// Coordinator -> node agent: host these replicas of the plan on the node's devices, every
+// one starting from `parameters` and `optimizer`; the node's cache moves to the plan's
+// frozen boundary first. Stage k of all R replicas forms one gradient group: in memory
+// when all R are on this node, else a Gloo group that meets in the coordinator's
+// rendezvous store under a key prefix of `generation` (a fresh group per transition).
+struct pipelines_request {
+  int64_t generation = 0;
+  std::vector<int32_t> units_per_stage;
+  int32_t frozen_units = 0;
+  int32_t micro_batches = 1;
+  int32_t replicas = 1;               // R over the whole job
+  std::vector<int32_t> replica_ids;   // those this node hosts
+  named_tensors parameters;           // every parameter of the model, by qualified name
+  named_tensors optimizer;            // AdamW state to continue from ("<name>#exp_avg", ...)
+  observer_actor events;              // the job's event bus when observed
+  bool across_nodes = false;          // the replicas span several nodes
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, pipelines_request& x) {
+  return f(caf::meta::type_name("pipelines_request"), x.generation, x.units_per_stage, x.frozen_units,
+           x.micro_batches, x.replicas, x.replica_ids, x.parameters, x.optimizer, x.events, x.across_nodes);
+}
+
+// The spawned actors: a replica per id, and its K stages, replica-major.
+struct pipelines_built {
+  std::vector<replica_actor> replicas;
+  std::vector<stage_actor> stages;
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, pipelines_built& x) {
+  return f(caf::meta::type_name("pipelines_built"), x.replicas, x.stages);
+}
+
+// A node agent: hosts pipelines and the node's AutoCache (the cache protocol).
+using node_actor = cache_actor::extend<caf::replies_to<pipelines_request>::with<pipelines_built>>;
+
+using challenge_atom = caf::atom_constant<caf::atom("challenge")>;
+
+// Node -> coordinator, after asking for a challenge: who it is and the proof that it knows
+// the cluster secret, HMAC-SHA256(secret, nonce | name | devices) in hex.
+struct join_request {
+  std::string name;
+  int32_t devices = 0;
+  std::string nonce;
+  std::string proof;
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, join_request& x) {
+  return f(caf::meta::type_name("join_request"), x.name, x.devices, x.nonce, x.proof);
+}
+
+// Coordinator -> an admitted node: its index, the job (config overrides that rebuild the
+// coordinator's config exactly; the node loads its data from them) and the port of the
+// rendezvous store on the coordinator's host.
+struct join_welcome {
+  int32_t node = 0;
+  std::vector<std::string> config;
+  int32_t store_port = 0;
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, join_welcome& x) {
+  return f(caf::meta::type_name("join_welcome"), x.node, x.config, x.store_port);
+}
+
+// Node -> coordinator once its data is loaded: its agent. (The coordinator fills in the
+// name and devices it admitted.)
+struct node_ready {
+  int32_t node = 0;
+  node_actor agent;
+  std::string name;
+  int32_t devices = 0;
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, node_ready& x) {
+  return f(caf::meta::type_name("node_ready"), x.node, x.agent, x.name, x.devices);
+}
+
+// The actor a coordinator process publishes for nodes to join.
+using registrar_actor = caf::typed_actor<caf::replies_to<challenge_atom>::with<std::string>,
+                                         caf::replies_to<join_request>::with<join_welcome>,
+                                         caf::reacts_to<node_ready>>;
+
+}  // namespace floe::msg

@@ -1,0 +1,22 @@
+#pragma once
+// The data-parallel gradient all-reduce of one pipeline position: the stages at the same
+// position in all replicas sum their gradients. In one process the replicas meet in memory
+// (LocalAllReduce); across processes they use c10d's ProcessGroupGloo (GlooGroup). A group
+// is built for one membership and replaced on every transition (the paper's "active group").
+#include <torch/torch.h>
+
+#include <vector>
+
+namespace floe::runtime {
+
+class GradientGroup {
+ public:
+  virtual ~GradientGroup() = default;
+  virtual int size() const = 0;
+  // Replaces each tensor with the element-wise sum over all participants; blocks the calling
+  // device thread until every rank has contributed. Every participant passes tensors of the
+  // same shapes in the same order, and every participant gets bit-identical results.
+  virtual void sum(int rank, std::vector<torch::Tensor>& tensors) = 0;
+};
+
+}  // namespace floe::runtime
