@@ -122,6 +122,9 @@ int main(int argc, char** argv) {
       ->envname("FLOE_NODES");
   coord_cmd->add_option("--secret-file", cl.secret_file, "file holding the cluster secret (else env FLOE_SECRET)");
   coord_cmd->add_option("--join-timeout", cl.join_timeout, "seconds to wait for all nodes")->capture_default_str();
+  coord_cmd->add_option("--tls-cert", cl.tls.certificate, "TLS: this coordinator's certificate (PEM)")->check(CLI::ExistingFile);
+  coord_cmd->add_option("--tls-key", cl.tls.key, "TLS: its private key (PEM)")->check(CLI::ExistingFile);
+  coord_cmd->add_option("--tls-ca", cl.tls.ca, "TLS: the CA that signed every node's certificate (PEM)")->check(CLI::ExistingFile);
   add_train_options(coord_cmd, ct);
   NodeOptions no;
   auto* node_cmd = app.add_subcommand("node", "join a coordinator and host pipelines on this machine until the job ends");
@@ -134,6 +137,9 @@ int main(int argc, char** argv) {
   node_cmd->add_option("--name", no.name, "node name in logs (env FLOE_NODE_NAME; default hostname-pid)")->envname("FLOE_NODE_NAME");
   node_cmd->add_option("--secret-file", no.secret_file, "file holding the cluster secret (else env FLOE_SECRET)");
   node_cmd->add_option("--connect-timeout", no.connect_timeout, "seconds to keep trying to reach the coordinator")->capture_default_str();
+  node_cmd->add_option("--tls-cert", no.tls.certificate, "TLS: this node's certificate (PEM)")->check(CLI::ExistingFile);
+  node_cmd->add_option("--tls-key", no.tls.key, "TLS: its private key (PEM)")->check(CLI::ExistingFile);
+  node_cmd->add_option("--tls-ca", no.tls.ca, "TLS: the CA that signed the coordinator's certificate (PEM)")->check(CLI::ExistingFile);
   PlanOptions pl;
   auto* plan_cmd = app.add_subcommand("plan", "print the AutoPipe plan for a model, the devices and a frozen count");
   plan_cmd->add_option("--config", pl.config, "TOML job file")->check(CLI::ExistingFile);

@@ -10,10 +10,12 @@
 #include "runtime/secret.hpp"
 
 #include <caf/io/all.hpp>
+#include <caf/openssl/all.hpp>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <fstream>
 #include <thread>
 
 namespace floe::launch {
@@ -38,8 +40,19 @@ const char* env(const char* name) {
 
 }  // namespace
 
-void enable_network(caf::actor_system_config& cfg) {
+void enable_network(caf::actor_system_config& cfg, const TlsFiles& tls) {
   cfg.load<caf::io::middleman>();
+  if (tls.on()) {
+    for (auto [flag, path] : {std::pair{"--tls-cert", &tls.certificate}, std::pair{"--tls-key", &tls.key},
+                              std::pair{"--tls-ca", &tls.ca}}) {
+      if (path->empty()) throw InputError(std::string(flag) + " is missing: TLS needs --tls-cert, --tls-key and --tls-ca");
+      if (!std::ifstream(*path)) throw InputError(std::string(flag) + " " + *path + ": cannot read the file");
+    }
+    cfg.openssl_certificate = tls.certificate;
+    cfg.openssl_key = tls.key;
+    cfg.openssl_cafile = tls.ca;
+    cfg.load<caf::openssl::manager>();
+  }
   cfg.set("middleman.heartbeat-interval", caf::timespan{std::chrono::milliseconds(250)});
   cfg.set("middleman.connection-timeout", caf::timespan{std::chrono::seconds(2)});
 }
@@ -65,7 +78,7 @@ runtime::TrainingSummary run_coordinator(const runtime::JobConfig& config, const
     throw InputError("--nodes " + std::to_string(nodes) + ": expected the number of nodes to wait for (>= 1; or set "
                      "FLOE_NODES)");
   msg::system_config sys_cfg{2};
-  enable_network(sys_cfg);
+  enable_network(sys_cfg, o.tls);
   caf::actor_system sys{sys_cfg};
   std::unique_ptr<runtime::StoreServer> store;
   try {
@@ -76,13 +89,15 @@ runtime::TrainingSummary run_coordinator(const runtime::JobConfig& config, const
   caf::scoped_actor self{sys};
   auto registrar = actors::spawn_registrar(
       sys, {secret, nodes, runtime::to_overrides(config), store->port(), caf::actor_cast<caf::actor>(self)});
-  auto port = sys.middleman().publish(registrar, static_cast<uint16_t>(listen.port), listen.host.c_str(), true);
+  const auto at = static_cast<uint16_t>(listen.port);
+  auto port = o.tls.on() ? caf::openssl::publish(registrar, at, listen.host.c_str(), true)
+                         : sys.middleman().publish(registrar, at, listen.host.c_str(), true);
   if (!port) {
     anon_send_exit(registrar, caf::exit_reason::user_shutdown);
     throw InputError("--listen " + o.listen + ": cannot listen (" + sys.render(port.error()) + ")");
   }
-  spdlog::info("coordinator: listening on {}:{}, waiting for {} node(s) (rendezvous store on port {})", listen.host,
-               *port, nodes, store->port());
+  spdlog::info("coordinator: listening on {}:{}{}, waiting for {} node(s) (rendezvous store on port {})", listen.host,
+               *port, o.tls.on() ? " (TLS)" : "", nodes, store->port());
   std::vector<msg::node_ready> ready;
   bool came = false;
   self->receive([&](std::vector<msg::node_ready>& r) { ready = std::move(r), came = true; },
@@ -135,14 +150,16 @@ int run_node(const NodeOptions& o) {
   const int devices = parse_devices(device_text);
   const auto name = o.name.empty() ? default_name() : o.name;
   msg::system_config sys_cfg{2};
-  enable_network(sys_cfg);
+  enable_network(sys_cfg, o.tls);
   auto system = std::make_unique<caf::actor_system>(sys_cfg);
   auto serve = [&](caf::actor_system& sys) -> int {
     // The coordinator may start later than its nodes: keep trying for a while.
     const auto deadline = std::chrono::steady_clock::now() + seconds(o.connect_timeout);
     caf::expected<msg::registrar_actor> registrar = caf::sec::cannot_connect_to_node;
     for (;;) {
-      registrar = sys.middleman().remote_actor<msg::registrar_actor>(where.host, static_cast<uint16_t>(where.port));
+      const auto port = static_cast<uint16_t>(where.port);
+      registrar = o.tls.on() ? caf::openssl::remote_actor<msg::registrar_actor>(sys, where.host, port)
+                             : sys.middleman().remote_actor<msg::registrar_actor>(where.host, port);
       if (registrar || std::chrono::steady_clock::now() > deadline) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(250));
     }

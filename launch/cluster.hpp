@@ -13,11 +13,19 @@
 
 namespace floe::launch {
 
+// TLS between the coordinator and its nodes (CAF's openssl module): this process's
+// certificate and key, and the CA that signed every peer's. All three, or none.
+struct TlsFiles {
+  std::string certificate, key, ca;
+  bool on() const { return !certificate.empty() || !key.empty() || !ca.empty(); }
+};
+
 struct ClusterOptions {
   std::string listen = "127.0.0.1:4500";  // HOST:PORT the coordinator accepts nodes on
   int nodes = 0;                          // nodes to wait for; 0 = SLURM_JOB_NUM_NODES
   std::string secret_file;                // else FLOE_SECRET
   double join_timeout = 600;              // seconds to wait for all nodes
+  TlsFiles tls;
 };
 
 // Publishes the registrar, waits for the nodes, trains on them. Throws floe::InputError for
@@ -31,6 +39,7 @@ struct NodeOptions {
   std::string name;         // default: hostname-pid
   std::string secret_file;  // else FLOE_SECRET
   double connect_timeout = 60;  // seconds to keep trying to reach the coordinator
+  TlsFiles tls;
 };
 
 // Joins, hosts pipelines until the job ends. Returns the process exit code: 0 when the job
@@ -41,7 +50,8 @@ int run_node(const NodeOptions& options);
 int parse_devices(const std::string& text);
 
 // Middleman settings shared by coordinator and nodes: heartbeats so that a hung peer is
-// noticed within about a second (field guide §3).
-void enable_network(caf::actor_system_config& cfg);
+// noticed within about two seconds (field guide §3), and TLS when configured. Throws
+// floe::InputError for an incomplete or unreadable set of TLS files.
+void enable_network(caf::actor_system_config& cfg, const TlsFiles& tls);
 
 }  // namespace floe::launch

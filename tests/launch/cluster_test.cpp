@@ -67,6 +67,12 @@ const std::vector<std::string> job = {
     "pipeline.micro_batches=2", "freeze.policy=manual", "freeze.script=[0, 2]", "cache.enabled=false",
     "planner.frozen_cost=false"};
 
+// One epoch of a smaller model on one device: for tests about joining, not about training.
+const std::string one_device_job =
+    " --set data.dataset=synthetic --set data.subset=256 --set data.test_subset=64 --set model.depth=2"
+    " --set model.dim=16 --set model.heads=2 --set model.patch=7 --set epochs=1 --set devices=1"
+    " --set pipeline.length=1 --set cache.enabled=false";
+
 std::string set_flags() {
   std::string out;
   for (const auto& s : job) out += " --set '" + s + "'";
@@ -121,11 +127,8 @@ TEST_CASE("a node without the secret is refused, garbage on the port is dropped,
   const auto dir = scratch("refuse");
   const int port = free_port();
   const auto at = "127.0.0.1:" + std::to_string(port);
-  const std::string sets = " --set data.dataset=synthetic --set data.subset=256 --set data.test_subset=64"
-                           " --set model.depth=2 --set model.dim=16 --set model.heads=2 --set model.patch=7"
-                           " --set epochs=1 --set devices=1 --set pipeline.length=1 --set cache.enabled=false";
   const int code = sh(dir, "echo correct-horse > secret; chmod 600 secret\n"
-                           "$F coordinator --listen " + at + " --nodes 1 --secret-file secret" + sets +
+                           "$F coordinator --listen " + at + " --nodes 1 --secret-file secret" + one_device_job +
                            " --summary out.json > coordinator.log 2>&1 &\n"
                            "coordinator=$!\n"
                            "for i in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/" + std::to_string(port) +
@@ -158,5 +161,83 @@ TEST_CASE("cluster flags and the secret are checked before anything starts", "[c
   CHECK(slurp(dir / "out.log").find("expected HOST:PORT") != std::string::npos);
   CHECK(sh(dir, ": > empty; $F coordinator --nodes 1 --secret-file empty > out.log 2>&1") == 2);
   CHECK(slurp(dir / "out.log").find("empty") != std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("two hosts in network namespaces: the traffic really crosses an interface", "[cluster][netns]") {
+  // Two namespaces joined by a veth pair stand for two machines: the coordinator and one node
+  // on host A (10.231.<n>.1), the other node on host B (10.231.<n>.2). Needs root (CAP_NET_ADMIN).
+  const auto dir = scratch("netns");
+  const auto id = std::to_string(getpid() % 100000);
+  const auto net = "10.231." + std::to_string(getpid() % 250 + 1);
+  const std::string a = "floeA" + id, b = "floeB" + id, va = "fa" + id, vb = "fb" + id;
+  const std::string setup = "set -e\nip netns add " + a + "\nip netns add " + b + "\nip link add " + va +
+                            " type veth peer name " + vb + "\nip link set " + va + " netns " + a + "\nip link set " +
+                            vb + " netns " + b + "\nip -n " + a + " addr add " + net + ".1/24 dev " + va + "\nip -n " +
+                            b + " addr add " + net + ".2/24 dev " + vb + "\nfor n in " + a + " " + b +
+                            "; do ip -n $n link set lo up; done\nip -n " + a + " link set " + va + " up\nip -n " + b +
+                            " link set " + vb + " up\n";
+  const std::string cleanup = "ip netns del " + a + " 2>/dev/null; ip netns del " + b + " 2>/dev/null; true";
+  if (geteuid() != 0 || sh(dir, setup + " > setup.log 2>&1") != 0) {
+    sh(dir, cleanup);
+    WARN("skipped: cannot create network namespaces here (needs root and CAP_NET_ADMIN): " << slurp(dir / "setup.log"));
+    return;
+  }
+  const auto at = net + ".1:4500";
+  const std::string sets = " --set data.dataset=synthetic --set data.subset=512 --set data.test_subset=128"
+                           " --set model.depth=2 --set model.dim=32 --set model.heads=2 --set model.patch=7"
+                           " --set epochs=1 --set pipeline.length=1 --set replicas=2 --set cache.enabled=false";
+  const int code = sh(dir, "export FLOE_SECRET=namespaces\n"
+                           "ip netns exec " + a + " $F coordinator --listen " + at + " --nodes 2" + sets +
+                           " --summary out.json > coordinator.log 2>&1 &\n"
+                           "ip netns exec " + a + " $F node --join " + at + " --devices cpu:1 --name hostA > a.log 2>&1 &\n"
+                           "ip netns exec " + b + " $F node --join " + at + " --devices cpu:1 --name hostB > b.log 2>&1 &\n"
+                           "fail=0; for j in $(jobs -p); do wait $j || fail=1; done\n"
+                           "ip -n " + b + " -s link show " + vb + " > link.txt\n" + cleanup + "\nexit $fail");
+  INFO(slurp(dir / "coordinator.log") << slurp(dir / "a.log") << slurp(dir / "b.log"));
+  REQUIRE(code == 0);
+  const auto summary = nlohmann::json::parse(slurp(dir / "out.json"));
+  CHECK(summary["epochs"][0]["replicas"] == 2);
+  // Host B received the job, its weights and every step's gradient sums through the veth.
+  std::istringstream link(slurp(dir / "link.txt"));
+  std::string line;
+  long long rx_bytes = -1;
+  while (std::getline(link, line))
+    if (line.find("RX:") != std::string::npos && std::getline(link, line)) rx_bytes = std::stoll(line);
+  INFO(slurp(dir / "link.txt"));
+  CHECK(rx_bytes > 100000);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("with TLS a node needs a certificate from the cluster's CA", "[cluster][tls]") {
+  const auto dir = scratch("tls");
+  // A cluster CA, a certificate for the coordinator and one for the node; an outsider signs
+  // its own with another CA.
+  const std::string certs = R"(set -e
+mk_ca() { openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=$1" -keyout $1.key -out $1.pem 2>/dev/null; }
+mk_cert() { openssl req -newkey rsa:2048 -nodes -subj "/CN=$1" -keyout $1.key -out $1.csr 2>/dev/null
+            openssl x509 -req -in $1.csr -CA $2.pem -CAkey $2.key -CAcreateserial -days 2 -out $1.pem 2>/dev/null; }
+mk_ca ca; mk_cert coordinator ca; mk_cert node ca; mk_ca other; mk_cert outsider other
+)";
+  REQUIRE(sh(dir, certs + " > certs.log 2>&1") == 0);
+  const int port = free_port();
+  const auto at = "127.0.0.1:" + std::to_string(port);
+  const int code = sh(dir, "export FLOE_SECRET=tls\n"
+                           "$F coordinator --listen " + at + " --nodes 1" + one_device_job +
+                           " --tls-cert coordinator.pem --tls-key coordinator.key --tls-ca ca.pem"
+                           " --summary out.json > coordinator.log 2>&1 &\n"
+                           "coordinator=$!\n"
+                           "$F node --join " + at + " --connect-timeout 3 --tls-cert outsider.pem --tls-key outsider.key"
+                           " --tls-ca other.pem > outsider.log 2>&1; echo $? > outsider.code\n"
+                           "$F node --join " + at + " --connect-timeout 3 > plain.log 2>&1; echo $? > plain.code\n"
+                           "$F node --join " + at + " --devices cpu:1 --tls-cert node.pem --tls-key node.key"
+                           " --tls-ca ca.pem > node.log 2>&1\n"
+                           "wait $coordinator");
+  INFO(slurp(dir / "coordinator.log") << slurp(dir / "outsider.log") << slurp(dir / "plain.log") << slurp(dir / "node.log"));
+  REQUIRE(code == 0);
+  CHECK(slurp(dir / "coordinator.log").find("(TLS)") != std::string::npos);
+  CHECK(slurp(dir / "outsider.code").rfind("1", 0) == 0);  // the handshake fails: no coordinator reached
+  CHECK(slurp(dir / "plain.code").rfind("1", 0) == 0);
+  CHECK(nlohmann::json::parse(slurp(dir / "out.json"))["epochs"].size() == 1);
   fs::remove_all(dir);
 }
