@@ -241,3 +241,27 @@ mk_ca ca; mk_cert coordinator ca; mk_cert node ca; mk_ca other; mk_cert outsider
   CHECK(nlohmann::json::parse(slurp(dir / "out.json"))["epochs"].size() == 1);
   fs::remove_all(dir);
 }
+
+TEST_CASE("a node killed mid-job stops the job with an error that names it", "[cluster]") {
+  // Recovery without a restart is issue 7's; until then the loss must be loud and quick.
+  const auto dir = scratch("kill");
+  const int port = free_port();
+  const auto at = "127.0.0.1:" + std::to_string(port);
+  const int code = sh(dir, "export FLOE_SECRET=k\n"
+                           "$F coordinator --listen " + at + " --nodes 2" + one_device_job +
+                           " --set epochs=50 --set devices=2 --set replicas=2 > coordinator.log 2>&1 &\n"
+                           "coordinator=$!\n"
+                           "$F node --join " + at + " --devices cpu:1 --name steady > steady.log 2>&1 &\n"
+                           "$F node --join " + at + " --devices cpu:1 --name victim > victim.log 2>&1 &\n"
+                           "victim=$!\n"
+                           "for i in $(seq 300); do grep -q 'epoch 1/50' coordinator.log && break; sleep 0.1; done\n"
+                           "kill -9 $victim\n"
+                           "wait $coordinator; echo $? > coordinator.code; wait");
+  const auto log = slurp(dir / "coordinator.log");
+  INFO(log << slurp(dir / "steady.log"));
+  CHECK(code == 0);
+  CHECK(slurp(dir / "coordinator.code").rfind("1", 0) == 0);
+  CHECK(log.find("node victim left the job") != std::string::npos);
+  CHECK(log.find("epoch 50/50") == std::string::npos);
+  fs::remove_all(dir);
+}

@@ -142,3 +142,56 @@ TEST_CASE("observation and hook messages round-trip, and unknown kinds are rejec
   runtime::Fault badf;
   CHECK(load(sys, fbytes, badf));
 }
+
+TEST_CASE("membership messages round-trip: the join and the placement of pipelines", "[messages][cluster]") {
+  msg::system_config cfg;
+  caf::actor_system sys{cfg};
+  msg::join_request j{"node-a", 4, "ab12", "cd34"}, j2;
+  REQUIRE(!load(sys, save(sys, j), j2));
+  CHECK(j2.name == "node-a");
+  CHECK(j2.devices == 4);
+  CHECK(j2.nonce == "ab12");
+  CHECK(j2.proof == "cd34");
+
+  msg::join_welcome w{2, {"epochs=3", "data.root=\"/x\""}, 4711}, w2;
+  REQUIRE(!load(sys, save(sys, w), w2));
+  CHECK(w2.node == 2);
+  CHECK(w2.config == w.config);
+  CHECK(w2.store_port == 4711);
+
+  msg::pipelines_request q;
+  q.generation = 3;
+  q.units_per_stage = {5, 6};
+  q.frozen_units = 2;
+  q.micro_batches = 4;
+  q.replicas = 4;
+  q.replica_ids = {2, 3};
+  q.parameters = {{"block0.w"}, {{torch::randn({3, 2})}}};
+  q.optimizer = {{"block0.w#exp_avg"}, {{torch::zeros({3, 2})}}};
+  q.across_nodes = true;
+  msg::pipelines_request q2;
+  REQUIRE(!load(sys, save(sys, q), q2));
+  CHECK(q2.generation == 3);
+  CHECK(q2.units_per_stage == q.units_per_stage);
+  CHECK(q2.frozen_units == 2);
+  CHECK(q2.micro_batches == 4);
+  CHECK(q2.replicas == 4);
+  CHECK(q2.replica_ids == q.replica_ids);
+  CHECK(q2.parameters.names == q.parameters.names);
+  CHECK(torch::equal(q2.parameters.values[0].t, q.parameters.values[0].t));
+  CHECK(q2.optimizer.names == q.optimizer.names);
+  CHECK(q2.across_nodes);
+  CHECK(!q2.events);
+
+  msg::pipelines_built b, b2;  // handles are tested across real processes (tests/launch/cluster_test.cpp)
+  REQUIRE(!load(sys, save(sys, b), b2));
+  msg::node_ready r{1, {}, "n", 2}, r2;
+  REQUIRE(!load(sys, save(sys, r), r2));
+  CHECK(r2.node == 1);
+  CHECK(r2.name == "n");
+  CHECK(r2.devices == 2);
+
+  auto cut = save(sys, q);
+  cut.resize(cut.size() / 2);
+  CHECK(load(sys, cut, q2));  // a truncated request is an error, not a half-filled plan
+}
