@@ -4,6 +4,7 @@
 #include "actors/node_agent.hpp"
 #include "actors/observer.hpp"
 #include "messages/registry.hpp"
+#include "runtime/gloo_group.hpp"
 
 namespace floe::launch {
 
@@ -38,14 +39,24 @@ runtime::TrainingSummary run_job(caf::actor_system& sys, actors::CoordinatorSpec
   if (!o.report.empty())
     observers.push_back(actors::spawn_observer(sys, runtime::make_report_writer(o.report, "floe training report")));
   for (const auto& make : hooks.observers) observers.push_back(make(sys));
-  if (spec.nodes.empty()) {  // the whole job in this process: one node with all the devices
-    actors::NodeSpec node;
-    node.config = spec.config;
-    node.train = spec.train;
-    node.test = spec.test;
-    node.devices = spec.config.devices;
-    node.detached_stages = spec.detached_stages;
-    spec.nodes.push_back({actors::spawn_node_agent(sys, std::move(node)), spec.config.devices, "local"});
+  std::unique_ptr<runtime::StoreServer> store;  // for the gradient groups of virtual nodes
+  if (spec.nodes.empty()) {  // the whole job in this process: one node with all the devices, or virtual ones
+    auto devices = hooks.virtual_nodes;
+    if (devices.empty()) devices.push_back(spec.config.devices);
+    if (devices.size() > 1) store = std::make_unique<runtime::StoreServer>("127.0.0.1", 0);
+    spec.config.devices = 0;
+    for (size_t i = 0; i < devices.size(); ++i) {
+      actors::NodeSpec node;
+      node.config = spec.config;
+      node.train = spec.train;
+      node.test = spec.test;
+      node.devices = devices[i];
+      node.detached_stages = spec.detached_stages;
+      if (store) node.store = {"127.0.0.1", store->port()};
+      const auto name = devices.size() > 1 ? "virtual" + std::to_string(i) : std::string("local");
+      spec.nodes.push_back({actors::spawn_node_agent(sys, std::move(node)), devices[i], name});
+      spec.config.devices += devices[i];
+    }
   }
   auto coordinator = actors::spawn_coordinator(sys, std::move(spec));
   caf::scoped_actor self{sys};

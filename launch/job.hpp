@@ -23,6 +23,10 @@ struct JobHooks {
   std::vector<std::function<msg::observer_actor(caf::actor_system&)>> observers;
   std::function<void(caf::actor_system&, const msg::coordinator_actor&)> attach;
   int scheduler_threads = 2;  // CAF worker threads (stages run on their own threads)
+  // Devices per virtual node: node agents in this process, placed and reduced as separate
+  // nodes are (pipelines stay in a node, replicas on different nodes meet in Gloo groups over
+  // loopback). Empty: one node with `config.devices`.
+  std::vector<int> virtual_nodes;
 };
 
 // The same with every coordinator option (custom freeze policy, fault injection, checks).

@@ -33,6 +33,11 @@ Scenario& Scenario::fault(const std::string& spec) {
   return *this;
 }
 
+Scenario& Scenario::nodes(std::vector<int> devices) {
+  nodes_ = std::move(devices);
+  return *this;
+}
+
 ScenarioResult Scenario::run() const {
   actors::CoordinatorSpec spec;
   spec.config = runtime::load_job_config("", sets_);
@@ -42,6 +47,7 @@ ScenarioResult Scenario::run() const {
   spec.test = std::make_shared<const models::Dataset>(data.test);
   auto recorder = std::make_shared<runtime::EventRecorder>();
   JobHooks hooks;
+  hooks.virtual_nodes = nodes_;
   hooks.observers.push_back([=](caf::actor_system& sys) { return actors::spawn_observer(sys, recorder); });
   const auto freezes = freezes_;
   hooks.attach = [=](caf::actor_system& sys, const msg::coordinator_actor& coordinator) {

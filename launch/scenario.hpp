@@ -24,11 +24,13 @@ class Scenario {
   Scenario& set(const std::string& key_value);      // a config override, as `--set`
   Scenario& freeze_at(int64_t step, int frozen);     // a live freeze before global step `step`
   Scenario& fault(const std::string& spec);          // runtime/faults.hpp text form
+  Scenario& nodes(std::vector<int> devices);         // virtual nodes with these devices (JobHooks)
   ScenarioResult run() const;
 
  private:
   std::vector<std::string> sets_, faults_;
   std::vector<msg::scripted_freeze> freezes_;
+  std::vector<int> nodes_;
 };
 
 }  // namespace floe::launch

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "launch/job.hpp"
+#include "launch/scenario.hpp"
 #include "runtime/state_dict.hpp"
 
 #include <nlohmann/json.hpp>
@@ -263,5 +264,28 @@ TEST_CASE("a node killed mid-job stops the job with an error that names it", "[c
   CHECK(slurp(dir / "coordinator.code").rfind("1", 0) == 0);
   CHECK(log.find("node victim left the job") != std::string::npos);
   CHECK(log.find("epoch 50/50") == std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("virtual nodes in one process behave as separate nodes, with the same weights", "[cluster][scenario]") {
+  // For test harnesses: a multi-node topology without processes. Replicas on different virtual
+  // nodes meet in Gloo groups over loopback, exactly as on real nodes.
+  const auto dir = scratch("virtual");
+  auto run = [&](std::vector<int> nodes, const std::string& weights) {
+    auto s = launch::Scenario(4).set("replicas=2").set("epochs=1").set("save_weights=\"" + (dir / weights).string() + "\"");
+    s.freeze_at(8, 2);  // K2 R2 -> K1 R4 mid-epoch
+    if (!nodes.empty()) s.nodes(nodes);
+    return s.run();
+  };
+  const auto one = run({}, "one.pt");
+  const auto two = run({2, 2}, "two.pt");
+  REQUIRE(one.error.empty());
+  REQUIRE(two.error.empty());
+  REQUIRE(two.summary.transitions.size() == 1);
+  CHECK(two.summary.transitions[0].to.replicas == 4);
+  const auto a = runtime::load_state_dict((dir / "one.pt").string());
+  const auto b = runtime::load_state_dict((dir / "two.pt").string());
+  REQUIRE(a.size() == b.size());
+  for (const auto& [name, t] : a) CHECK(torch::equal(t, b.at(name)));
   fs::remove_all(dir);
 }
