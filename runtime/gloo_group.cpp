@@ -62,11 +62,9 @@ void GlooGroup::sum(int rank, std::vector<torch::Tensor>& tensors) {
   if (size_ == 1 || tensors.empty()) return;
   if (!group_) connect();
   torch::NoGradGuard no_grad;
-  std::vector<torch::Tensor> flat;
-  for (auto& t : tensors) flat.push_back(t.reshape(-1));
-  const auto all = torch::cat(flat);
-  // A reduce-scatter in rank order, then an all-gather: rank r sums chunk r as
-  // ((x0 + x1) + x2) + ..., exactly as LocalAllReduce does, so a job gets bit-identical
+  const auto all = flatten(tensors);
+  // A reduce-scatter in rank order, then an all-gather: rank r sums chunk r in rank order,
+  // exactly as LocalAllReduce does, so a job gets bit-identical
   // weights however its replicas are spread over processes (Gloo's ring all-reduce sums in
   // ring order instead). It moves the same bytes as a ring all-reduce: 2 (R-1)/R of the buffer.
   const int64_t n = all.numel(), chunk = (n + size_ - 1) / size_;
@@ -78,19 +76,12 @@ void GlooGroup::sum(int rank, std::vector<torch::Tensor>& tensors) {
   for (int r = 0; r < size_; ++r) parts[0].push_back(torch::empty({chunk}, all.options()));
   try {
     group_->alltoall_base(gathered, padded, counts, counts)->wait();
-    std::vector<at::Tensor> mine{gathered.slice(0, 0, chunk).clone()};
-    for (int r = 1; r < size_; ++r) mine[0].add_(gathered.slice(0, r * chunk, (r + 1) * chunk));
+    std::vector<at::Tensor> mine{sum_in_rank_order(gathered.split(chunk))};
     group_->allgather(parts, mine)->wait();
   } catch (const std::exception& e) {
     throw std::runtime_error("gloo all-reduce (group " + prefix_ + ", rank " + std::to_string(rank_) + "): " + e.what());
   }
-  const auto result = torch::cat(parts[0]);
-  int64_t offset = 0;
-  for (auto& t : tensors) {
-    const int64_t len = t.numel();
-    t.copy_(result.slice(0, offset, offset + len).view_as(t));
-    offset += len;
-  }
+  unflatten_into(torch::cat(parts[0]), tensors);
 }
 
 }  // namespace floe::runtime

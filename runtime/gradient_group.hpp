@@ -19,4 +19,11 @@ class GradientGroup {
   virtual void sum(int rank, std::vector<torch::Tensor>& tensors) = 0;
 };
 
+// What every group is made of. A group reduces one flat buffer per step, not one per
+// parameter, and adds the ranks' parts in rank order, ((x0 + x1) + x2) + ..., so that all
+// groups give the same bits whatever the membership's spread over processes.
+torch::Tensor flatten(const std::vector<torch::Tensor>& tensors);
+void unflatten_into(const torch::Tensor& flat, std::vector<torch::Tensor>& tensors);
+torch::Tensor sum_in_rank_order(const std::vector<torch::Tensor>& parts);
+
 }  // namespace floe::runtime

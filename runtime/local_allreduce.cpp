@@ -12,9 +12,7 @@ LocalAllReduce::LocalAllReduce(int participants, std::chrono::milliseconds timeo
 void LocalAllReduce::sum(int rank, std::vector<torch::Tensor>& tensors) {
   if (participants_ == 1 || tensors.empty()) return;
   torch::NoGradGuard no_grad;
-  std::vector<torch::Tensor> flat;
-  for (auto& t : tensors) flat.push_back(t.reshape(-1));
-  auto mine = torch::cat(flat);
+  auto mine = flatten(tensors);
 
   std::unique_lock<std::mutex> lock(mu_);
   // A new round starts only when everyone has left the previous one.
@@ -24,8 +22,7 @@ void LocalAllReduce::sum(int rank, std::vector<torch::Tensor>& tensors) {
   const uint64_t round = generation_;
   slots_[rank] = mine;
   if (++arrived_ == participants_) {
-    result_ = slots_[0].clone();
-    for (int r = 1; r < participants_; ++r) result_.add_(slots_[r]);
+    result_ = sum_in_rank_order(slots_);
     arrived_ = 0;
     ++generation_;
     cv_.notify_all();
@@ -37,13 +34,7 @@ void LocalAllReduce::sum(int rank, std::vector<torch::Tensor>& tensors) {
   slots_[rank] = torch::Tensor();
   if (++departed_ == participants_) cv_.notify_all();
   lock.unlock();
-
-  int64_t offset = 0;
-  for (auto& t : tensors) {
-    const int64_t n = t.numel();
-    t.copy_(result.slice(0, offset, offset + n).view_as(t));
-    offset += n;
-  }
+  unflatten_into(result, tensors);
 }
 
 }  // namespace floe::runtime
