@@ -208,6 +208,11 @@ int run_node(const NodeOptions& o) {
           spdlog::info("node {}: the job ended", name);
         else
           spdlog::error("node {}: the node agent stopped: {}", name, sys.render(d.reason));
+      } else if (d.reason == caf::exit_reason::user_shutdown) {
+        // The coordinator closes its registrar last, once the job is over: the agent's own
+        // stop may still be on its way.
+        spdlog::info("node {}: the job ended (the coordinator closed it)", name);
+        anon_send_exit(agent, caf::exit_reason::user_shutdown);
       } else {
         spdlog::error("node {}: lost the coordinator at {} ({}); stopping", name, join, sys.render(d.reason));
         anon_send_exit(agent, caf::exit_reason::kill);
