@@ -202,15 +202,9 @@ void collect_states(coord_ptr self, std::vector<int> which, Done done, Failed fa
               });
 }
 
-runtime::NamedTensors to_map(const msg::named_tensors& t) {
-  runtime::NamedTensors m;
-  for (size_t i = 0; i < t.names.size(); ++i) m[t.names[i]] = t.values[i].t;
-  return m;
-}
-
 bool identical(const msg::stage_state& a, const msg::stage_state& b) {
   for (auto [x, y] : {std::pair{&a.parameters, &b.parameters}, std::pair{&a.optimizer, &b.optimizer}}) {
-    auto mx = to_map(*x), my = to_map(*y);
+    auto mx = msg::to_map(*x), my = msg::to_map(*y);
     if (mx.size() != my.size()) return false;
     for (auto& [name, t] : mx) {
       auto it = my.find(name);
@@ -218,15 +212,6 @@ bool identical(const msg::stage_state& a, const msg::stage_state& b) {
     }
   }
   return true;
-}
-
-msg::named_tensors to_named(const runtime::NamedTensors& m) {
-  msg::named_tensors out;
-  for (const auto& [name, t] : m) {
-    out.names.push_back(name);
-    out.values.push_back({t});
-  }
-  return out;
 }
 
 std::vector<int> node_devices(coord_ptr self) {
@@ -427,7 +412,7 @@ void finish(coord_ptr self) {
       self, {0},
       [=](std::vector<msg::stage_state>& states) {
         try {
-          runtime::save_state_dict(path, to_map(states[0].parameters));
+          runtime::save_state_dict(path, msg::to_map(states[0].parameters));
         } catch (const std::exception& e) {
           return fail(self, caf::make_error(caf::sec::runtime_error, std::string("save_weights: ") + e.what()));
         }
@@ -676,10 +661,8 @@ msg::coordinator_actor::behavior_type coordinator_behavior(coord_ptr self, Coord
         s.plan = plan_for(self, 0, c.pipeline.length);
         if (!c.pipeline.partition.empty()) s.plan.units_per_stage = c.pipeline.partition;
         s.plan.micro_batches = c.pipeline.micro_batches;
-        runtime::NamedTensors initial;
-        const auto names = models::parameter_names_of(s.model, 0, s.model.size());
-        const auto params = models::parameters_of(s.model, 0, s.model.size());
-        for (size_t i = 0; i < params.size(); ++i) initial[names[i]] = params[i].detach();
+        msg::named_tensors initial{models::parameter_names_of(s.model, 0, s.model.size()), {}};
+        for (const auto& p : models::parameters_of(s.model, 0, s.model.size())) initial.values.push_back({p.detach()});
         auto policy = s.spec.freeze_policy ? s.spec.freeze_policy() : make_configured_policy(c);
         s.grad_norms = policy->uses_gradient_norms();
         s.freezer = spawn_freeze_controller(self->system(), std::move(policy));
@@ -706,7 +689,7 @@ msg::coordinator_actor::behavior_type coordinator_behavior(coord_ptr self, Coord
                       {"depth", static_cast<double>(c.model.depth)}};
         emit(self, std::move(job));
         build_pipelines(
-            self, s.plan, to_named(initial), {},
+            self, s.plan, initial, {},
             [=](std::vector<PipelineHandles> built) {
               self->state.pipelines = std::move(built);
               begin_epoch(self);

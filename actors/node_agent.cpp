@@ -44,10 +44,7 @@ using node_ptr = msg::node_actor::stateful_pointer<NodeState>;
 std::vector<PipelineHandles> spawn_requested(node_ptr self, const msg::pipelines_request& q) {
   auto& st = self->state;
   const auto& c = st.spec.config;
-  runtime::NamedTensors params;
-  for (size_t i = 0; i < q.parameters.names.size(); ++i) params[q.parameters.names[i]] = q.parameters.values[i].t;
-  runtime::NamedTensors optimizer;
-  for (size_t i = 0; i < q.optimizer.names.size(); ++i) optimizer[q.optimizer.names[i]] = q.optimizer.values[i].t;
+  const auto params = msg::to_map(q.parameters), optimizer = msg::to_map(q.optimizer);
   std::vector<models::UnitList> models;
   for (size_t i = 0; i < q.replica_ids.size(); ++i) {
     models.push_back(models::build_vit(c.model));
@@ -113,9 +110,6 @@ msg::node_actor::behavior_type node_behavior(node_ptr self, NodeSpec spec,
         } catch (const std::exception& e) {
           return caf::make_error(caf::sec::runtime_error, std::string("spawning pipelines: ") + e.what());
         }
-      },
-      [=](msg::cache_level l) {
-        if (self->state.cache) self->state.cache->set_level(l.frozen_units);
       },
       [=](msg::invalidate_atom) {
         if (self->state.cache) self->state.cache->invalidate();

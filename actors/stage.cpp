@@ -253,16 +253,7 @@ msg::stage_actor::behavior_type stage_behavior(stage_ptr self, StageSpec spec) {
       },
       [=](msg::export_atom) {
         auto& c = *self->state.compute;
-        msg::stage_state out;
-        for (auto& [name, t] : c.export_parameters()) {
-          out.parameters.names.push_back(name);
-          out.parameters.values.push_back({t});
-        }
-        for (auto& [name, t] : c.export_optimizer_state()) {
-          out.optimizer.names.push_back(name);
-          out.optimizer.values.push_back({t});
-        }
-        return out;
+        return msg::stage_state{msg::from_map(c.export_parameters()), msg::from_map(c.export_optimizer_state())};
       },
       [=](msg::grads_atom) {
         auto& c = *self->state.compute;

@@ -29,7 +29,6 @@ inline void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<freeze_query>("floe.freeze_query");
   cfg.add_message_type<freeze_decision>("floe.freeze_decision");
   cfg.add_message_type<runtime::CacheStats>("floe.cache_stats");
-  cfg.add_message_type<cache_level>("floe.cache_level");
   cfg.add_message_type<runtime::Event>("floe.event");
   cfg.add_message_type<runtime::Fault>("floe.fault");
   cfg.add_message_type<event_batch>("floe.event_batch");

@@ -6,6 +6,7 @@
 
 #include <caf/all.hpp>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -113,6 +114,21 @@ struct named_tensors {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, named_tensors& x) {
   return f(caf::meta::type_name("named_tensors"), x.names, x.values);
+}
+
+// To and from the name -> tensor maps of the cores (runtime::NamedTensors).
+inline named_tensors from_map(const std::map<std::string, torch::Tensor>& m) {
+  named_tensors out;
+  for (const auto& [name, t] : m) {
+    out.names.push_back(name);
+    out.values.push_back({t});
+  }
+  return out;
+}
+inline std::map<std::string, torch::Tensor> to_map(const named_tensors& x) {
+  std::map<std::string, torch::Tensor> out;
+  for (size_t i = 0; i < x.names.size() && i < x.values.size(); ++i) out[x.names[i]] = x.values[i].t;
+  return out;
 }
 
 // Everything a stage holds, for moving its units to another stage: every parameter
