@@ -3,6 +3,7 @@
 #include "actors/event_bus.hpp"
 #include "actors/freeze_controller.hpp"
 #include "actors/node_agent.hpp"
+#include "runtime/checkpoint.hpp"
 #include "runtime/errors.hpp"
 #include "runtime/lr_schedule.hpp"
 #include "runtime/placement.hpp"
@@ -63,6 +64,9 @@ struct CoordinatorState {
   int64_t eval_start_us = 0, epoch_start_us = 0;
   Totals train, eval;
   std::vector<double> block_grad_sq;  // per block, over the current freeze interval
+  std::vector<double> policy_state;   // the freeze policy's, after its last decision
+  int64_t last_checkpoint_step = -1;  // global step of the last checkpoint written or resumed from
+  bool checkpoint_requested = false;  // by a checkpoint_atom
   clock_type::time_point job_start, epoch_start;
   double train_seconds = 0;
   runtime::TrainingSummary summary;
@@ -392,11 +396,93 @@ void next_epoch(coord_ptr self) {
   std::fill(st.block_grad_sq.begin(), st.block_grad_sq.end(), 0.0);
   self->request(st.freezer, std::chrono::seconds(60), q)
       .then(
-          [=](msg::freeze_decision& d) { freeze_to(self, d.frozen, [=] { begin_epoch(self); }); },
+          [=](msg::freeze_decision& d) {
+            self->state.policy_state = d.policy_state;
+            freeze_to(self, d.frozen, [=] { begin_epoch(self); });
+          },
           [=](caf::error& e) { fail(self, e); });
 }
 
 int64_t eval_batch(const runtime::JobConfig& c) { return std::max<int64_t>(c.batch_size, 500); }
+
+// Where the job stands, for a checkpoint. `decided`: this epoch's freeze decision is made
+// (false only at the job's end, before the next epoch's decision).
+runtime::JobState job_state(coord_ptr self, bool decided) {
+  auto& st = self->state;
+  runtime::JobState j;
+  j.epoch = st.epoch;
+  j.step = decided ? st.step : 0;  // (at the end st.step counts evaluation batches)
+  j.global_step = st.global_step;
+  j.decided = decided;
+  j.frozen_blocks = st.plan.frozen_blocks;
+  j.units_per_stage = st.plan.units_per_stage;
+  j.micro_batches = st.plan.micro_batches;
+  j.replicas = st.plan.replicas;
+  j.node_devices = node_devices(self);
+  j.block_grad_sq = st.block_grad_sq;
+  j.policy_state = st.policy_state;
+  if (decided) {
+    j.loss_sum = st.train.loss_sum;
+    j.correct = st.train.correct;
+    j.samples = st.train.samples;
+    j.busy = st.train.busy;
+    j.makespan = st.train.makespan;
+    j.epoch_seconds = since(st.epoch_start);
+  }
+  j.summary_json = runtime::to_json(st.summary, -1);
+  return j;
+}
+
+// Writes a checkpoint of replica 0 (all replicas hold the same state) at this step boundary,
+// then `then`. Training waits meanwhile; a checkpoint that cannot be written is logged and
+// training goes on. `states`, when given, are replica 0's already collected.
+void checkpoint(coord_ptr self, bool decided, std::function<void()> then,
+                std::shared_ptr<std::vector<msg::stage_state>> states = nullptr) {
+  auto& st = self->state;
+  st.last_checkpoint_step = st.global_step;
+  const auto start = clock_type::now();
+  const int64_t start_us = runtime::now_us();
+  auto write = [=, job = job_state(self, decided)](std::vector<msg::stage_state>& got) {
+    auto& s = self->state;
+    runtime::Checkpoint ck;
+    ck.job = job;
+    ck.parameters = msg::to_map(got[0].parameters);
+    ck.optimizer = msg::to_map(got[0].optimizer);
+    auto cfg = s.spec.config;
+    cfg.checkpoint.resume.clear();
+    ck.config = runtime::to_overrides(cfg);
+    try {
+      const auto path = runtime::write_checkpoint(cfg.checkpoint.dir, ck, cfg.checkpoint.keep);
+      const double seconds = since(start);
+      ++s.summary.checkpoints;
+      s.summary.checkpoint_seconds += seconds;
+      spdlog::info("checkpoint {} written in {:.3f}s", path, seconds);
+      auto e = event(self, runtime::EventKind::checkpoint, start_us);
+      e.detail = path;
+      emit(self, std::move(e));
+    } catch (const std::exception& e) {
+      spdlog::error("checkpoint at step {} not written: {}", job.global_step, e.what());
+    }
+    then();
+  };
+  if (states) return write(*states);
+  collect_states(self, {0}, write, [=](const std::string& why) {
+    spdlog::error("checkpoint at step {} not written: {}", self->state.global_step, why);
+    then();
+  });
+}
+
+bool checkpoint_due(coord_ptr self) {
+  auto& st = self->state;
+  const auto& c = st.spec.config.checkpoint;
+  const bool asked = runtime::take_checkpoint_request() || std::exchange(st.checkpoint_requested, false);
+  if (c.dir.empty()) {
+    if (asked) spdlog::warn("checkpoint asked for, but checkpoint.dir is not set: none written");
+    return false;
+  }
+  if (st.global_step == st.last_checkpoint_step) return false;
+  return asked || (c.interval > 0 && st.global_step > 0 && st.global_step % c.interval == 0);
+}
 
 void finish(coord_ptr self) {
   auto& st = self->state;
@@ -407,19 +493,24 @@ void finish(coord_ptr self) {
     st.summary.final_test_loss = st.summary.epochs.back().test_loss;
   }
   const auto path = st.spec.config.save_weights;
-  if (path.empty()) return conclude(self, st.summary);
+  const bool final_checkpoint = !st.spec.config.checkpoint.dir.empty();
+  if (path.empty() && !final_checkpoint) return conclude(self, st.summary);
   collect_states(
       self, {0},
       [=](std::vector<msg::stage_state>& states) {
-        try {
-          runtime::save_state_dict(path, msg::to_map(states[0].parameters));
-        } catch (const std::exception& e) {
-          return fail(self, caf::make_error(caf::sec::runtime_error, std::string("save_weights: ") + e.what()));
+        if (!path.empty()) {
+          try {
+            runtime::save_state_dict(path, msg::to_map(states[0].parameters));
+          } catch (const std::exception& e) {
+            return fail(self, caf::make_error(caf::sec::runtime_error, std::string("save_weights: ") + e.what()));
+          }
+          spdlog::info("weights written to {}", path);
         }
-        spdlog::info("weights written to {}", path);
-        conclude(self, self->state.summary);
+        auto done = [=] { conclude(self, self->state.summary); };
+        if (!final_checkpoint) return done();
+        checkpoint(self, false, done, std::make_shared<std::vector<msg::stage_state>>(states));
       },
-      [=](const std::string& why) { fail(self, caf::make_error(caf::sec::runtime_error, "save_weights: " + why)); });
+      [=](const std::string& why) { fail(self, caf::make_error(caf::sec::runtime_error, "final weights: " + why)); });
 }
 
 void end_epoch(coord_ptr self) {
@@ -573,6 +664,7 @@ void apply_faults(coord_ptr self) {
 void train_step(coord_ptr self) {
   auto& st = self->state;
   if (st.step >= st.steps_in_epoch) return begin_eval(self);
+  if (checkpoint_due(self)) return checkpoint(self, true, [=] { train_step(self); });
   // A scripted freeze due now: a live transition mid-epoch; the sampler reshards the rest.
   for (auto it = st.freezes.begin(); it != st.freezes.end(); ++it)
     if (it->at_step <= st.global_step) {
@@ -607,16 +699,104 @@ void train_step(coord_ptr self) {
   });
 }
 
-void begin_epoch(coord_ptr self) {
+// Trains the epoch from st.step on (0, or where a checkpoint left it).
+void run_epoch(coord_ptr self) {
   auto& st = self->state;
   const auto& c = st.spec.config;
-  st.epoch_start = clock_type::now();
-  st.epoch_start_us = runtime::now_us();
   st.order = runtime::epoch_permutation(st.spec.train->size(), c.seed, st.epoch);
-  st.step = 0;
-  st.train = {};
   st.progress->begin("epoch " + std::to_string(st.epoch + 1) + "/" + std::to_string(c.epochs), st.steps_in_epoch);
   train_step(self);
+}
+
+void begin_epoch(coord_ptr self) {
+  auto& st = self->state;
+  st.epoch_start = clock_type::now();
+  st.epoch_start_us = runtime::now_us();
+  st.step = 0;
+  st.train = {};
+  run_epoch(self);
+}
+
+// `weights` (a state dict read from `what`) as the model's parameters, in the model's order.
+// Throws InputError naming the first missing, misshapen or unknown tensor.
+msg::named_tensors model_weights(const models::UnitList& model, const std::map<std::string, torch::Tensor>& weights,
+                                 const std::string& what) {
+  msg::named_tensors out{models::parameter_names_of(model, 0, model.size()), {}};
+  const auto params = models::parameters_of(model, 0, model.size());
+  for (size_t i = 0; i < params.size(); ++i) {
+    const auto& name = out.names[i];
+    const auto it = weights.find(name);
+    if (it == weights.end()) throw InputError(what + ": has no tensor '" + name + "' (the model's parameter " + std::to_string(i) + ")");
+    if (it->second.sizes() != params[i].sizes() || it->second.scalar_type() != params[i].scalar_type())
+      throw InputError(what + ": tensor '" + name + "' is " + c10::str(it->second.scalar_type(), it->second.sizes()) +
+                       ", the model expects " + c10::str(params[i].scalar_type(), params[i].sizes()));
+    out.values.push_back({it->second});
+  }
+  if (weights.size() != params.size())
+    for (const auto& [name, t] : weights)
+      if (std::find(out.names.begin(), out.names.end(), name) == out.names.end())
+        throw InputError(what + ": tensor '" + name + "' is not a parameter of this model (model.* differs?)");
+  return out;
+}
+
+// Sets the coordinator up to continue from checkpoint `ck`: the clock, the statistics, the
+// summary so far, and the plan (the same one on the same devices, else re-planned). Fills
+// the weights and optimizer state to build from; returns how training goes on once built.
+std::function<void()> resume_from(coord_ptr self, const runtime::Checkpoint& ck, runtime::FreezePolicy& policy,
+                                  msg::named_tensors& params, msg::named_tensors& optimizer) {
+  auto& s = self->state;
+  const auto& c = s.spec.config;
+  const auto& j = ck.job;
+  const auto was = runtime::to_flat_map(runtime::load_job_config("", ck.config));
+  const auto now = runtime::to_flat_map(c);
+  for (const auto& [key, value] : was) {
+    const bool fixed = key.rfind("model.", 0) == 0 || key == "batch_size" || key == "seed" || key == "data.dataset" ||
+                       key == "data.subset" || key == "data.augment";
+    if (fixed && now.count(key) && now.at(key) != value)
+      throw InputError("checkpoint " + ck.path + ": " + key + " = " + value + " there but " + now.at(key) +
+                       " now; a resumed job keeps its model, data and batch (drop the override or start afresh)");
+  }
+  if (j.frozen_blocks > c.model.depth || static_cast<int64_t>(j.block_grad_sq.size()) != c.model.depth)
+    throw InputError("checkpoint " + ck.path + ": job.json does not fit a model of depth " + std::to_string(c.model.depth));
+  params = model_weights(s.model, ck.parameters, "checkpoint " + ck.path + "/parameters.pt");
+  optimizer = msg::from_map(ck.optimizer);
+  s.epoch = j.epoch;
+  s.step = j.step;
+  s.global_step = j.global_step;
+  s.last_checkpoint_step = j.global_step;
+  s.block_grad_sq = j.block_grad_sq;
+  s.policy_state = j.policy_state;
+  policy.restore(j.policy_state);
+  const auto before = runtime::summary_from_json(j.summary_json);
+  s.summary.epochs = before.epochs;
+  s.summary.transitions = before.transitions;
+  s.summary.resumed_from = ck.path;
+  s.summary.resumed_at_step = j.global_step;
+  s.plan = plan_for(self, j.frozen_blocks, static_cast<int>(j.units_per_stage.size()));
+  if (node_devices(self) == j.node_devices) {
+    s.plan.units_per_stage = j.units_per_stage;
+    s.plan.stages = static_cast<int>(j.units_per_stage.size());
+    s.plan.micro_batches = j.micro_batches;
+    s.plan.replicas = j.replicas;
+  } else {
+    spdlog::info("resuming on other devices than the checkpoint's: re-planned from K={} R={} to K={} R={}",
+                 j.units_per_stage.size(), j.replicas, s.plan.stages, s.plan.replicas);
+  }
+  spdlog::info("resuming from {}: epoch {}, step {} of it (global step {}), {} blocks frozen", ck.path, j.epoch + 1,
+               j.step, j.global_step, j.frozen_blocks);
+  if (!j.decided)
+    return [=] { self->state.epoch < c.epochs ? next_epoch(self) : finish(self); };
+  return [=, seconds = j.epoch_seconds] {
+    auto& st = self->state;
+    st.train.loss_sum = j.loss_sum;
+    st.train.correct = j.correct;
+    st.train.samples = j.samples;
+    st.train.busy = j.busy;
+    st.train.makespan = j.makespan;
+    st.epoch_start = clock_type::now() - std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(seconds));
+    st.epoch_start_us = runtime::now_us() - static_cast<int64_t>(seconds * 1e6);
+    run_epoch(self);
+  };
 }
 
 msg::coordinator_actor::behavior_type coordinator_behavior(coord_ptr self, CoordinatorSpec spec) {
@@ -634,6 +814,7 @@ msg::coordinator_actor::behavior_type coordinator_behavior(coord_ptr self, Coord
         self->state.faults.push_back(f.fault);  // applied at the next step boundary at or after its step
       },
       [=](msg::scripted_freeze& f) { self->state.freezes.push_back(f); },
+      [=](msg::checkpoint_atom) { self->state.checkpoint_requested = true; },
       [=](msg::start_atom) -> caf::typed_response_promise<runtime::TrainingSummary> {
         auto& s = self->state;
         const auto& c = s.spec.config;
@@ -661,14 +842,28 @@ msg::coordinator_actor::behavior_type coordinator_behavior(coord_ptr self, Coord
         s.plan = plan_for(self, 0, c.pipeline.length);
         if (!c.pipeline.partition.empty()) s.plan.units_per_stage = c.pipeline.partition;
         s.plan.micro_batches = c.pipeline.micro_batches;
-        msg::named_tensors initial{models::parameter_names_of(s.model, 0, s.model.size()), {}};
+        msg::named_tensors initial{models::parameter_names_of(s.model, 0, s.model.size()), {}}, optimizer;
         for (const auto& p : models::parameters_of(s.model, 0, s.model.size())) initial.values.push_back({p.detach()});
         auto policy = s.spec.freeze_policy ? s.spec.freeze_policy() : make_configured_policy(c);
         s.grad_norms = policy->uses_gradient_norms();
-        s.freezer = spawn_freeze_controller(self->system(), std::move(policy));
         s.block_grad_sq.assign(static_cast<size_t>(c.model.depth), 0.0);
         s.steps_in_epoch = runtime::steps_per_epoch(s.spec.train->size(), c.batch_size);
         s.lr = {c.optimizer.lr, c.optimizer.min_lr, c.optimizer.warmup, s.steps_in_epoch * c.epochs};
+        std::function<void()> go = [=] { begin_epoch(self); };
+        try {
+          if (!c.init_weights.empty())
+            initial = model_weights(s.model, runtime::load_state_dict(c.init_weights), "init_weights " + c.init_weights);
+          if (!c.checkpoint.resume.empty()) {
+            std::vector<std::string> skipped;
+            const auto ck = runtime::read_latest_checkpoint(c.checkpoint.resume, &skipped);
+            for (const auto& why : skipped) spdlog::warn("not resuming from a damaged checkpoint: {}", why);
+            go = resume_from(self, ck, *policy, initial, optimizer);
+          }
+        } catch (const std::exception& e) {
+          fail(self, caf::make_error(caf::sec::invalid_argument, e.what()));
+          return s.promise;
+        }
+        s.freezer = spawn_freeze_controller(self->system(), std::move(policy));
         s.progress = std::make_unique<runtime::ProgressPrinter>(c.log_interval,
                                                                 runtime::ProgressPrinter::stdout_is_terminal());
         s.summary.config = runtime::to_flat_map(c);
@@ -689,10 +884,10 @@ msg::coordinator_actor::behavior_type coordinator_behavior(coord_ptr self, Coord
                       {"depth", static_cast<double>(c.model.depth)}};
         emit(self, std::move(job));
         build_pipelines(
-            self, s.plan, initial, {},
+            self, s.plan, initial, optimizer,
             [=](std::vector<PipelineHandles> built) {
               self->state.pipelines = std::move(built);
-              begin_epoch(self);
+              go();
             },
             [=](const std::string& why) {
               fail(self, caf::make_error(caf::sec::runtime_error, "placing the first pipelines: " + why));

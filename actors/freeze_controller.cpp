@@ -48,7 +48,7 @@ msg::freeze_controller_actor spawn_freeze_controller(caf::actor_system& sys,
           try {
             const int f = shared->decide(obs);
             if (f != q.frozen) spdlog::info("freeze: policy {} freezes {} of {} blocks from epoch {}", shared->name(), f, q.layers, q.epoch + 1);
-            return msg::freeze_decision{f};
+            return msg::freeze_decision{f, shared->state()};
           } catch (const std::exception& e) {
             return caf::make_error(caf::sec::runtime_error, std::string("freeze policy ") + shared->name() + ": " + e.what());
           }

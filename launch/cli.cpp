@@ -3,12 +3,14 @@
 #include "actors/coordinator.hpp"
 #include "launch/cluster.hpp"
 #include "launch/job.hpp"
+#include "runtime/checkpoint.hpp"
 #include "runtime/errors.hpp"
 #include "runtime/summary.hpp"
 
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <csignal>
 #include <iostream>
 
 namespace floe::launch {
@@ -28,7 +30,7 @@ std::string config_reference() {
 struct TrainOptions {
   std::string config;
   std::vector<std::string> sets;
-  std::string summary, metrics, trace, report, save_weights;
+  std::string summary, metrics, trace, report, save_weights, resume;
   std::vector<std::string> faults;
 };
 
@@ -41,6 +43,9 @@ void add_train_options(CLI::App* cmd, TrainOptions& t) {
   cmd->add_option("--trace", t.trace, "write a Perfetto / Chrome trace of every stage and micro-batch to this file");
   cmd->add_option("--report", t.report, "write a self-contained HTML report to this file");
   cmd->add_option("--save-weights", t.save_weights, "write the final weights as a PyTorch state dict to this file");
+  cmd->add_option("--resume", t.resume,
+                  "continue the job of this checkpoint folder (or of the newest valid one in it); its config applies, "
+                  "--set changes keys (docs/checkpoints.md)");
   cmd->add_option("--fault", t.faults, "inject a fault, e.g. \"slow stage=1 seconds=0.01 at=5\" (repeatable; docs/hooks.md)");
   cmd->footer(config_reference());
 }
@@ -49,6 +54,16 @@ using Runner = std::function<runtime::TrainingSummary(const runtime::JobConfig&,
 
 int train(const TrainOptions& o, const Runner& run) {
   auto sets = o.sets;  // the shortcut flags are overrides like any other, applied last
+  if (!o.resume.empty()) {  // the checkpoint's configuration first, then the user's changes
+    if (!o.config.empty())
+      throw InputError("--config " + o.config + " with --resume: a resumed job keeps the configuration in its checkpoint; "
+                       "change keys with --set");
+    std::vector<std::string> skipped;
+    const auto ck = runtime::read_latest_checkpoint(o.resume, &skipped);
+    for (const auto& why : skipped) spdlog::warn("skipping a damaged checkpoint: {}", why);
+    sets.insert(sets.begin(), ck.config.begin(), ck.config.end());
+    sets.push_back("checkpoint.resume=" + runtime::toml_string(ck.path));
+  }
   if (!o.metrics.empty()) sets.push_back("observe.metrics=" + runtime::toml_string(o.metrics));
   if (!o.trace.empty()) sets.push_back("observe.trace=" + runtime::toml_string(o.trace));
   if (!o.report.empty()) sets.push_back("observe.report=" + runtime::toml_string(o.report));
@@ -61,6 +76,7 @@ int train(const TrainOptions& o, const Runner& run) {
   const auto cfg = runtime::load_job_config(o.config, sets);
   if (!o.summary.empty()) runtime::write_file_atomic(o.summary, "{}\n");  // fail early on a bad path
   torch::set_num_threads(cfg.threads_per_device);
+  std::signal(SIGUSR1, [](int) { runtime::request_checkpoint(); });  // a checkpoint at the next step
   spdlog::info("loading {} data", cfg.data.dataset);
   const auto data = load_job_data(cfg.data, cfg.seed);
   const auto summary = run(cfg, data);

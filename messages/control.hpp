@@ -31,18 +31,21 @@ typename Inspector::result_type inspect(Inspector& f, TransitionRecord& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, TrainingSummary& x) {
   return f(caf::meta::type_name("training_summary"), x.final_test_accuracy, x.final_test_loss, x.total_seconds,
-           x.setup_seconds, x.steps, x.epochs, x.transitions, x.config);
+           x.setup_seconds, x.steps, x.epochs, x.transitions, x.config, x.resumed_from, x.resumed_at_step,
+           x.checkpoints, x.checkpoint_seconds);
 }
 }  // namespace floe::runtime
 
 namespace floe::msg {
 
 using start_atom = caf::atom_constant<caf::atom("start")>;
+// Take a checkpoint at the next step boundary (as SIGUSR1 does for `floe train`).
+using checkpoint_atom = caf::atom_constant<caf::atom("ckpt")>;
 
 // Runs the whole job and answers with its summary (or the error that stopped it). Hooks
 // may attach observers, inject faults and script freezes (messages/events.hpp).
 using coordinator_actor = caf::typed_actor<caf::replies_to<start_atom>::with<runtime::TrainingSummary>,
                                            caf::reacts_to<subscribe>, caf::reacts_to<inject_fault>,
-                                           caf::reacts_to<scripted_freeze>>;
+                                           caf::reacts_to<scripted_freeze>, caf::reacts_to<checkpoint_atom>>;
 
 }  // namespace floe::msg

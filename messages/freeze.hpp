@@ -20,10 +20,11 @@ typename Inspector::result_type inspect(Inspector& f, freeze_query& x) {
 
 struct freeze_decision {
   int32_t frozen = 0;
+  std::vector<double> policy_state;  // the policy's state after deciding (checkpoints keep it)
 };
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, freeze_decision& x) {
-  return f(caf::meta::type_name("freeze_decision"), x.frozen);
+  return f(caf::meta::type_name("freeze_decision"), x.frozen, x.policy_state);
 }
 
 using freeze_controller_actor = caf::typed_actor<caf::replies_to<freeze_query>::with<freeze_decision>>;

@@ -23,6 +23,7 @@ const char* kind_name(EventKind k) {
     case EventKind::transition: return "transition";
     case EventKind::cache: return "cache";
     case EventKind::fault: return "fault";
+    case EventKind::checkpoint: return "checkpoint";
   }
   return "unknown";
 }

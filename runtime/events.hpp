@@ -25,6 +25,7 @@ enum class EventKind : int8_t {
   transition,  // a live re-plan (detail "export", "spawn", "cache" for phases; "" for the whole)
   cache,       // AutoCache counters of an epoch
   fault,       // a fault was injected or detected; detail says which
+  checkpoint,  // a checkpoint was written: duration, values.bytes; detail: its folder
 };
 
 const char* kind_name(EventKind k);

@@ -67,6 +67,11 @@ class FreezePolicy {
   virtual std::string name() const = 0;
   // Whether decide() reads obs.grad_norms; when false the stages skip computing them.
   virtual bool uses_gradient_norms() const { return true; }
+  // What decide() remembers between calls, for checkpoints: state() after a decision, given
+  // to restore() of a fresh policy on resume, makes it decide as the original would have.
+  // Stateless policies keep the defaults.
+  virtual std::vector<double> state() const { return {}; }
+  virtual void restore(const std::vector<double>& state) {}
 };
 
 // Never freezes anything beyond what is already frozen.
@@ -103,6 +108,8 @@ class AdaptivePolicy final : public FreezePolicy {
   explicit AdaptivePolicy(double alpha);
   int decide(const FreezeObservation& obs) override;
   std::string name() const override;
+  std::vector<double> state() const override { return prev_grad_norms_; }
+  void restore(const std::vector<double>& state) override { prev_grad_norms_ = state; }
 
  private:
   double alpha_;

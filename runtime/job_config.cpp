@@ -189,6 +189,11 @@ const std::vector<Entry>& entries() {
         text("observe.trace", "write a Chrome Trace Event / Perfetto timeline to this file (\"\" = off)", [](C& c) -> std::string& { return c.observe.trace; }),
         text("observe.report", "write a self-contained HTML report to this file (\"\" = off)", [](C& c) -> std::string& { return c.observe.report; }),
         text("save_weights", "write the final model weights as a PyTorch state dict (torch.load reads it) to this file (\"\" = off)", [](C& c) -> std::string& { return c.save_weights; }),
+        text("init_weights", "start from the weights of this PyTorch state dict (torch.save of a floe or matching model; \"\" = random)", [](C& c) -> std::string& { return c.init_weights; }),
+        text("checkpoint.dir", "write checkpoints into this folder (\"\" = off; docs/checkpoints.md)", [](C& c) -> std::string& { return c.checkpoint.dir; }),
+        integer<int64_t>("checkpoint.interval", "training steps between checkpoints (0 = only at the end and on SIGUSR1)", [](C& c) -> int64_t& { return c.checkpoint.interval; }, 0, std::numeric_limits<int32_t>::max() - 1),
+        integer<int>("checkpoint.keep", "checkpoints kept (the oldest are removed)", [](C& c) -> int& { return c.checkpoint.keep; }, 1, 1000000),
+        text("checkpoint.resume", "continue from this checkpoint folder, or the newest valid one inside it (floe train --resume)", [](C& c) -> std::string& { return c.checkpoint.resume; }),
         number("step_timeout", "seconds a step may take before the job stops as hung (0 = no limit)", [](C& c) -> double& { return c.step_timeout; }, 0.0, 86400.0),
         text_list("faults", "fault script for tests and drills, e.g. [\"delay activation replica=0 stage=1 seconds=0.05 at=10 count=4\"] (docs/hooks.md)", [](C& c) -> std::vector<std::string>& { return c.faults; }),
     };

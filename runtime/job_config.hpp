@@ -65,6 +65,14 @@ struct ObserveConfig {
   std::string report;   // self-contained HTML report
 };
 
+// Checkpoints (runtime/checkpoint.hpp, docs/checkpoints.md).
+struct CheckpointConfig {
+  std::string dir;            // write checkpoints here; empty = none
+  int64_t interval = 1000;    // training steps between checkpoints (0 = only at the end and on demand)
+  int keep = 2;               // newest checkpoints kept (older ones are removed)
+  std::string resume;         // continue from this checkpoint folder (or the newest valid one in it)
+};
+
 struct JobConfig {
   models::VitConfig model;
   DataConfig data;
@@ -84,6 +92,8 @@ struct JobConfig {
   ObserveConfig observe;
   double step_timeout = 600;  // seconds a step may take before the job stops as hung (0 = no limit)
   std::string save_weights;  // write the final weights (a PyTorch state dict) here; empty = no
+  std::string init_weights;  // start from these weights (a PyTorch state dict); empty = random
+  CheckpointConfig checkpoint;
   std::vector<std::string> faults;  // fault script (runtime/faults.hpp), e.g. "slow stage=1 seconds=0.01 at=5"
 };
 

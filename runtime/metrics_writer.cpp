@@ -28,7 +28,8 @@ class MetricsWriter : public EventWriter {
       case EventKind::freeze:
       case EventKind::transition:
       case EventKind::cache:
-      case EventKind::fault: break;
+      case EventKind::fault:
+      case EventKind::checkpoint: break;
       default: return;  // per micro-batch spans belong in the trace
     }
     const auto line = to_json_line(e, origin_) + "\n";

@@ -8,6 +8,11 @@
 
 namespace floe::runtime {
 
+// The pickled bytes of a state dict, and back. `what` names the input in errors: a bad one
+// throws floe::InputError ("<what>: not a pickled PyTorch object", "expected a dict ...").
+std::string pickle_state_dict(const std::map<std::string, torch::Tensor>& tensors);
+std::map<std::string, torch::Tensor> unpickle_state_dict(const std::string& bytes, const std::string& what);
+
 // Writes atomically (temporary file, then rename). Throws std::runtime_error naming the file.
 void save_state_dict(const std::string& path, const std::map<std::string, torch::Tensor>& tensors);
 

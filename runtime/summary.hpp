@@ -75,9 +75,17 @@ struct TrainingSummary {
   std::vector<EpochRecord> epochs;
   std::vector<TransitionRecord> transitions;
   std::map<std::string, std::string> config;
+  std::string resumed_from;     // the checkpoint this run continued ("" = a fresh start)
+  int64_t resumed_at_step = 0;  // its global step
+  int checkpoints = 0;          // written by this run
+  double checkpoint_seconds = 0;  // training time they took (collecting state and writing)
 };
 
 std::string to_json(const TrainingSummary& s, int indent = 2);
+
+// Reads what to_json wrote (a checkpoint carries the summary so far). Throws
+// std::invalid_argument or nlohmann's exceptions on text that is not such a summary.
+TrainingSummary summary_from_json(const std::string& text);
 
 // Writes atomically: a temporary file beside `path`, fsync, then rename. Throws
 // floe::InputError naming the path when it cannot be written.

@@ -81,6 +81,7 @@ class TraceWriter : public EventWriter {
       case EventKind::transition:
         slice(coordinator_pid, transitions_track, e.detail.empty() ? "transition" : e.detail, e)["args"] = args(e);
         return;
+      case EventKind::checkpoint: slice(coordinator_pid, transitions_track, "checkpoint", e)["args"] = args(e); return;
       case EventKind::job:
       case EventKind::freeze:
       case EventKind::fault:

@@ -8,57 +8,19 @@
 #include "launch/scenario.hpp"
 #include "runtime/state_dict.hpp"
 
+#include "tests/launch/processes.hpp"
+
 #include <nlohmann/json.hpp>
-
-#include <catch2/catch.hpp>
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <filesystem>
-#include <fstream>
-#include <sstream>
 
 using namespace floe;
 namespace fs = std::filesystem;
 
 namespace {
 
-fs::path scratch(const std::string& name) {
-  auto dir = fs::temp_directory_path() / ("floe-cluster-" + std::to_string(getpid()) + "-" + name);
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
-int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
-// Runs a bash script in `dir`; the exit code.
-int sh(const fs::path& dir, const std::string& script) {
-  std::ofstream(dir / "run.sh") << "set -u\ncd " << dir << "\nF=" << FLOE_BINARY << "\n" << script << "\n";
-  const int status = std::system(("timeout 300 bash " + (dir / "run.sh").string()).c_str());
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using test::free_port;
+using test::scratch;
+using test::sh;
+using test::slurp;
 
 // A tiny ViT on synthetic data; freezing 2 of 4 blocks after epoch 1 re-plans the job.
 const std::vector<std::string> job = {

@@ -176,6 +176,17 @@ TEST_CASE("AdaptivePolicy records a baseline before it freezes anything", "[free
                     Catch::Contains("grad_norms has 10 entries"));
 }
 
+TEST_CASE("AdaptivePolicy restored from its state decides as the original would", "[freeze][checkpoint]") {
+  AdaptivePolicy original(0.5), fresh(0.5), restored(0.5);
+  std::vector<double> first(12, 4.0), second(12, 2.0);
+  second[0] = 4.0;
+  CHECK(original.decide(observe(1, 0, 12, first)) == 0);  // baseline only
+  restored.restore(original.state());                       // as a checkpoint carries it
+  CHECK(restored.decide(observe(2, 0, 12, second)) == 1);
+  CHECK(fresh.decide(observe(2, 0, 12, second)) == 0);      // without it: a baseline again
+  CHECK(SchedulePolicy(12, 1, 3).state().empty());          // stateless policies save nothing
+}
+
 TEST_CASE("SchedulePolicy follows the schedule and checks the layer count", "[freeze]") {
   SchedulePolicy policy(12, 1, 3);
   const std::vector<int> expected{0, 4, 7, 9, 10, 11, 11, 12, 12, 12};

@@ -1,0 +1,244 @@
+#include "runtime/checkpoint.hpp"
+
+#include "runtime/errors.hpp"
+#include "runtime/state_dict.hpp"
+#include "runtime/summary.hpp"
+
+#include <fcntl.h>
+#include <nlohmann/json.hpp>
+#include <openssl/evp.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+namespace floe::runtime {
+namespace {
+
+namespace fs = std::filesystem;
+constexpr int64_t chunk_bytes = 1 << 20;
+constexpr const char* files[] = {"parameters.pt", "optimizer.pt", "job.json", "config.toml"};
+
+std::string sha256(const char* data, size_t n) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data, n, digest, &len, EVP_sha256(), nullptr);
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < len; ++i) {
+    out += hex[digest[i] >> 4];
+    out += hex[digest[i] & 15];
+  }
+  return out;
+}
+
+std::vector<std::string> chunk_digests(const std::string& bytes) {
+  std::vector<std::string> out;
+  for (size_t at = 0; at < bytes.size(); at += chunk_bytes)
+    out.push_back(sha256(bytes.data() + at, std::min<size_t>(chunk_bytes, bytes.size() - at)));
+  return out;
+}
+
+std::string read_all(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) throw InputError("checkpoint file " + p.string() + ": missing or unreadable");
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+void fsync_path(const fs::path& p, const std::string& what) {
+  const int fd = ::open(p.c_str(), O_RDONLY);
+  if (fd < 0 || ::fsync(fd) != 0) {
+    if (fd >= 0) ::close(fd);
+    throw InputError("checkpoint " + p.string() + ": cannot fsync the " + what);
+  }
+  ::close(fd);
+}
+
+nlohmann::json to_json(const JobState& s) {
+  return {{"epoch", s.epoch},
+          {"step", s.step},
+          {"global_step", s.global_step},
+          {"decided", s.decided},
+          {"frozen_blocks", s.frozen_blocks},
+          {"units_per_stage", s.units_per_stage},
+          {"micro_batches", s.micro_batches},
+          {"replicas", s.replicas},
+          {"node_devices", s.node_devices},
+          {"block_grad_sq", s.block_grad_sq},
+          {"policy_state", s.policy_state},
+          {"loss_sum", s.loss_sum},
+          {"correct", s.correct},
+          {"samples", s.samples},
+          {"busy", s.busy},
+          {"makespan", s.makespan},
+          {"epoch_seconds", s.epoch_seconds},
+          {"summary", nlohmann::json::parse(s.summary_json.empty() ? "{}" : s.summary_json)}};
+}
+
+JobState job_state_from(const nlohmann::json& j) {
+  JobState s;
+  j.at("epoch").get_to(s.epoch);
+  j.at("step").get_to(s.step);
+  j.at("global_step").get_to(s.global_step);
+  j.at("decided").get_to(s.decided);
+  j.at("frozen_blocks").get_to(s.frozen_blocks);
+  j.at("units_per_stage").get_to(s.units_per_stage);
+  j.at("micro_batches").get_to(s.micro_batches);
+  j.at("replicas").get_to(s.replicas);
+  j.at("node_devices").get_to(s.node_devices);
+  j.at("block_grad_sq").get_to(s.block_grad_sq);
+  j.at("policy_state").get_to(s.policy_state);
+  j.at("loss_sum").get_to(s.loss_sum);
+  j.at("correct").get_to(s.correct);
+  j.at("samples").get_to(s.samples);
+  j.at("busy").get_to(s.busy);
+  j.at("makespan").get_to(s.makespan);
+  j.at("epoch_seconds").get_to(s.epoch_seconds);
+  s.summary_json = j.at("summary").dump();
+  if (s.epoch < 0 || s.step < 0 || s.global_step < s.step || s.frozen_blocks < 0 || s.micro_batches < 1 ||
+      s.replicas < 1 || s.units_per_stage.empty())
+    throw std::invalid_argument("inconsistent values (negative epoch or step, no stages, M or R below 1)");
+  return s;
+}
+
+// The step-* folders of `dir`, newest first.
+std::vector<std::pair<int64_t, fs::path>> checkpoints_in(const fs::path& dir) {
+  std::vector<std::pair<int64_t, fs::path>> out;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const auto name = entry.path().filename().string();
+    if (!entry.is_directory() || name.rfind("step-", 0) != 0 || name.size() <= 5) continue;
+    if (!std::all_of(name.begin() + 5, name.end(), [](char c) { return c >= '0' && c <= '9'; })) continue;
+    out.emplace_back(std::stoll(name.substr(5)), entry.path());
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  return out;
+}
+
+}  // namespace
+
+namespace {
+std::atomic<bool> requested{false};
+}
+
+void request_checkpoint() noexcept { requested.store(true); }
+bool take_checkpoint_request() noexcept { return requested.exchange(false); }
+
+std::string checkpoint_name(int64_t global_step) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "step-%09lld", static_cast<long long>(global_step));
+  return buf;
+}
+
+std::string write_checkpoint(const std::string& dir, const Checkpoint& c, int keep) {
+  const fs::path root(dir);
+  std::error_code ec;
+  fs::create_directories(root, ec);
+  if (ec) throw InputError("checkpoint.dir " + dir + ": cannot create the folder (" + ec.message() + ")");
+  const auto name = checkpoint_name(c.job.global_step);
+  const fs::path tmp = root / ("." + name + ".tmp-" + std::to_string(::getpid()));
+  const fs::path final_path = root / name;
+  fs::remove_all(tmp, ec);
+  fs::create_directory(tmp, ec);
+  if (ec) throw InputError("checkpoint.dir " + dir + ": cannot create " + tmp.string() + " (" + ec.message() + ")");
+  std::string config;
+  for (const auto& line : c.config) config += line + "\n";
+  const std::string contents[] = {pickle_state_dict(c.parameters), pickle_state_dict(c.optimizer), to_json(c.job).dump(1), config};
+  nlohmann::json manifest{{"format", 1}, {"chunk_bytes", chunk_bytes}, {"files", nlohmann::json::array()}};
+  for (size_t i = 0; i < std::size(files); ++i) {
+    write_file_atomic((tmp / files[i]).string(), contents[i]);
+    manifest["files"].push_back({{"name", files[i]}, {"bytes", contents[i].size()}, {"sha256", chunk_digests(contents[i])}});
+  }
+  write_file_atomic((tmp / "MANIFEST").string(), manifest.dump(1) + "\n");
+  fsync_path(tmp, "folder");
+  if (fs::exists(final_path)) {  // the same step again (a resumed run passing it): replace it
+    const fs::path old = root / ("." + name + ".old-" + std::to_string(::getpid()));
+    fs::rename(final_path, old, ec);
+    if (!ec) fs::remove_all(old, ec);
+  }
+  fs::rename(tmp, final_path, ec);
+  if (ec) throw InputError("checkpoint.dir " + dir + ": cannot rename " + tmp.string() + " (" + ec.message() + ")");
+  fsync_path(root, "folder");
+  auto all = checkpoints_in(root);
+  for (size_t i = static_cast<size_t>(std::max(keep, 1)); i < all.size(); ++i) fs::remove_all(all[i].second, ec);
+  return final_path.string();
+}
+
+Checkpoint read_checkpoint(const std::string& folder) {
+  const fs::path root(folder);
+  const auto manifest_path = root / "MANIFEST";
+  if (!fs::exists(manifest_path))
+    throw InputError("checkpoint " + folder + ": no MANIFEST (not a checkpoint, or its write did not finish)");
+  nlohmann::json manifest;
+  try {
+    manifest = nlohmann::json::parse(read_all(manifest_path));
+    if (manifest.at("format").get<int>() != 1) throw std::invalid_argument("format is not 1");
+  } catch (const InputError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw InputError("checkpoint file " + manifest_path.string() + ": not a floe manifest (" + e.what() + ")");
+  }
+  const int64_t chunk = manifest.value("chunk_bytes", chunk_bytes);
+  std::map<std::string, std::string> contents;
+  for (const char* name : files) {
+    const auto p = root / name;
+    const auto it = std::find_if(manifest["files"].begin(), manifest["files"].end(),
+                                 [&](const nlohmann::json& f) { return f.value("name", "") == name; });
+    if (it == manifest["files"].end()) throw InputError("checkpoint file " + manifest_path.string() + ": lists no " + name);
+    auto bytes = read_all(p);
+    const auto expected = (*it).at("bytes").get<int64_t>();
+    if (static_cast<int64_t>(bytes.size()) != expected)
+      throw InputError("checkpoint file " + p.string() + ": " + std::to_string(bytes.size()) + " bytes, the manifest says " +
+                       std::to_string(expected) + (static_cast<int64_t>(bytes.size()) < expected ? " (truncated)" : ""));
+    const auto digests = (*it).at("sha256").get<std::vector<std::string>>();
+    for (size_t i = 0, at = 0; at < bytes.size(); ++i, at += chunk) {
+      const auto n = std::min<size_t>(chunk, bytes.size() - at);
+      if (i >= digests.size() || sha256(bytes.data() + at, n) != digests[i])
+        throw InputError("checkpoint file " + p.string() + ": corrupt: bytes " + std::to_string(at) + ".." +
+                         std::to_string(at + n) + " differ from the manifest's checksum");
+    }
+    contents[name] = std::move(bytes);
+  }
+  Checkpoint c;
+  c.path = folder;
+  c.parameters = unpickle_state_dict(contents["parameters.pt"], "checkpoint file " + (root / "parameters.pt").string());
+  c.optimizer = unpickle_state_dict(contents["optimizer.pt"], "checkpoint file " + (root / "optimizer.pt").string());
+  try {
+    c.job = job_state_from(nlohmann::json::parse(contents["job.json"]));
+  } catch (const std::exception& e) {
+    throw InputError("checkpoint file " + (root / "job.json").string() + ": " + e.what());
+  }
+  std::string line;
+  for (char ch : contents["config.toml"]) {
+    if (ch != '\n') {
+      line += ch;
+    } else if (!line.empty()) {
+      c.config.push_back(line);
+      line.clear();
+    }
+  }
+  return c;
+}
+
+Checkpoint read_latest_checkpoint(const std::string& path, std::vector<std::string>* skipped) {
+  if (fs::exists(fs::path(path) / "MANIFEST")) return read_checkpoint(path);
+  if (!fs::is_directory(path)) throw InputError("--resume " + path + ": no such folder");
+  const auto all = checkpoints_in(path);
+  std::string reasons;
+  for (const auto& [step, folder] : all) {
+    try {
+      return read_checkpoint(folder.string());
+    } catch (const InputError& e) {
+      if (skipped) skipped->push_back(e.what());
+      reasons += std::string("\n  ") + e.what();
+    }
+  }
+  throw InputError("--resume " + path + ": no checkpoint to resume from" +
+                   (all.empty() ? std::string(" (no step-* folders)") : ", every one is damaged:" + reasons));
+}
+
+}  // namespace floe::runtime
