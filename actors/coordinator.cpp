@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <numeric>
+#include <set>
 
 namespace floe::actors {
 namespace {
@@ -49,11 +50,14 @@ struct CoordinatorState {
   models::UnitList model;  // unit names, blocks and sizes for planning (replica 0's at start)
   runtime::Plan plan;
   std::vector<PipelineHandles> pipelines;
+  std::vector<caf::actor_addr> hosts;  // per replica: the agent of the node that runs it
   msg::freeze_controller_actor freezer;
   bool grad_norms = false;  // the freeze policy reads per-block gradient norms
   std::vector<NodeSlot> nodes;  // where the pipelines run (each has its AutoCache)
   int64_t generation = 0;       // pipeline sets built so far (names their gradient groups)
   bool concluding = false;      // the result is on its way: later failures change nothing
+  std::set<caf::actor_addr> lost;  // agents of nodes gone, not yet recovered from
+  std::function<void(const std::string&)> abort_step;  // ends the step in flight (set while one is)
   runtime::CacheStats cache_before;  // at the start of the epoch
   runtime::WarmupCosine lr;
   std::vector<int64_t> order;  // this epoch's sample order
@@ -127,9 +131,11 @@ void fail(coord_ptr self, caf::error err) {
 }
 
 // Sends each replica its shard of one global batch; calls `done` with the joined report.
-template <class Done>
+// When a replica fails, `failed` gets the reason instead, once; so it does when the step is
+// aborted through state.abort_step (a node left while it was in flight).
+template <class Done, class Failed>
 void dispatch(coord_ptr self, bool train, double lr, const std::vector<int64_t>& order, int64_t step,
-              int64_t batch, Done done) {
+              int64_t batch, Done done, Failed failed_with) {
   const int r = replicas(self);
   auto joined = std::make_shared<msg::step_report>();
   auto pending = std::make_shared<int>(r);
@@ -141,6 +147,12 @@ void dispatch(coord_ptr self, bool train, double lr, const std::vector<int64_t>&
                                           : caf::infinite;
   // Training steps are named by the global step, so that events and faults count across epochs.
   const int64_t id = train ? self->state.global_step : step;
+  const std::string what_step = std::string(train ? "training" : "evaluation") + " step " + std::to_string(id);
+  self->state.abort_step = [=](const std::string& why) {
+    if (*failed) return;
+    *failed = true;
+    failed_with(what_step + ": " + why);
+  };
   for (int i = 0; i < r; ++i) {
     msg::replica_step rs{id, train, lr, runtime::shard_of_step(order, step, batch, i, r), global,
                          train && self->state.grad_norms, self->state.epoch};
@@ -160,7 +172,10 @@ void dispatch(coord_ptr self, bool train, double lr, const std::vector<int64_t>&
                 joined->blocks = rep.blocks;
                 joined->block_grad_sq = rep.block_grad_sq;
               }
-              if (--*pending == 0) done(*joined);
+              if (--*pending == 0) {
+                self->state.abort_step = nullptr;
+                done(*joined);
+              }
             },
             [=](caf::error& e) {
               if (*failed) return;
@@ -171,9 +186,8 @@ void dispatch(coord_ptr self, bool train, double lr, const std::vector<int64_t>&
                                        : e == caf::sec::request_receiver_down
                                            ? "is gone, or one of its stages is (request_receiver_down)"
                                            : self->system().render(e);
-              fail(self, caf::make_error(caf::sec::runtime_error, std::string(train ? "training" : "evaluation") +
-                                                                      " step " + std::to_string(id) + ": replica " +
-                                                                      std::to_string(i) + " " + what));
+              self->state.abort_step = nullptr;
+              failed_with(what_step + ": replica " + std::to_string(i) + " " + what);
             });
   }
 }
@@ -224,19 +238,23 @@ std::vector<int> node_devices(coord_ptr self) {
   return out;
 }
 
-// The plan for `frozen` blocks on the nodes' devices.
+// The plan for `frozen` blocks on the nodes' devices, as they are now: after a node is lost
+// (or on resume elsewhere), a pipeline longer than the largest node is shortened to fit it.
 runtime::Plan plan_for(coord_ptr self, int frozen, int current_stages) {
   auto q = plan_request(self->state.spec.config, self->state.model, frozen, current_stages);
   q.node_devices = node_devices(self);
+  q.devices = std::accumulate(q.node_devices.begin(), q.node_devices.end(), 0);
+  q.current_stages = std::min(current_stages, *std::max_element(q.node_devices.begin(), q.node_devices.end()));
   return runtime::make_plan(q);
 }
 
 // Places the pipelines of `plan` on the nodes, every replica starting from `params` and
 // `optimizer`. `done` gets them in replica order; on a failure, whatever was spawned is
 // stopped and `failed` gets the reason.
+using Built = std::function<void(std::vector<PipelineHandles>, std::vector<caf::actor_addr> hosts)>;
+
 void build_pipelines(coord_ptr self, const runtime::Plan& plan, const msg::named_tensors& params,
-                     const msg::named_tensors& optimizer, std::function<void(std::vector<PipelineHandles>)> done,
-                     std::function<void(const std::string&)> failed) {
+                     const msg::named_tensors& optimizer, Built done, std::function<void(const std::string&)> failed) {
   auto& st = self->state;
   std::vector<int> where;
   try {
@@ -245,6 +263,8 @@ void build_pipelines(coord_ptr self, const runtime::Plan& plan, const msg::named
     return failed(e.what());
   }
   const bool spans_nodes = std::adjacent_find(where.begin(), where.end(), std::not_equal_to<>()) != where.end();
+  std::vector<caf::actor_addr> hosts;
+  for (int n : where) hosts.push_back(st.nodes[n].agent.address());
   std::vector<msg::pipelines_request> requests(st.nodes.size());
   for (int r = 0; r < plan.replicas; ++r) requests[where[r]].replica_ids.push_back(r);
   auto built = std::make_shared<std::vector<PipelineHandles>>(plan.replicas);
@@ -288,7 +308,7 @@ void build_pipelines(coord_ptr self, const runtime::Plan& plan, const msg::named
                                " and " + std::to_string(ids.size() * k));
               }
               for (size_t i = 0; i < ids.size(); ++i) (*built)[ids[i]] = std::move(got[i]);
-              if (--*pending == 0) done(std::move(*built));
+              if (--*pending == 0) done(std::move(*built), hosts);
             },
             [=](caf::error& e) {
               if (!*gave_up) give_up(self->system().render(e));
@@ -355,10 +375,11 @@ void transition(coord_ptr self, runtime::Plan next, std::function<void()> resume
         }
         build_pipelines(
             self, next, states[0].parameters, states[0].optimizer,
-            [=](std::vector<PipelineHandles> fresh) {
+            [=](std::vector<PipelineHandles> fresh, std::vector<caf::actor_addr> hosts) {
               auto& s = self->state;
               shutdown(s.pipelines);
               s.pipelines = std::move(fresh);
+              s.hosts = std::move(hosts);
               s.plan = next;
               phase("spawn", spawn_us);
               auto r = rec;
@@ -601,8 +622,134 @@ void end_epoch(coord_ptr self) {
             [=](caf::error& e) { fail(self, e); });
 }
 
+// The AdamW step counts in a replica's exported optimizer state ("<name>#step"): one value
+// when its stages are at the same step boundary.
+std::set<int64_t> optimizer_steps(const msg::named_tensors& optimizer) {
+  std::set<int64_t> out;
+  for (size_t i = 0; i < optimizer.names.size(); ++i) {
+    const auto& n = optimizer.names[i];
+    if (n.size() > 5 && n.compare(n.size() - 5, 5, "#step") == 0)
+      out.insert(static_cast<int64_t>(optimizer.values[i].t.item<double>()));
+  }
+  return out;
+}
+
+// Live recovery from lost nodes (state.lost): re-plans over the nodes left and rebuilds the
+// pipelines from a surviving replica's weights and optimizer state, in memory. The step in
+// flight is redone, unless the survivors had already applied it; then `retry`.
+void recover(coord_ptr self, std::function<void()> retry) {
+  auto& st = self->state;
+  if (st.concluding) return;
+  const auto start = clock_type::now();
+  const int64_t start_us = runtime::now_us();
+  std::string names;
+  std::vector<NodeSlot> alive;
+  for (const auto& n : st.nodes) {
+    if (st.lost.count(n.agent.address()))
+      names += (names.empty() ? "" : ", ") + n.name;
+    else
+      alive.push_back(n);
+  }
+  st.lost.clear();
+  st.nodes = alive;
+  std::vector<int> survivors;
+  for (int r = 0; r < replicas(self); ++r)
+    for (const auto& n : alive)
+      if (st.hosts[r] == n.agent.address()) survivors.push_back(r);
+  auto fault = event(self, runtime::EventKind::fault, start_us);
+  fault.detail = "lost node " + names;
+  emit(self, std::move(fault));
+  if (survivors.empty())
+    return fail(self, caf::make_error(caf::sec::runtime_error,
+                                      "node " + names + " left the job with every replica; nothing to recover from in "
+                                      "memory (resume from a checkpoint: docs/checkpoints.md)"));
+  spdlog::warn("recovering from the loss of node {} at step {}: {} of {} replicas survive, re-planning over {} node(s)",
+               names, st.global_step, survivors.size(), replicas(self), alive.size());
+  runtime::TransitionRecord rec;
+  rec.epoch = st.epoch;
+  rec.from = layout_of(st.plan);
+  rec.frozen_layers = st.plan.frozen_blocks;
+  rec.cause = "recovery: node " + names + " lost";
+  const auto next = plan_for(self, st.plan.frozen_blocks, st.plan.stages);
+  rec.to = layout_of(next);
+  auto give_up = [=](const std::string& why) {
+    fail(self, caf::make_error(caf::sec::runtime_error, "recovering from the loss of node " + names + ": " + why));
+  };
+  collect_states(
+      self, {survivors[0]},
+      [=](std::vector<msg::stage_state>& states) {
+        auto& s = self->state;
+        const auto steps = optimizer_steps(states[0].optimizer);
+        if (steps.size() > 1)
+          return give_up("the surviving replica's stages are at different steps (" + std::to_string(*steps.begin()) +
+                         ".." + std::to_string(*steps.rbegin()) + ")");
+        const bool applied = !steps.empty() && *steps.begin() == s.global_step + 1;
+        if (!steps.empty() && !applied && *steps.begin() != s.global_step)
+          return give_up("the surviving replica is at optimizer step " + std::to_string(*steps.begin()) +
+                         ", the job at " + std::to_string(s.global_step));
+        if (applied) {  // the survivors finished the step in flight: it counts, without its statistics
+          ++s.step;
+          ++s.global_step;
+        }
+        build_pipelines(
+            self, next, states[0].parameters, states[0].optimizer,
+            [=](std::vector<PipelineHandles> fresh, std::vector<caf::actor_addr> hosts) {
+              auto& s = self->state;
+              shutdown(s.pipelines);
+              s.pipelines = std::move(fresh);
+              s.hosts = std::move(hosts);
+              s.plan = next;
+              auto r = rec;
+              r.step = s.global_step;
+              r.seconds = since(start);
+              s.summary.transitions.push_back(r);
+              spdlog::warn("recovered in {:.3f}s: K {}->{}, R {}->{}; {}", r.seconds, r.from.pipeline_length,
+                           r.to.pipeline_length, r.from.replicas, r.to.replicas,
+                           applied ? "the step in flight had completed on the survivors"
+                                   : "the step in flight is done again");
+              auto e = event(self, runtime::EventKind::transition, start_us);
+              e.detail = "recovery";
+              e.values = {{"from_R", r.from.replicas}, {"to_R", r.to.replicas}, {"from_K", r.from.pipeline_length},
+                          {"to_K", r.to.pipeline_length}, {"redone", applied ? 0.0 : 1.0}};
+              emit(self, std::move(e));
+              retry();
+            },
+            [=](const std::string& why) {
+              if (!self->state.lost.empty()) return recover(self, retry);  // another node went meanwhile
+              give_up(why);
+            });
+      },
+      [=](const std::string& why) { give_up("the surviving replica's state: " + why); });
+}
+
+// A step failed. With `recover` on and several nodes, the nodes are asked whether they are
+// still there (a lost one does not answer within the 2 s heartbeat timeout); if one is gone,
+// recover and `retry`, else the job stops with `why`.
+void step_failed(coord_ptr self, const std::string& why, std::function<void()> retry) {
+  auto& st = self->state;
+  if (!st.spec.config.recover || st.nodes.size() < 2)
+    return fail(self, caf::make_error(caf::sec::runtime_error, why));
+  auto pending = std::make_shared<size_t>(st.nodes.size() - st.lost.size());
+  if (*pending == 0) return recover(self, retry);
+  auto answered = [=] {
+    if (--*pending > 0) return;
+    if (self->state.lost.empty()) return fail(self, caf::make_error(caf::sec::runtime_error, why));
+    spdlog::warn("{}", why);
+    recover(self, retry);
+  };
+  for (const auto& n : st.nodes)
+    if (!st.lost.count(n.agent.address()))
+      self->request(n.agent, std::chrono::seconds(3), msg::cache_stats_atom::value)
+        .then([=](runtime::CacheStats&) { answered(); },
+              [=, agent = n.agent.address()](caf::error&) {
+                self->state.lost.insert(agent);
+                answered();
+              });
+}
+
 void eval_step(coord_ptr self) {
   auto& st = self->state;
+  if (!st.lost.empty()) return recover(self, [=] { eval_step(self); });
   const auto& test = *st.spec.test;
   const int64_t batch = eval_batch(st.spec.config);
   if (st.step * batch >= test.size()) {
@@ -612,12 +759,15 @@ void eval_step(coord_ptr self) {
     emit(self, std::move(e));
     return end_epoch(self);
   }
-  dispatch(self, false, 0.0, st.order, st.step, batch, [=](const msg::step_report& rep) {
-    auto& s = self->state;
-    s.eval.add(rep);
-    ++s.step;
-    eval_step(self);
-  });
+  dispatch(
+      self, false, 0.0, st.order, st.step, batch,
+      [=](const msg::step_report& rep) {
+        auto& s = self->state;
+        s.eval.add(rep);
+        ++s.step;
+        eval_step(self);
+      },
+      [=](const std::string& why) { step_failed(self, why, [=] { eval_step(self); }); });
 }
 
 void begin_eval(coord_ptr self) {
@@ -663,6 +813,7 @@ void apply_faults(coord_ptr self) {
 
 void train_step(coord_ptr self) {
   auto& st = self->state;
+  if (!st.lost.empty()) return recover(self, [=] { train_step(self); });
   if (st.step >= st.steps_in_epoch) return begin_eval(self);
   if (checkpoint_due(self)) return checkpoint(self, true, [=] { train_step(self); });
   // A scripted freeze due now: a live transition mid-epoch; the sampler reshards the rest.
@@ -696,7 +847,7 @@ void train_step(coord_ptr self) {
     ++s.global_step;
     s.progress->update(s.step, s.train.samples, s.train.mean_loss());
     train_step(self);
-  });
+  }, [=](const std::string& why) { step_failed(self, why, [=] { train_step(self); }); });
 }
 
 // Trains the epoch from st.step on (0, or where a checkpoint left it).
@@ -830,10 +981,19 @@ msg::coordinator_actor::behavior_type coordinator_behavior(coord_ptr self, Coord
           self->attach_functor([agent = n.agent] { anon_send_exit(agent, caf::exit_reason::user_shutdown); });
         }
         self->set_down_handler([=](caf::down_msg& d) {
-          for (const auto& n : self->state.nodes)
-            if (d.source == n.agent.address())
-              fail(self, caf::make_error(caf::sec::runtime_error, "node " + n.name + " left the job (" +
-                                                                      self->system().render(d.reason) + ")"));
+          auto& st = self->state;
+          for (const auto& n : st.nodes) {
+            if (d.source != n.agent.address()) continue;
+            const auto what = "node " + n.name + " left the job (" + self->system().render(d.reason) + ")";
+            if (!st.spec.config.recover || st.nodes.size() < 2)
+              return fail(self, caf::make_error(caf::sec::runtime_error, what));
+            spdlog::warn("{}", what);
+            st.lost.insert(n.agent.address());
+            // A step in flight ends now (its replicas there will never answer); otherwise the
+            // next step boundary recovers.
+            if (auto abort = std::exchange(st.abort_step, nullptr)) abort(what);
+            return;
+          }
         });
         if (s.nodes.empty()) {
           s.promise.deliver(caf::make_error(caf::sec::invalid_argument, "coordinator: no nodes to train on"));
@@ -885,8 +1045,9 @@ msg::coordinator_actor::behavior_type coordinator_behavior(coord_ptr self, Coord
         emit(self, std::move(job));
         build_pipelines(
             self, s.plan, initial, optimizer,
-            [=](std::vector<PipelineHandles> built) {
+            [=](std::vector<PipelineHandles> built, std::vector<caf::actor_addr> hosts) {
               self->state.pipelines = std::move(built);
+              self->state.hosts = std::move(hosts);
               go();
             },
             [=](const std::string& why) {

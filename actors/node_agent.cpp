@@ -68,7 +68,7 @@ std::vector<PipelineHandles> spawn_requested(node_ptr self, const msg::pipelines
     const auto store = st.spec.store;
     const auto prefix = "g" + std::to_string(q.generation) + "/s";
     const auto host = st.spec.host;
-    const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(1000 * (c.step_timeout > 0 ? c.step_timeout : 3600)));
+    const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(1000 * c.collective_timeout));
     layout.groups = [=](int stage, int replica) -> std::shared_ptr<runtime::GradientGroup> {
       return std::make_shared<runtime::GlooGroup>(store, prefix + std::to_string(stage), replica, q.replicas, host,
                                                   timeout);

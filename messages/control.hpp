@@ -26,7 +26,7 @@ typename Inspector::result_type inspect(Inspector& f, Layout& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, TransitionRecord& x) {
   return f(caf::meta::type_name("transition_record"), x.epoch, x.step, x.from, x.to, x.frozen_layers, x.seconds,
-           x.ok, x.error);
+           x.ok, x.error, x.cause);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, TrainingSummary& x) {

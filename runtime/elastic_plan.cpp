@@ -19,8 +19,8 @@ Plan make_plan(const PlanRequest& q) {
   const int n = static_cast<int>(q.unit_params.size());
   if (n == 0 || q.unit_blocks.size() != q.unit_params.size())
     throw std::invalid_argument("plan: need one block index per unit");
-  if (q.devices < 1 || q.initial_stages < 1 || q.initial_stages * q.initial_replicas > q.devices)
-    throw std::invalid_argument("plan: K0 x R0 must fit the devices");
+  if (q.devices < 1 || q.initial_stages < 1 || q.current_stages < 1 || q.initial_replicas < 1)
+    throw std::invalid_argument("plan: needs devices, K0, K and R0 of at least 1");
   Plan p;
   p.frozen_blocks = q.frozen_blocks;
   p.frozen_units = frozen_unit_count(q.unit_blocks, q.frozen_blocks);
@@ -35,10 +35,13 @@ Plan make_plan(const PlanRequest& q) {
     const int64_t budget = p.m_gpu0 + (c.apply_frozen_cost ? frozen_cost(p.frozen_params, c.lambda_num, c.lambda_den) : 0);
     p.stages = std::min(compress_pipeline(q.current_stages, active, p.frozen_params, budget, c), active_units);
     p.replicas = q.node_devices.empty() ? replicas_for(q.devices, p.stages) : replicas_on_nodes(q.node_devices, p.stages);
-  } else {  // nothing frozen yet, or a static plan
+  } else {  // nothing frozen yet, or a static plan: R0, or fewer when fewer devices are left
     p.stages = std::min(q.current_stages, active_units);
-    p.replicas = q.initial_replicas;
+    const int fit = q.node_devices.empty() ? replicas_for(q.devices, p.stages) : replicas_on_nodes(q.node_devices, p.stages);
+    p.replicas = std::min(q.initial_replicas, fit);
   }
+  if (p.replicas < 1)
+    throw std::invalid_argument("plan: a pipeline of " + std::to_string(p.stages) + " stage(s) fits on none of the devices");
   const auto part = partition_units(p.stages, active, p.frozen_params, q.compression);
   p.units_per_stage = part.units_per_stage;
   p.stage_costs = part.cost_per_stage;

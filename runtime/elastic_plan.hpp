@@ -20,7 +20,7 @@ struct PlanRequest {
   int devices = 1;
   std::vector<int> node_devices;     // devices per node; empty = one node. Pipelines stay in a node.
   int initial_stages = 1;            // K0: the pipeline length with nothing frozen
-  int initial_replicas = 1;          // R0
+  int initial_replicas = 1;          // R0 (fewer when they no longer fit the devices: a lost node)
   int current_stages = 1;            // K now; compression only ever shortens the pipeline
   int frozen_blocks = 0;             // F
   int micro_batches = 1;             // M for pipelines of K > 1 (K = 1 runs whole batches)

@@ -194,6 +194,8 @@ const std::vector<Entry>& entries() {
         integer<int64_t>("checkpoint.interval", "training steps between checkpoints (0 = only at the end and on SIGUSR1)", [](C& c) -> int64_t& { return c.checkpoint.interval; }, 0, std::numeric_limits<int32_t>::max() - 1),
         integer<int>("checkpoint.keep", "checkpoints kept (the oldest are removed)", [](C& c) -> int& { return c.checkpoint.keep; }, 1, 1000000),
         text("checkpoint.resume", "continue from this checkpoint folder, or the newest valid one inside it (floe train --resume)", [](C& c) -> std::string& { return c.checkpoint.resume; }),
+        number("collective_timeout", "seconds a gradient all-reduce across nodes waits for its peers before the step fails (a hung node)", [](C& c) -> double& { return c.collective_timeout; }, 0.1, 86400.0),
+        boolean("recover", "when a node is lost, re-plan over the remaining nodes and continue from a surviving replica (false: stop the job)", [](C& c) -> bool& { return c.recover; }),
         number("step_timeout", "seconds a step may take before the job stops as hung (0 = no limit)", [](C& c) -> double& { return c.step_timeout; }, 0.0, 86400.0),
         text_list("faults", "fault script for tests and drills, e.g. [\"delay activation replica=0 stage=1 seconds=0.05 at=10 count=4\"] (docs/hooks.md)", [](C& c) -> std::vector<std::string>& { return c.faults; }),
     };

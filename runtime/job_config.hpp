@@ -90,6 +90,8 @@ struct JobConfig {
   uint64_t seed = 42;
   int64_t log_interval = 50;  // steps between progress lines (when not a terminal)
   ObserveConfig observe;
+  double collective_timeout = 30;  // seconds a gradient all-reduce across nodes waits for a peer
+  bool recover = true;  // on the loss of a node: re-plan over the rest and continue (docs/checkpoints.md)
   double step_timeout = 600;  // seconds a step may take before the job stops as hung (0 = no limit)
   std::string save_weights;  // write the final weights (a PyTorch state dict) here; empty = no
   std::string init_weights;  // start from these weights (a PyTorch state dict); empty = random

@@ -97,7 +97,7 @@ std::string to_json(const TrainingSummary& s, int indent) {
   for (const auto& t : s.transitions) {
     nlohmann::json tj{{"epoch", t.epoch},     {"step", t.step},       {"from", layout(t.from)},
                       {"to", layout(t.to)},   {"frozen_layers", t.frozen_layers}, {"seconds", t.seconds},
-                      {"ok", t.ok}};
+                      {"ok", t.ok},           {"cause", t.cause}};
     if (!t.ok) tj["error"] = t.error;
     j["transitions"].push_back(tj);
   }
@@ -167,6 +167,7 @@ TrainingSummary summary_from_json(const std::string& text) {
     t.at("seconds").get_to(r.seconds);
     t.at("ok").get_to(r.ok);
     r.error = t.value("error", "");
+    r.cause = t.value("cause", "freeze");
     s.transitions.push_back(r);
   }
   if (j.contains("config")) j["config"].get_to(s.config);

@@ -64,6 +64,7 @@ struct TransitionRecord {
   double seconds = 0;
   bool ok = true;
   std::string error;
+  std::string cause = "freeze";  // or "recovery: <what was lost>"
 };
 
 struct TrainingSummary {
