@@ -57,7 +57,9 @@ struct CoordinatorState {
   int64_t generation = 0;       // pipeline sets built so far (names their gradient groups)
   bool concluding = false;      // the result is on its way: later failures change nothing
   std::set<caf::actor_addr> lost;  // agents of nodes gone, not yet recovered from
-  std::function<void(const std::string&)> abort_step;  // ends the step in flight (set while one is)
+  // Ends what is in flight towards the nodes (a step, a build, a state collection) when a node
+  // leaves: its answers would never come. Set while something is in flight.
+  std::function<void(const std::string&)> abort_pending;
   runtime::CacheStats cache_before;  // at the start of the epoch
   runtime::WarmupCosine lr;
   std::vector<int64_t> order;  // this epoch's sample order
@@ -69,6 +71,7 @@ struct CoordinatorState {
   Totals train, eval;
   std::vector<double> block_grad_sq;  // per block, over the current freeze interval
   std::vector<double> policy_state;   // the freeze policy's, after its last decision
+  int frozen_target = 0;  // the last freeze decided (a transition to it may have failed)
   int64_t last_checkpoint_step = -1;  // global step of the last checkpoint written or resumed from
   bool checkpoint_requested = false;  // by a checkpoint_atom
   clock_type::time_point job_start, epoch_start;
@@ -132,7 +135,7 @@ void fail(coord_ptr self, caf::error err) {
 
 // Sends each replica its shard of one global batch; calls `done` with the joined report.
 // When a replica fails, `failed` gets the reason instead, once; so it does when the step is
-// aborted through state.abort_step (a node left while it was in flight).
+// aborted through state.abort_pending (a node left while it was in flight).
 template <class Done, class Failed>
 void dispatch(coord_ptr self, bool train, double lr, const std::vector<int64_t>& order, int64_t step,
               int64_t batch, Done done, Failed failed_with) {
@@ -148,7 +151,7 @@ void dispatch(coord_ptr self, bool train, double lr, const std::vector<int64_t>&
   // Training steps are named by the global step, so that events and faults count across epochs.
   const int64_t id = train ? self->state.global_step : step;
   const std::string what_step = std::string(train ? "training" : "evaluation") + " step " + std::to_string(id);
-  self->state.abort_step = [=](const std::string& why) {
+  self->state.abort_pending = [=](const std::string& why) {
     if (*failed) return;
     *failed = true;
     failed_with(what_step + ": " + why);
@@ -173,7 +176,7 @@ void dispatch(coord_ptr self, bool train, double lr, const std::vector<int64_t>&
                 joined->block_grad_sq = rep.block_grad_sq;
               }
               if (--*pending == 0) {
-                self->state.abort_step = nullptr;
+                self->state.abort_pending = nullptr;
                 done(*joined);
               }
             },
@@ -186,7 +189,7 @@ void dispatch(coord_ptr self, bool train, double lr, const std::vector<int64_t>&
                                        : e == caf::sec::request_receiver_down
                                            ? "is gone, or one of its stages is (request_receiver_down)"
                                            : self->system().render(e);
-              self->state.abort_step = nullptr;
+              self->state.abort_pending = nullptr;
               failed_with(what_step + ": replica " + std::to_string(i) + " " + what);
             });
   }
@@ -199,6 +202,11 @@ void collect_states(coord_ptr self, std::vector<int> which, Done done, Failed fa
   auto pending = std::make_shared<size_t>(0);
   auto gave_up = std::make_shared<bool>(false);
   for (int r : which) *pending += self->state.pipelines[r].stages.size();
+  self->state.abort_pending = [=](const std::string& why) {
+    if (*gave_up) return;
+    *gave_up = true;
+    failed(why);
+  };
   for (size_t i = 0; i < which.size(); ++i)
     for (auto& stage : self->state.pipelines[which[i]].stages)
       self->request(stage, std::chrono::seconds(60), msg::export_atom::value)
@@ -211,11 +219,15 @@ void collect_states(coord_ptr self, std::vector<int> which, Done done, Failed fa
                   dst.names.insert(dst.names.end(), part->names.begin(), part->names.end());
                   dst.values.insert(dst.values.end(), part->values.begin(), part->values.end());
                 }
-                if (--*pending == 0) done(*merged);
+                if (--*pending == 0) {
+                  self->state.abort_pending = nullptr;
+                  done(*merged);
+                }
               },
               [=](caf::error& e) {
                 if (*gave_up) return;
                 *gave_up = true;
+                self->state.abort_pending = nullptr;
                 failed(self->system().render(e));
               });
 }
@@ -272,6 +284,12 @@ void build_pipelines(coord_ptr self, const runtime::Plan& plan, const msg::named
   auto gave_up = std::make_shared<bool>(false);
   const size_t k = static_cast<size_t>(plan.stages);
   ++st.generation;
+  st.abort_pending = [=](const std::string& why) {
+    if (*gave_up) return;
+    *gave_up = true;
+    shutdown(*built);
+    failed(why);
+  };
   for (size_t n = 0; n < st.nodes.size(); ++n) {
     auto& q = requests[n];
     if (q.replica_ids.empty()) continue;
@@ -288,6 +306,7 @@ void build_pipelines(coord_ptr self, const runtime::Plan& plan, const msg::named
     const auto name = st.nodes[n].name;
     auto give_up = [=](const std::string& why) {
       *gave_up = true;
+      self->state.abort_pending = nullptr;
       shutdown(*built);
       failed("node " + name + ": " + why);
     };
@@ -308,7 +327,10 @@ void build_pipelines(coord_ptr self, const runtime::Plan& plan, const msg::named
                                " and " + std::to_string(ids.size() * k));
               }
               for (size_t i = 0; i < ids.size(); ++i) (*built)[ids[i]] = std::move(got[i]);
-              if (--*pending == 0) done(std::move(*built), hosts);
+              if (--*pending == 0) {
+                self->state.abort_pending = nullptr;
+                done(std::move(*built), hosts);
+              }
             },
             [=](caf::error& e) {
               if (!*gave_up) give_up(self->system().render(e));
@@ -401,6 +423,7 @@ void freeze_to(coord_ptr self, int frozen, std::function<void()> resume) {
   auto& s = self->state;
   frozen = std::clamp(frozen, s.plan.frozen_blocks, static_cast<int>(s.spec.config.model.depth));  // never unfreezes
   if (frozen == s.plan.frozen_blocks) return resume();
+  s.frozen_target = frozen;
   auto e = event(self, runtime::EventKind::freeze, runtime::now_us());
   e.values = {{"frozen", frozen}, {"was", s.plan.frozen_blocks}};
   emit(self, std::move(e));
@@ -622,6 +645,66 @@ void end_epoch(coord_ptr self) {
             [=](caf::error& e) { fail(self, e); });
 }
 
+std::function<void()> resume_from(coord_ptr self, const runtime::Checkpoint& ck, runtime::FreezePolicy* policy,
+                                  msg::named_tensors& params, msg::named_tensors& optimizer);
+
+// Recovery when no replica survived: back to the newest valid checkpoint, re-planned over the
+// nodes left. The steps since that checkpoint are trained again.
+void recover_from_checkpoint(coord_ptr self, const std::string& names, int64_t start_us) {
+  auto& st = self->state;
+  const auto start = clock_type::now();
+  const auto dir = st.spec.config.checkpoint.dir;
+  auto give_up = [=](const std::string& why) {
+    fail(self, caf::make_error(caf::sec::runtime_error, "node " + names + " left the job with every replica, and " + why));
+  };
+  if (dir.empty()) return give_up("there is no checkpoint.dir to recover from");
+  runtime::TransitionRecord rec;
+  rec.from = layout_of(st.plan);
+  const int64_t lost_at = st.global_step;
+  const auto history = st.summary.transitions;
+  const auto resumed = std::make_pair(st.summary.resumed_from, st.summary.resumed_at_step);
+  msg::named_tensors params, optimizer;
+  std::function<void()> go;
+  try {
+    std::vector<std::string> skipped;
+    const auto ck = runtime::read_latest_checkpoint(dir, &skipped);
+    for (const auto& why : skipped) spdlog::warn("skipping a damaged checkpoint: {}", why);
+    go = resume_from(self, ck, nullptr, params, optimizer);
+  } catch (const std::exception& e) {
+    return give_up(std::string("no checkpoint to recover from: ") + e.what());
+  }
+  st.summary.transitions = history;
+  std::tie(st.summary.resumed_from, st.summary.resumed_at_step) = resumed;
+  rec.epoch = st.epoch;
+  rec.step = st.global_step;
+  rec.frozen_layers = st.plan.frozen_blocks;
+  rec.to = layout_of(st.plan);
+  rec.cause = "recovery: node " + names + " lost; from the checkpoint of step " + std::to_string(st.global_step);
+  build_pipelines(
+      self, st.plan, params, optimizer,
+      [=](std::vector<PipelineHandles> fresh, std::vector<caf::actor_addr> hosts) {
+        auto& s = self->state;
+        shutdown(s.pipelines);
+        s.pipelines = std::move(fresh);
+        s.hosts = std::move(hosts);
+        auto r = rec;
+        r.seconds = since(start);
+        s.summary.transitions.push_back(r);
+        spdlog::warn("recovered from the checkpoint of step {} in {:.3f}s: K {}->{}, R {}->{}; steps {}..{} are trained "
+                     "again", r.step, r.seconds, r.from.pipeline_length, r.to.pipeline_length, r.from.replicas,
+                     r.to.replicas, r.step, lost_at);
+        auto e = event(self, runtime::EventKind::transition, start_us);
+        e.detail = "recovery";
+        e.values = {{"from_R", r.from.replicas}, {"to_R", r.to.replicas}, {"redone", double(lost_at - r.step + 1)}};
+        emit(self, std::move(e));
+        go();
+      },
+      [=](const std::string& why) {
+        if (!self->state.lost.empty()) return recover_from_checkpoint(self, names, start_us);
+        give_up("rebuilding from the checkpoint failed: " + why);
+      });
+}
+
 // The AdamW step counts in a replica's exported optimizer state ("<name>#step"): one value
 // when its stages are at the same step boundary.
 std::set<int64_t> optimizer_steps(const msg::named_tensors& optimizer) {
@@ -659,18 +742,20 @@ void recover(coord_ptr self, std::function<void()> retry) {
   auto fault = event(self, runtime::EventKind::fault, start_us);
   fault.detail = "lost node " + names;
   emit(self, std::move(fault));
-  if (survivors.empty())
-    return fail(self, caf::make_error(caf::sec::runtime_error,
-                                      "node " + names + " left the job with every replica; nothing to recover from in "
-                                      "memory (resume from a checkpoint: docs/checkpoints.md)"));
+  if (survivors.empty()) {
+    spdlog::warn("node {} left the job with every replica: recovering from the newest checkpoint", names);
+    return recover_from_checkpoint(self, names, start_us);
+  }
   spdlog::warn("recovering from the loss of node {} at step {}: {} of {} replicas survive, re-planning over {} node(s)",
                names, st.global_step, survivors.size(), replicas(self), alive.size());
   runtime::TransitionRecord rec;
   rec.epoch = st.epoch;
   rec.from = layout_of(st.plan);
-  rec.frozen_layers = st.plan.frozen_blocks;
+  // A freeze whose transition the loss interrupted is carried out now, with the recovery.
+  const int frozen = std::max(st.plan.frozen_blocks, st.frozen_target);
+  rec.frozen_layers = frozen;
   rec.cause = "recovery: node " + names + " lost";
-  const auto next = plan_for(self, st.plan.frozen_blocks, st.plan.stages);
+  const auto next = plan_for(self, frozen, st.plan.stages);
   rec.to = layout_of(next);
   auto give_up = [=](const std::string& why) {
     fail(self, caf::make_error(caf::sec::runtime_error, "recovering from the loss of node " + names + ": " + why));
@@ -680,9 +765,11 @@ void recover(coord_ptr self, std::function<void()> retry) {
       [=](std::vector<msg::stage_state>& states) {
         auto& s = self->state;
         const auto steps = optimizer_steps(states[0].optimizer);
-        if (steps.size() > 1)
-          return give_up("the surviving replica's stages are at different steps (" + std::to_string(*steps.begin()) +
-                         ".." + std::to_string(*steps.rbegin()) + ")");
+        if (steps.size() > 1) {  // some stages applied the step in flight, others not: no consistent state
+          spdlog::warn("the surviving replica's stages are at different steps ({}..{}): recovering from the newest "
+                       "checkpoint instead", *steps.begin(), *steps.rbegin());
+          return recover_from_checkpoint(self, names, start_us);
+        }
         const bool applied = !steps.empty() && *steps.begin() == s.global_step + 1;
         if (!steps.empty() && !applied && *steps.begin() != s.global_step)
           return give_up("the surviving replica is at optimizer step " + std::to_string(*steps.begin()) +
@@ -783,17 +870,28 @@ void begin_eval(coord_ptr self) {
 }
 
 // Faults whose step has come go to their stage (or kill it); the rest wait.
-void apply_faults(coord_ptr self) {
+// `nodes_only`: just the node kills (they fire before a scripted freeze of the same step, so
+// that they strike during its transition).
+void apply_faults(coord_ptr self, bool nodes_only = false) {
   auto& st = self->state;
-  auto due = std::stable_partition(st.faults.begin(), st.faults.end(),
-                                   [&](const runtime::Fault& f) { return f.at_step > st.global_step; });
+  auto due = std::stable_partition(st.faults.begin(), st.faults.end(), [&](const runtime::Fault& f) {
+    return f.at_step > st.global_step || (nodes_only && f.node < 0);
+  });
   for (auto it = due; it != st.faults.end(); ++it) {
     auto f = *it;
     auto e = event(self, runtime::EventKind::fault, runtime::now_us());
     e.replica = f.replica;
     e.stage = f.stage;
     e.detail = runtime::describe(f);
-    if (f.replica >= replicas(self) || f.stage >= static_cast<int>(st.pipelines[f.replica].stages.size())) {
+    if (f.kind == runtime::FaultKind::kill && f.node >= 0) {
+      if (f.node < static_cast<int>(st.nodes.size())) {
+        spdlog::warn("fault injected: {} ({})", e.detail, st.nodes[f.node].name);
+        anon_send_exit(st.nodes[f.node].agent, caf::exit_reason::kill);
+      } else {
+        spdlog::warn("fault {} not applied: the job has {} node(s)", e.detail, st.nodes.size());
+        e.detail += " (not applied: no such node)";
+      }
+    } else if (f.replica >= replicas(self) || f.stage >= static_cast<int>(st.pipelines[f.replica].stages.size())) {
       spdlog::warn("fault {} not applied: the plan has R={} K={}", e.detail, replicas(self), st.plan.stages);
       e.detail += " (not applied: no such stage)";
     } else if (f.kind == runtime::FaultKind::kill) {
@@ -816,6 +914,7 @@ void train_step(coord_ptr self) {
   if (!st.lost.empty()) return recover(self, [=] { train_step(self); });
   if (st.step >= st.steps_in_epoch) return begin_eval(self);
   if (checkpoint_due(self)) return checkpoint(self, true, [=] { train_step(self); });
+  if (!st.faults.empty()) apply_faults(self, true);
   // A scripted freeze due now: a live transition mid-epoch; the sampler reshards the rest.
   for (auto it = st.freezes.begin(); it != st.freezes.end(); ++it)
     if (it->at_step <= st.global_step) {
@@ -891,9 +990,10 @@ msg::named_tensors model_weights(const models::UnitList& model, const std::map<s
 }
 
 // Sets the coordinator up to continue from checkpoint `ck`: the clock, the statistics, the
-// summary so far, and the plan (the same one on the same devices, else re-planned). Fills
-// the weights and optimizer state to build from; returns how training goes on once built.
-std::function<void()> resume_from(coord_ptr self, const runtime::Checkpoint& ck, runtime::FreezePolicy& policy,
+// summary so far, the freeze policy's state (`policy`, at the start), and the plan (the same
+// one on the same devices, else re-planned). Fills the weights and optimizer state to build
+// from; returns how training goes on once built.
+std::function<void()> resume_from(coord_ptr self, const runtime::Checkpoint& ck, runtime::FreezePolicy* policy,
                                   msg::named_tensors& params, msg::named_tensors& optimizer) {
   auto& s = self->state;
   const auto& c = s.spec.config;
@@ -917,7 +1017,8 @@ std::function<void()> resume_from(coord_ptr self, const runtime::Checkpoint& ck,
   s.last_checkpoint_step = j.global_step;
   s.block_grad_sq = j.block_grad_sq;
   s.policy_state = j.policy_state;
-  policy.restore(j.policy_state);
+  s.frozen_target = j.frozen_blocks;
+  if (policy) policy->restore(j.policy_state);  // (in a recovery the controller keeps its own)
   const auto before = runtime::summary_from_json(j.summary_json);
   s.summary.epochs = before.epochs;
   s.summary.transitions = before.transitions;
@@ -991,7 +1092,7 @@ msg::coordinator_actor::behavior_type coordinator_behavior(coord_ptr self, Coord
             st.lost.insert(n.agent.address());
             // A step in flight ends now (its replicas there will never answer); otherwise the
             // next step boundary recovers.
-            if (auto abort = std::exchange(st.abort_step, nullptr)) abort(what);
+            if (auto abort = std::exchange(st.abort_pending, nullptr)) abort(what);
             return;
           }
         });
@@ -1017,7 +1118,7 @@ msg::coordinator_actor::behavior_type coordinator_behavior(coord_ptr self, Coord
             std::vector<std::string> skipped;
             const auto ck = runtime::read_latest_checkpoint(c.checkpoint.resume, &skipped);
             for (const auto& why : skipped) spdlog::warn("not resuming from a damaged checkpoint: {}", why);
-            go = resume_from(self, ck, *policy, initial, optimizer);
+            go = resume_from(self, ck, policy.get(), initial, optimizer);
           }
         } catch (const std::exception& e) {
           fail(self, caf::make_error(caf::sec::invalid_argument, e.what()));

@@ -30,7 +30,8 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, Fault& x) {
   int8_t kind = 0;
   auto load = checked_enum(kind, x.kind, FaultKind::kill, "fault");
-  return f(caf::meta::type_name("fault"), kind, x.message, x.replica, x.stage, x.seconds, x.at_step, x.count, load);
+  return f(caf::meta::type_name("fault"), kind, x.message, x.replica, x.stage, x.node, x.seconds, x.at_step,
+           x.count, load);
 }
 }  // namespace floe::runtime
 

@@ -30,8 +30,8 @@ T number(const std::string& text, const std::string& key, const std::string& val
 
 Fault parse_fault(const std::string& text) {
   const std::string expected =
-      "expected \"KIND [MESSAGE] [replica=R] [stage=S] [seconds=X] [at=STEP] [count=N]\" with KIND delay|drop|slow|kill "
-      "and MESSAGE activation|gradient (delay, drop)";
+      "expected \"KIND [MESSAGE] [replica=R] [stage=S] [node=N] [seconds=X] [at=STEP] [count=N]\" with KIND "
+      "delay|drop|slow|kill, MESSAGE activation|gradient (delay, drop), node only for kill";
   std::istringstream in(text);
   std::string word;
   if (!(in >> word)) throw InputError("fault \"" + text + "\": empty; " + expected);
@@ -54,12 +54,13 @@ Fault parse_fault(const std::string& text) {
     const auto key = word.substr(0, eq), value = word.substr(eq + 1);
     if (key == "replica") f.replica = number<int32_t>(text, key, value);
     else if (key == "stage") f.stage = number<int32_t>(text, key, value);
+    else if (key == "node" && f.kind == FaultKind::kill) f.node = number<int32_t>(text, key, value);
     else if (key == "seconds") f.seconds = number<double>(text, key, value), seconds_given = true;
     else if (key == "at") f.at_step = number<int64_t>(text, key, value);
     else if (key == "count") f.count = number<int64_t>(text, key, value);
     else throw InputError("fault \"" + text + "\": unknown key \"" + key + "\"; " + expected);
   }
-  if (f.replica < 0 || f.stage < -1 || (f.stage == -1 && f.kind != FaultKind::kill))
+  if (f.replica < 0 || f.stage < -1 || (f.stage == -1 && f.kind != FaultKind::kill) || f.node < -1)
     throw InputError("fault \"" + text + "\": replica must be >= 0 and stage >= 0 (stage=-1 only for kill)");
   if ((f.kind == FaultKind::delay || f.kind == FaultKind::slow) && (!seconds_given || f.seconds <= 0 || f.seconds > 3600))
     throw InputError("fault \"" + text + "\": " + kind_text(f.kind) + " needs seconds=X with 0 < X <= 3600");
@@ -72,7 +73,10 @@ std::string describe(const Fault& f) {
   std::ostringstream out;
   out << kind_text(f.kind);
   if (f.kind == FaultKind::delay || f.kind == FaultKind::drop) out << ' ' << f.message;
-  out << " replica=" << f.replica << " stage=" << f.stage;
+  if (f.node >= 0)
+    out << " node=" << f.node;
+  else
+    out << " replica=" << f.replica << " stage=" << f.stage;
   if (f.kind == FaultKind::delay || f.kind == FaultKind::slow) out << " seconds=" << f.seconds;
   out << " at=" << f.at_step;
   if (f.count >= 0) out << " count=" << f.count;

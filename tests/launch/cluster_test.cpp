@@ -278,8 +278,10 @@ TEST_CASE("one of three nodes killed mid-epoch: the others recover live and fini
   INFO("final test accuracy: undisturbed " << undisturbed << ", with a node killed " << recovered
                                             << "; recovery took " << t["seconds"] << " s");
   CHECK(std::abs(undisturbed - recovered) <= 0.005);
-  // The survivors saw their all-reduce fail, and went on.
-  CHECK_THAT(slurp(dir / "a.log"), Catch::Contains("gloo") && Catch::Contains("the job ended"));
+  // The survivors went on to the end (whether they saw an all-reduce fail depends on whether
+  // the kill landed in a training step or in an evaluation).
+  CHECK_THAT(slurp(dir / "a.log"), Catch::Contains("the job ended"));
+  CHECK_THAT(slurp(dir / "b.log"), Catch::Contains("the job ended"));
   fs::remove_all(dir);
 }
 
@@ -296,6 +298,49 @@ TEST_CASE("a stopped (SIGSTOP) node is noticed by the heartbeat and recovered fr
   CHECK(summary["epochs"].size() == 12);
   REQUIRE(summary["transitions"].size() == 1);
   CHECK(summary["transitions"][0]["to"]["R"] == 2);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a node killed with the only replica: recovery from the last checkpoint, to the same weights", "[cluster][recovery]") {
+  // One pipeline of 2 stages, on the node admitted first; 2 of 4 blocks freeze after epoch 1.
+  const std::string pipeline_job =
+      " --set data.dataset=synthetic --set data.subset=768 --set data.test_subset=256 --set model.depth=4"
+      " --set model.dim=16 --set model.heads=2 --set model.patch=7 --set batch_size=64 --set optimizer.warmup=4"
+      " --set epochs=3 --set pipeline.length=2 --set pipeline.micro_batches=2 --set freeze.policy=manual"
+      " --set 'freeze.script=[0, 2]' --set cache.enabled=false";
+  const auto dir = scratch("from-checkpoint");
+  const auto at = "127.0.0.1:" + std::to_string(free_port());
+  const int code = sh(
+      dir, "$F train" + pipeline_job + " --set devices=2 --save-weights undisturbed.pt > undisturbed.log 2>&1 || exit 10\n"
+           "export FLOE_SECRET=k\n"
+           "$F coordinator --listen " + at + " --nodes 2" + pipeline_job +
+           " --set devices=4 --set checkpoint.dir=ck --set checkpoint.interval=4 --save-weights recovered.pt"
+           " --summary cluster.json > coordinator.log 2>&1 &\n"
+           "coordinator=$!\n"
+           "$F node --join " + at + " --devices cpu:2 --name victim > victim.log 2>&1 &\n"
+           "victim=$!\n"
+           "for i in $(seq 1500); do grep -q \"'victim' admitted as node 0\" coordinator.log && break; sleep 0.02; done\n"
+           "$F node --join " + at + " --devices cpu:2 --name spare > spare.log 2>&1 &\n"
+           "for i in $(seq 1500); do [ -d ck/step-000000008 ] && break; sleep 0.02; done\n"
+           "kill -9 $victim\n"
+           "wait $coordinator; echo $? > coordinator.code; wait");
+  const auto log = slurp(dir / "coordinator.log");
+  INFO(log << slurp(dir / "spare.log"));
+  REQUIRE(code == 0);
+  REQUIRE(slurp(dir / "coordinator.code").rfind("0", 0) == 0);
+  CHECK_THAT(log, Catch::Contains("left the job with every replica") &&
+                      Catch::Contains("recovered from the checkpoint of step 8"));
+  const auto summary = nlohmann::json::parse(slurp(dir / "cluster.json"));
+  CHECK(summary["epochs"].size() == 3);
+  CHECK(summary["steps"] == 36);
+  REQUIRE(summary["transitions"].size() == 2);  // the recovery, then the freeze
+  CHECK_THAT(summary["transitions"][0]["cause"].get<std::string>(), Catch::Contains("from the checkpoint of step 8"));
+  CHECK(summary["transitions"][1]["cause"] == "freeze");
+  // The same plan on the spare node from the checkpoint on: the weights of an undisturbed run.
+  const auto a = runtime::load_state_dict((dir / "undisturbed.pt").string());
+  const auto b = runtime::load_state_dict((dir / "recovered.pt").string());
+  REQUIRE(a.size() == b.size());
+  for (const auto& [name, t] : a) CHECK(torch::equal(t, b.at(name)));
   fs::remove_all(dir);
 }
 
@@ -320,4 +365,35 @@ TEST_CASE("virtual nodes in one process behave as separate nodes, with the same 
   REQUIRE(a.size() == b.size());
   for (const auto& [name, t] : a) CHECK(torch::equal(t, b.at(name)));
   fs::remove_all(dir);
+}
+
+TEST_CASE("a virtual node killed by a fault script mid-epoch, or during a transition, is recovered from", "[cluster][scenario][recovery]") {
+  // K2 R2 on nodes of 2 devices: one replica per node.
+  SECTION("mid-epoch: the other node's replica goes on alone") {
+    const auto r = launch::Scenario(4).set("replicas=2").set("epochs=1").nodes({2, 2}).fault("kill node=1 at=5").run();
+    INFO(r.error);
+    REQUIRE(r.error.empty());
+    REQUIRE(r.summary.transitions.size() == 1);
+    CHECK(r.summary.transitions[0].cause == "recovery: node virtual1 lost");
+    CHECK(r.summary.transitions[0].to.replicas == 1);
+    CHECK(r.summary.steps == r.summary.epochs.at(0).samples / 64 + (r.summary.epochs.at(0).samples % 64 != 0));
+    CHECK(r.of(runtime::EventKind::fault).size() >= 2);  // injected, then the loss
+  }
+  SECTION("during the transition of a freeze: the job ends on a consistent plan") {
+    // The kill goes out just before the transition of the freeze at step 8 starts.
+    const auto r = launch::Scenario(4).set("replicas=2").set("epochs=1").nodes({2, 2}).freeze_at(8, 2)
+                       .fault("kill node=1 at=8").run();
+    INFO(r.error);
+    REQUIRE(r.error.empty());
+    int recoveries = 0;
+    for (const auto& t : r.summary.transitions) {
+      INFO("transition at step " << t.step << ": " << t.cause << (t.ok ? "" : " failed: " + t.error));
+      recoveries += t.cause.rfind("recovery", 0) == 0;
+      CHECK(t.to.replicas * t.to.pipeline_length <= 4);
+    }
+    CHECK(recoveries == 1);
+    const auto& last = r.summary.epochs.back();
+    CHECK(last.replicas * last.pipeline_length <= 2);  // only node 0's two devices are left
+    CHECK(last.frozen_layers == 2);  // the interrupted freeze happened with the recovery
+  }
 }

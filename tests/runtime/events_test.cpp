@@ -33,12 +33,15 @@ TEST_CASE("fault scripts parse, print back, and count down", "[events][faults]")
   CHECK(fault_applies(slow, "step", 0));
   CHECK(fault_applies(slow, "step", 1000));
   CHECK(parse_fault("kill replica=1 stage=-1 at=30").stage == -1);
+  const auto node = parse_fault("kill node=1 at=30");
+  CHECK(node.node == 1);
+  CHECK(describe(node) == "kill node=1 at=30");
 }
 
 TEST_CASE("bad fault scripts are refused with the text and what was expected", "[events][faults]") {
   for (const char* bad : {"", "explode stage=1", "delay stage=1", "delay activation seconds=-1", "slow seconds=x",
                           "drop activation stage=-1", "slow seconds=1 colour=red", "delay weights seconds=1",
-                          "kill at=-3", "drop activation count=0"}) {
+                          "kill at=-3", "drop activation count=0", "slow node=1 seconds=1", "kill node=-2"}) {
     INFO(bad);
     try {
       parse_fault(bad);
