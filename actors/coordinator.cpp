@@ -340,6 +340,16 @@ void build_pipelines(coord_ptr self, const runtime::Plan& plan, const msg::named
 
 void begin_epoch(coord_ptr self);
 
+// Switches training to freshly built pipelines; the old ones stop.
+void install(coord_ptr self, std::vector<PipelineHandles> fresh, std::vector<caf::actor_addr> hosts,
+             const runtime::Plan& plan) {
+  auto& s = self->state;
+  shutdown(s.pipelines);
+  s.pipelines = std::move(fresh);
+  s.hosts = std::move(hosts);
+  s.plan = plan;
+}
+
 // A transition is a transaction: the old pipelines keep running until the new ones exist;
 // any failure before the switch leaves training on the old plan, with the reason recorded.
 // `resume` continues training afterwards (the next epoch, or the rest of this one).
@@ -399,10 +409,7 @@ void transition(coord_ptr self, runtime::Plan next, std::function<void()> resume
             self, next, states[0].parameters, states[0].optimizer,
             [=](std::vector<PipelineHandles> fresh, std::vector<caf::actor_addr> hosts) {
               auto& s = self->state;
-              shutdown(s.pipelines);
-              s.pipelines = std::move(fresh);
-              s.hosts = std::move(hosts);
-              s.plan = next;
+              install(self, std::move(fresh), std::move(hosts), next);
               phase("spawn", spawn_us);
               auto r = rec;
               r.seconds = since(start);
@@ -682,11 +689,9 @@ void recover_from_checkpoint(coord_ptr self, const std::string& names, int64_t s
   rec.cause = "recovery: node " + names + " lost; from the checkpoint of step " + std::to_string(st.global_step);
   build_pipelines(
       self, st.plan, params, optimizer,
-      [=](std::vector<PipelineHandles> fresh, std::vector<caf::actor_addr> hosts) {
+      [=, plan = st.plan](std::vector<PipelineHandles> fresh, std::vector<caf::actor_addr> hosts) {
         auto& s = self->state;
-        shutdown(s.pipelines);
-        s.pipelines = std::move(fresh);
-        s.hosts = std::move(hosts);
+        install(self, std::move(fresh), std::move(hosts), plan);
         auto r = rec;
         r.seconds = since(start);
         s.summary.transitions.push_back(r);
@@ -782,10 +787,7 @@ void recover(coord_ptr self, std::function<void()> retry) {
             self, next, states[0].parameters, states[0].optimizer,
             [=](std::vector<PipelineHandles> fresh, std::vector<caf::actor_addr> hosts) {
               auto& s = self->state;
-              shutdown(s.pipelines);
-              s.pipelines = std::move(fresh);
-              s.hosts = std::move(hosts);
-              s.plan = next;
+              install(self, std::move(fresh), std::move(hosts), next);
               auto r = rec;
               r.step = s.global_step;
               r.seconds = since(start);
@@ -1147,8 +1149,7 @@ msg::coordinator_actor::behavior_type coordinator_behavior(coord_ptr self, Coord
         build_pipelines(
             self, s.plan, initial, optimizer,
             [=](std::vector<PipelineHandles> built, std::vector<caf::actor_addr> hosts) {
-              self->state.pipelines = std::move(built);
-              self->state.hosts = std::move(hosts);
+              install(self, std::move(built), std::move(hosts), self->state.plan);
               go();
             },
             [=](const std::string& why) {

@@ -1,12 +1,12 @@
 #include "runtime/checkpoint.hpp"
 
 #include "runtime/errors.hpp"
+#include "runtime/secret.hpp"
 #include "runtime/state_dict.hpp"
 #include "runtime/summary.hpp"
 
 #include <fcntl.h>
 #include <nlohmann/json.hpp>
-#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -23,23 +23,10 @@ namespace fs = std::filesystem;
 constexpr int64_t chunk_bytes = 1 << 20;
 constexpr const char* files[] = {"parameters.pt", "optimizer.pt", "job.json", "config.toml"};
 
-std::string sha256(const char* data, size_t n) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data, n, digest, &len, EVP_sha256(), nullptr);
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < len; ++i) {
-    out += hex[digest[i] >> 4];
-    out += hex[digest[i] & 15];
-  }
-  return out;
-}
-
 std::vector<std::string> chunk_digests(const std::string& bytes) {
   std::vector<std::string> out;
   for (size_t at = 0; at < bytes.size(); at += chunk_bytes)
-    out.push_back(sha256(bytes.data() + at, std::min<size_t>(chunk_bytes, bytes.size() - at)));
+    out.push_back(sha256_hex(bytes.data() + at, std::min<size_t>(chunk_bytes, bytes.size() - at)));
   return out;
 }
 
@@ -197,7 +184,7 @@ Checkpoint read_checkpoint(const std::string& folder) {
     const auto digests = (*it).at("sha256").get<std::vector<std::string>>();
     for (size_t i = 0, at = 0; at < bytes.size(); ++i, at += chunk) {
       const auto n = std::min<size_t>(chunk, bytes.size() - at);
-      if (i >= digests.size() || sha256(bytes.data() + at, n) != digests[i])
+      if (i >= digests.size() || sha256_hex(bytes.data() + at, n) != digests[i])
         throw InputError("checkpoint file " + p.string() + ": corrupt: bytes " + std::to_string(at) + ".." +
                          std::to_string(at + n) + " differ from the manifest's checksum");
     }

@@ -29,6 +29,13 @@ std::string hex(const unsigned char* p, size_t n) {
 
 }  // namespace
 
+std::string sha256_hex(const char* data, size_t n) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data, n, digest, &len, EVP_sha256(), nullptr);
+  return hex(digest, len);
+}
+
 std::string read_secret(const std::string& file) {
   std::string secret;
   if (!file.empty()) {

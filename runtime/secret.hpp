@@ -18,4 +18,7 @@ std::string join_proof(const std::string& secret, const std::string& nonce, cons
 // Constant-time comparison (a timing side channel must not leak the proof byte by byte).
 bool same_proof(const std::string& a, const std::string& b);
 
+// SHA-256 of n bytes, in hex (checkpoint manifests).
+std::string sha256_hex(const char* data, size_t n);
+
 }  // namespace floe::runtime
