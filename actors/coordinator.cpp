@@ -820,11 +820,18 @@ void step_failed(coord_ptr self, const std::string& why, std::function<void()> r
     return fail(self, caf::make_error(caf::sec::runtime_error, why));
   auto pending = std::make_shared<size_t>(st.nodes.size() - st.lost.size());
   if (*pending == 0) return recover(self, retry);
-  auto answered = [=] {
-    if (--*pending > 0) return;
+  auto settled = std::make_shared<bool>(false);
+  auto decide = [=] {
+    if (std::exchange(*settled, true)) return;
+    self->state.abort_pending = nullptr;
     if (self->state.lost.empty()) return fail(self, caf::make_error(caf::sec::runtime_error, why));
     spdlog::warn("{}", why);
     recover(self, retry);
+  };
+  // A node's down message, arriving while the others are asked, settles it at once.
+  st.abort_pending = [=](const std::string&) { decide(); };
+  auto answered = [=] {
+    if (--*pending == 0) decide();
   };
   for (const auto& n : st.nodes)
     if (!st.lost.count(n.agent.address()))
