@@ -739,6 +739,7 @@ void recover(coord_ptr self, std::function<void()> retry) {
       alive.push_back(n);
   }
   st.lost.clear();
+  if (names.empty()) return retry();  // only nodes recovered from before
   st.nodes = alive;
   std::vector<int> survivors;
   for (int r = 0; r < replicas(self); ++r)
@@ -838,6 +839,7 @@ void step_failed(coord_ptr self, const std::string& why, std::function<void()> r
       self->request(n.agent, std::chrono::seconds(3), msg::cache_stats_atom::value)
         .then([=](runtime::CacheStats&) { answered(); },
               [=, agent = n.agent.address()](caf::error&) {
+                if (*settled) return;  // decided already (a late timeout must not mark a node twice)
                 self->state.lost.insert(agent);
                 answered();
               });
