@@ -23,10 +23,11 @@ namespace fs = std::filesystem;
 constexpr int64_t chunk_bytes = 1 << 20;
 constexpr const char* files[] = {"parameters.pt", "optimizer.pt", "job.json", "config.toml"};
 
-std::vector<std::string> chunk_digests(const std::string& bytes) {
+// SHA-256 of each `chunk` bytes of `bytes` (the last chunk may be shorter).
+std::vector<std::string> chunk_digests(const std::string& bytes, size_t chunk = chunk_bytes) {
   std::vector<std::string> out;
-  for (size_t at = 0; at < bytes.size(); at += chunk_bytes)
-    out.push_back(sha256_hex(bytes.data() + at, std::min<size_t>(chunk_bytes, bytes.size() - at)));
+  for (size_t at = 0; at < bytes.size(); at += chunk)
+    out.push_back(sha256_hex(bytes.data() + at, std::min(chunk, bytes.size() - at)));
   return out;
 }
 
@@ -170,6 +171,7 @@ Checkpoint read_checkpoint(const std::string& folder) {
     throw InputError("checkpoint file " + manifest_path.string() + ": not a floe manifest (" + e.what() + ")");
   }
   const int64_t chunk = manifest.value("chunk_bytes", chunk_bytes);
+  if (chunk < 1) throw InputError("checkpoint file " + manifest_path.string() + ": chunk_bytes must be at least 1");
   std::map<std::string, std::string> contents;
   for (const char* name : files) {
     const auto p = root / name;
@@ -182,12 +184,13 @@ Checkpoint read_checkpoint(const std::string& folder) {
       throw InputError("checkpoint file " + p.string() + ": " + std::to_string(bytes.size()) + " bytes, the manifest says " +
                        std::to_string(expected) + (static_cast<int64_t>(bytes.size()) < expected ? " (truncated)" : ""));
     const auto digests = (*it).at("sha256").get<std::vector<std::string>>();
-    for (size_t i = 0, at = 0; at < bytes.size(); ++i, at += chunk) {
-      const auto n = std::min<size_t>(chunk, bytes.size() - at);
-      if (i >= digests.size() || sha256_hex(bytes.data() + at, n) != digests[i])
+    const auto actual = chunk_digests(bytes, static_cast<size_t>(chunk));
+    for (size_t i = 0; i < actual.size(); ++i)
+      if (i >= digests.size() || actual[i] != digests[i]) {
+        const size_t at = i * static_cast<size_t>(chunk), end = std::min(bytes.size(), at + static_cast<size_t>(chunk));
         throw InputError("checkpoint file " + p.string() + ": corrupt: bytes " + std::to_string(at) + ".." +
-                         std::to_string(at + n) + " differ from the manifest's checksum");
-    }
+                         std::to_string(end) + " differ from the manifest's checksum");
+      }
     contents[name] = std::move(bytes);
   }
   Checkpoint c;

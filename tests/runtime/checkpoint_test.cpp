@@ -14,6 +14,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 using namespace floe;
 namespace fs = std::filesystem;
@@ -133,6 +134,14 @@ TEST_CASE("a damaged checkpoint is refused with the file and what is wrong", "[c
     std::ofstream(path / "MANIFEST") << "{\"format\": 1, \"files\": 3";
     CHECK_THROWS_WITH(runtime::read_checkpoint(path.string()),
                       Catch::Contains((path / "MANIFEST").string()) && Catch::Contains("not a floe manifest"));
+  }
+  SECTION("a manifest whose chunk size is 0 (it must not loop forever)") {
+    std::ifstream in(path / "MANIFEST");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto at = text.find("1048576");
+    REQUIRE(at != std::string::npos);
+    std::ofstream(path / "MANIFEST") << text.replace(at, 7, "0");
+    CHECK_THROWS_WITH(runtime::read_checkpoint(path.string()), Catch::Contains("chunk_bytes must be at least 1"));
   }
   SECTION("a missing file") {
     fs::remove(path / "job.json");
