@@ -7,7 +7,6 @@
 #include "runtime/errors.hpp"
 #include "runtime/lr_schedule.hpp"
 #include "runtime/placement.hpp"
-#include "runtime/progress.hpp"
 #include "runtime/sampler.hpp"
 #include "runtime/state_dict.hpp"
 
@@ -57,6 +56,7 @@ struct CoordinatorState {
   int64_t generation = 0;       // pipeline sets built so far (names their gradient groups)
   bool concluding = false;      // the result is on its way: later failures change nothing
   std::set<caf::actor_addr> lost;  // agents of nodes gone, not yet recovered from
+  std::vector<msg::node_ready> joining;  // nodes ready to join the job at a step boundary
   // Ends what is in flight towards the nodes (a step, a build, a state collection) when a node
   // leaves: its answers would never come. Set while something is in flight.
   std::function<void(const std::string&)> abort_pending;
@@ -78,10 +78,10 @@ struct CoordinatorState {
   double train_seconds = 0;
   runtime::TrainingSummary summary;
   caf::typed_response_promise<runtime::TrainingSummary> promise;
-  std::unique_ptr<runtime::ProgressPrinter> progress;
   // Observation and hooks.
   msg::event_bus_actor bus;
-  bool observed = false;  // an observer is subscribed: events are sent, stages record spans
+  bool observed = false;  // an observer is subscribed: events are sent
+  bool spans = false;     // one wants the stages' spans: they record them
   std::vector<runtime::Fault> faults;            // injected, waiting for their step
   std::vector<msg::scripted_freeze> freezes;     // scripted, waiting for their step
 };
@@ -300,7 +300,7 @@ void build_pipelines(coord_ptr self, const runtime::Plan& plan, const msg::named
     q.replicas = plan.replicas;
     q.parameters = params;
     q.optimizer = optimizer;
-    if (st.observed) q.events = st.bus;
+    if (st.spans) q.events = st.bus;
     q.across_nodes = spans_nodes;
     ++*pending;
     const auto name = st.nodes[n].name;
@@ -353,7 +353,7 @@ void install(coord_ptr self, std::vector<PipelineHandles> fresh, std::vector<caf
 // A transition is a transaction: the old pipelines keep running until the new ones exist;
 // any failure before the switch leaves training on the old plan, with the reason recorded.
 // `resume` continues training afterwards (the next epoch, or the rest of this one).
-void transition(coord_ptr self, runtime::Plan next, std::function<void()> resume) {
+void transition(coord_ptr self, runtime::Plan next, std::function<void()> resume, std::string cause = "freeze") {
   auto& st = self->state;
   const auto start = clock_type::now();
   const int64_t start_us = runtime::now_us();
@@ -363,6 +363,7 @@ void transition(coord_ptr self, runtime::Plan next, std::function<void()> resume
   rec.from = layout_of(st.plan);
   rec.to = layout_of(next);
   rec.frozen_layers = next.frozen_blocks;
+  rec.cause = std::move(cause);
   // One event per phase, and one for the whole (detail "") when it ends either way.
   auto phase = [=](const std::string& name, int64_t since_us) {
     auto e = event(self, runtime::EventKind::transition, since_us);
@@ -414,9 +415,9 @@ void transition(coord_ptr self, runtime::Plan next, std::function<void()> resume
               auto r = rec;
               r.seconds = since(start);
               s.summary.transitions.push_back(r);
-              spdlog::info("transition: F={} blocks frozen; K {}->{}, M {}->{}, R {}->{} in {:.3f}s", r.frozen_layers,
-                           r.from.pipeline_length, r.to.pipeline_length, r.from.micro_batches, r.to.micro_batches,
-                           r.from.replicas, r.to.replicas, r.seconds);
+              spdlog::info("transition ({}): F={} blocks frozen; K {}->{}, M {}->{}, R {}->{} in {:.3f}s", r.cause,
+                           r.frozen_layers, r.from.pipeline_length, r.to.pipeline_length, r.from.micro_batches,
+                           r.to.micro_batches, r.from.replicas, r.to.replicas, r.seconds);
               whole(r);
               resume();
             },
@@ -437,10 +438,13 @@ void freeze_to(coord_ptr self, int frozen, std::function<void()> resume) {
   transition(self, plan_for(self, frozen, s.plan.stages), std::move(resume));
 }
 
+void apply_faults(coord_ptr self, bool nodes_only = false);
+
 // At a freeze decision point: ask the controller, re-plan, and switch if the plan changed.
 void next_epoch(coord_ptr self) {
   auto& st = self->state;
   const auto& c = st.spec.config;
+  if (!st.faults.empty()) apply_faults(self, true);  // node kills due strike during the freeze's transition
   if (st.epoch % c.freeze.interval != 0 || st.plan.frozen_blocks >= c.model.depth) return begin_epoch(self);
   msg::freeze_query q{st.epoch, st.global_step, st.plan.frozen_blocks, static_cast<int32_t>(c.model.depth), {}};
   for (double sq : st.block_grad_sq) q.grad_norms.push_back(std::sqrt(sq));
@@ -793,10 +797,9 @@ void recover(coord_ptr self, std::function<void()> retry) {
               r.step = s.global_step;
               r.seconds = since(start);
               s.summary.transitions.push_back(r);
-              spdlog::warn("recovered in {:.3f}s: K {}->{}, R {}->{}; {}", r.seconds, r.from.pipeline_length,
-                           r.to.pipeline_length, r.from.replicas, r.to.replicas,
-                           applied ? "the step in flight had completed on the survivors"
-                                   : "the step in flight is done again");
+              spdlog::warn("recovered in {:.3f}s: K {}->{}, R {}->{}; going on from step {}{}", r.seconds,
+                           r.from.pipeline_length, r.to.pipeline_length, r.from.replicas, r.to.replicas, r.step,
+                           applied ? " (the survivors had completed the step in flight)" : "");
               auto e = event(self, runtime::EventKind::transition, start_us);
               e.detail = "recovery";
               e.values = {{"from_R", r.from.replicas}, {"to_R", r.to.replicas}, {"from_K", r.from.pipeline_length},
@@ -812,20 +815,26 @@ void recover(coord_ptr self, std::function<void()> retry) {
       [=](const std::string& why) { give_up("the surviving replica's state: " + why); });
 }
 
-// A step failed. With `recover` on and several nodes, the nodes are asked whether they are
-// still there (a lost one does not answer within the 2 s heartbeat timeout); if one is gone,
-// recover and `retry`, else the job stops with `why`.
+// A step failed. With several nodes, the nodes are asked whether they are still there (a lost
+// one does not answer within the 2 s heartbeat timeout); if one is gone, recover and `retry`
+// (with `recover` off, the job stops naming it), else the job stops with `why`.
 void step_failed(coord_ptr self, const std::string& why, std::function<void()> retry) {
   auto& st = self->state;
-  if (!st.spec.config.recover || st.nodes.size() < 2)
-    return fail(self, caf::make_error(caf::sec::runtime_error, why));
+  if (st.nodes.size() < 2) return fail(self, caf::make_error(caf::sec::runtime_error, why));
   auto pending = std::make_shared<size_t>(st.nodes.size() - st.lost.size());
   if (*pending == 0) return recover(self, retry);
   auto settled = std::make_shared<bool>(false);
   auto decide = [=] {
     if (std::exchange(*settled, true)) return;
     self->state.abort_pending = nullptr;
-    if (self->state.lost.empty()) return fail(self, caf::make_error(caf::sec::runtime_error, why));
+    auto& s = self->state;
+    if (s.lost.empty()) return fail(self, caf::make_error(caf::sec::runtime_error, why));
+    if (!s.spec.config.recover) {
+      std::string names;
+      for (const auto& n : s.nodes)
+        if (s.lost.count(n.agent.address())) names += (names.empty() ? "" : ", ") + n.name;
+      return fail(self, caf::make_error(caf::sec::runtime_error, "node " + names + " left the job; " + why));
+    }
     spdlog::warn("{}", why);
     recover(self, retry);
   };
@@ -843,6 +852,41 @@ void step_failed(coord_ptr self, const std::string& why, std::function<void()> r
                 self->state.lost.insert(agent);
                 answered();
               });
+}
+
+// True when a node waits to join at this step.
+bool joins_now(coord_ptr self) {
+  auto& st = self->state;
+  return std::any_of(st.joining.begin(), st.joining.end(), [&](auto& r) { return r.at_step <= st.global_step; });
+}
+
+// The nodes due to join do: re-planned over all nodes, which moves replicas onto them (a
+// transition whose cause names them); then `resume`.
+void admit(coord_ptr self, std::function<void()> resume) {
+  auto& st = self->state;
+  std::string names;
+  auto due = std::stable_partition(st.joining.begin(), st.joining.end(),
+                                   [&](auto& r) { return r.at_step > st.global_step; });
+  for (auto it = due; it != st.joining.end(); ++it) {
+    names += (names.empty() ? "" : ", ") + it->name;
+    st.nodes.push_back({it->agent, it->devices, it->name});
+  }
+  st.joining.erase(due, st.joining.end());
+  auto e = event(self, runtime::EventKind::fault, runtime::now_us());
+  e.detail = "node " + names + " joined";
+  emit(self, std::move(e));
+  // From K0, as the job's plan on these nodes would be: a pipeline that a lost node shortened
+  // grows back when a node large enough comes.
+  const auto next = plan_for(self, std::max(st.plan.frozen_blocks, st.frozen_target), st.spec.config.pipeline.length);
+  const auto total = std::accumulate(st.nodes.begin(), st.nodes.end(), 0, [](int a, auto& n) { return a + n.devices; });
+  if (next.units_per_stage == st.plan.units_per_stage && next.micro_batches == st.plan.micro_batches &&
+      next.replicas == st.plan.replicas) {
+    spdlog::info("node {} joined the job ({} node(s), {} devices); the plan stays K={} R={} until the next re-plan",
+                 names, st.nodes.size(), total, st.plan.stages, st.plan.replicas);
+    return resume();
+  }
+  spdlog::info("node {} joined the job ({} node(s), {} devices): re-planning", names, st.nodes.size(), total);
+  transition(self, next, std::move(resume), "join: node " + names);
 }
 
 void eval_step(coord_ptr self) {
@@ -871,7 +915,6 @@ void eval_step(coord_ptr self) {
 void begin_eval(coord_ptr self) {
   auto& st = self->state;
   st.train_seconds = since(st.epoch_start);
-  st.progress->end();
   st.order.resize(static_cast<size_t>(st.spec.test->size()));
   std::iota(st.order.begin(), st.order.end(), 0);
   st.step = 0;
@@ -881,9 +924,9 @@ void begin_eval(coord_ptr self) {
 }
 
 // Faults whose step has come go to their stage (or kill it); the rest wait.
-// `nodes_only`: just the node kills (they fire before a scripted freeze of the same step, so
-// that they strike during its transition).
-void apply_faults(coord_ptr self, bool nodes_only = false) {
+// `nodes_only`: just the node kills (they fire before a freeze of the same step, scripted or
+// at an epoch's end, so that they strike during its transition).
+void apply_faults(coord_ptr self, bool nodes_only) {
   auto& st = self->state;
   auto due = std::stable_partition(st.faults.begin(), st.faults.end(), [&](const runtime::Fault& f) {
     return f.at_step > st.global_step || (nodes_only && f.node < 0);
@@ -923,6 +966,7 @@ void apply_faults(coord_ptr self, bool nodes_only = false) {
 void train_step(coord_ptr self) {
   auto& st = self->state;
   if (!st.lost.empty()) return recover(self, [=] { train_step(self); });
+  if (joins_now(self)) return admit(self, [=] { train_step(self); });
   if (st.step >= st.steps_in_epoch) return begin_eval(self);
   if (checkpoint_due(self)) return checkpoint(self, true, [=] { train_step(self); });
   if (!st.faults.empty()) apply_faults(self, true);
@@ -955,7 +999,6 @@ void train_step(coord_ptr self) {
         s.block_grad_sq[rep.blocks[i]] += rep.block_grad_sq[i];
     ++s.step;
     ++s.global_step;
-    s.progress->update(s.step, s.train.samples, s.train.mean_loss());
     train_step(self);
   }, [=](const std::string& why) { step_failed(self, why, [=] { train_step(self); }); });
 }
@@ -965,7 +1008,6 @@ void run_epoch(coord_ptr self) {
   auto& st = self->state;
   const auto& c = st.spec.config;
   st.order = runtime::epoch_permutation(st.spec.train->size(), c.seed, st.epoch);
-  st.progress->begin("epoch " + std::to_string(st.epoch + 1) + "/" + std::to_string(c.epochs), st.steps_in_epoch);
   train_step(self);
 }
 
@@ -1071,6 +1113,7 @@ msg::coordinator_actor::behavior_type coordinator_behavior(coord_ptr self, Coord
   return {
       [=](msg::subscribe& s) {
         self->state.observed = true;
+        self->state.spans = self->state.spans || s.spans;
         self->send(self->state.bus, std::move(s));
       },
       [=](msg::inject_fault& f) {
@@ -1078,6 +1121,23 @@ msg::coordinator_actor::behavior_type coordinator_behavior(coord_ptr self, Coord
       },
       [=](msg::scripted_freeze& f) { self->state.freezes.push_back(f); },
       [=](msg::checkpoint_atom) { self->state.checkpoint_requested = true; },
+      [=](msg::node_ready& r) {
+        auto& s = self->state;
+        if (!self->current_sender() || self->current_sender()->node() != self->node() || !r.agent ||
+            r.devices < 1) {
+          spdlog::warn("ignored a node_ready message: not from this process, or without an agent or devices");
+          return;
+        }
+        if (s.concluding) {
+          spdlog::warn("node {} came as the job ends: it is stopped", r.name);
+          return anon_send_exit(r.agent, caf::exit_reason::user_shutdown);
+        }
+        self->monitor(r.agent);
+        self->attach_functor([agent = r.agent] { anon_send_exit(agent, caf::exit_reason::user_shutdown); });
+        spdlog::info("node {} is ready with {} device(s): it joins at the next training step{}", r.name, r.devices,
+                     r.at_step > 0 ? " from step " + std::to_string(r.at_step) : "");
+        s.joining.push_back(r);
+      },
       [=](msg::start_atom) -> caf::typed_response_promise<runtime::TrainingSummary> {
         auto& s = self->state;
         const auto& c = s.spec.config;
@@ -1094,6 +1154,12 @@ msg::coordinator_actor::behavior_type coordinator_behavior(coord_ptr self, Coord
         }
         self->set_down_handler([=](caf::down_msg& d) {
           auto& st = self->state;
+          for (auto it = st.joining.begin(); it != st.joining.end(); ++it)
+            if (d.source == it->agent.address()) {
+              spdlog::warn("node {} left before it joined the job ({})", it->name, self->system().render(d.reason));
+              st.joining.erase(it);
+              return;
+            }
           for (const auto& n : st.nodes) {
             if (d.source != n.agent.address()) continue;
             const auto what = "node " + n.name + " left the job (" + self->system().render(d.reason) + ")";
@@ -1136,8 +1202,6 @@ msg::coordinator_actor::behavior_type coordinator_behavior(coord_ptr self, Coord
           return s.promise;
         }
         s.freezer = spawn_freeze_controller(self->system(), std::move(policy));
-        s.progress = std::make_unique<runtime::ProgressPrinter>(c.log_interval,
-                                                                runtime::ProgressPrinter::stdout_is_terminal());
         s.summary.config = runtime::to_flat_map(c);
         s.summary.setup_seconds = since(s.job_start);
         std::string parts;

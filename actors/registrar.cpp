@@ -15,7 +15,9 @@ struct RegistrarState {
   RegistrarSpec spec;
   std::deque<std::string> nonces;          // issued and not yet used (each answers one join)
   std::vector<msg::join_request> admitted;  // by node index
-  std::vector<msg::node_ready> ready;
+  std::vector<msg::node_ready> ready;       // of the first expected_nodes, until all are
+  std::vector<msg::node_ready> late;        // ready after those, waiting for a coordinator
+  caf::actor coordinator;                   // where late nodes go, once the job runs
 };
 
 using registrar_ptr = msg::registrar_actor::stateful_pointer<RegistrarState>;
@@ -44,30 +46,52 @@ msg::registrar_actor::behavior_type registrar_behavior(registrar_ptr self, Regis
           return refuse(self, j, "wrong cluster secret");
         if (j.devices < 1 || j.devices > 4096)
           return refuse(self, j, "devices = " + std::to_string(j.devices) + ", expected 1..4096");
-        if (static_cast<int>(st.admitted.size()) >= st.spec.expected_nodes)
-          return refuse(self, j, "the job already has its " + std::to_string(st.spec.expected_nodes) + " node(s)");
+        if (st.admitted.size() >= 4096) return refuse(self, j, "the job has had 4096 nodes already");
         const int index = static_cast<int>(st.admitted.size());
         st.admitted.push_back(j);
-        spdlog::info("node '{}' admitted as node {} with {} device(s) ({} of {})", j.name, index, j.devices,
-                     st.admitted.size(), st.spec.expected_nodes);
+        if (index < st.spec.expected_nodes)
+          spdlog::info("node '{}' admitted as node {} with {} device(s) ({} of {})", j.name, index, j.devices,
+                       st.admitted.size(), st.spec.expected_nodes);
+        else
+          spdlog::info("node '{}' admitted as node {} with {} device(s); it joins the running job when ready", j.name,
+                       index, j.devices);
         return msg::join_welcome{index, st.spec.job, st.spec.store_port};
       },
       [=](msg::node_ready& r) {
         auto& st = self->state;
         const bool known = r.node >= 0 && r.node < static_cast<int>(st.admitted.size());
-        const bool again = std::any_of(st.ready.begin(), st.ready.end(), [&](auto& x) { return x.node == r.node; });
+        auto is_it = [&](const msg::node_ready& x) { return x.node == r.node; };
+        const bool again = std::any_of(st.ready.begin(), st.ready.end(), is_it) ||
+                           std::any_of(st.late.begin(), st.late.end(), is_it);
         if (!known || again || !r.agent) {
           spdlog::warn("ignored a ready message for node {} (not admitted, already ready, or no agent)", r.node);
           return;
         }
         r.name = st.admitted[r.node].name;
         r.devices = st.admitted[r.node].devices;
+        r.at_step = 0;
+        if (r.node >= st.spec.expected_nodes) {  // a late node: the coordinator admits it into the job
+          st.late.push_back(r);
+          caf::anon_send(st.spec.waiter, r);  // (it waits for every node's end)
+          if (st.coordinator) caf::send_as(caf::actor_cast<caf::actor>(self), st.coordinator, r);
+          return;
+        }
         st.ready.push_back(r);
         if (static_cast<int>(st.ready.size()) == st.spec.expected_nodes) {
           auto all = st.ready;
           std::sort(all.begin(), all.end(), [](auto& a, auto& b) { return a.node < b.node; });
           caf::anon_send(st.spec.waiter, std::move(all));
         }
+      },
+      [=](msg::late_nodes_to& to) {
+        auto& st = self->state;
+        if (!self->current_sender() || self->current_sender()->node() != self->node()) {
+          spdlog::warn("ignored a late_nodes_to message from another process");
+          return;
+        }
+        if (st.coordinator) return;
+        st.coordinator = to.coordinator;
+        for (const auto& r : st.late) caf::send_as(caf::actor_cast<caf::actor>(self), st.coordinator, r);
       },
   };
 }

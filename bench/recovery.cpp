@@ -105,7 +105,14 @@ int main(int argc, char** argv) {
           std::smatch m;
           const std::regex again(R"(steps (\d+)\.\.(\d+) are trained again)");
           if (std::regex_search(log, m, again)) r.redone = std::stoll(m[2]) - std::stoll(m[1]) + 1;
-          else r.redone = log.find("the step in flight is done again") != std::string::npos ? 1 : 0;
+          else if (std::regex_search(log, m, std::regex(R"(training step (\d+): .*left the job)"))) {
+            // The training step in flight, unless the survivors had applied it (then training
+            // goes on from the one after).
+            const int64_t failed = std::stoll(m[1]);
+            std::smatch from;
+            if (std::regex_search(log, from, std::regex(R"(going on from step (\d+))")))
+              r.redone = std::max<int64_t>(0, failed + 1 - std::stoll(from[1]));
+          }  // else no training step was in flight (the kill came during an evaluation)
         }
       return r;
     };

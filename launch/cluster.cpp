@@ -119,17 +119,27 @@ runtime::TrainingSummary run_coordinator(const runtime::JobConfig& config, const
   spec.test = std::make_shared<const models::Dataset>(data.test);
   std::string failure;
   runtime::TrainingSummary summary;
+  JobHooks hooks;  // nodes that join later go to the coordinator, which admits them
+  hooks.attach = [&](caf::actor_system&, const msg::coordinator_actor& c) {
+    self->send(registrar, msg::late_nodes_to{caf::actor_cast<caf::actor>(c)});
+  };
   try {
-    summary = run_job(sys, std::move(spec));
+    summary = run_job(sys, std::move(spec), hooks);
   } catch (const std::exception& e) {
     failure = e.what();
   }
   // The coordinator told every agent to stop; wait until they have, so the nodes hear it
   // before this process closes its connections.
-  size_t down = 0;
+  // (The registrar told this actor of the nodes that joined later, too.)
+  size_t hosted = ready.size(), down = 0;
   bool waiting = true;
-  while (waiting && down < ready.size())
-    self->receive([&](caf::down_msg&) { ++down; }, caf::after(std::chrono::seconds(10)) >> [&] { waiting = false; });
+  while (waiting && down < hosted)
+    self->receive([&](caf::down_msg&) { ++down; },
+                  [&](msg::node_ready& late) {
+                    self->monitor(late.agent);
+                    ++hosted;
+                  },
+                  caf::after(std::chrono::seconds(10)) >> [&] { waiting = false; });
   anon_send_exit(registrar, caf::exit_reason::user_shutdown);
   if (!failure.empty()) throw std::runtime_error(failure);
   return summary;

@@ -5,6 +5,7 @@
 #include "actors/observer.hpp"
 #include "messages/registry.hpp"
 #include "runtime/gloo_group.hpp"
+#include "runtime/progress.hpp"
 
 namespace floe::launch {
 
@@ -39,10 +40,16 @@ runtime::TrainingSummary run_job(caf::actor_system& sys, actors::CoordinatorSpec
   if (!o.report.empty())
     observers.push_back(actors::spawn_observer(sys, runtime::make_report_writer(o.report, "floe training report")));
   for (const auto& make : hooks.observers) observers.push_back(make(sys));
+  // The console: progress from the coordinator's step events alone (no stage spans).
+  const auto console = actors::spawn_observer(
+      sys, runtime::make_console_writer(spec.config.log_interval, runtime::stdout_is_terminal()));
   std::unique_ptr<runtime::StoreServer> store;  // for the gradient groups of virtual nodes
+  std::vector<msg::node_ready> late;
   if (spec.nodes.empty()) {  // the whole job in this process: one node with all the devices, or virtual ones
     auto devices = hooks.virtual_nodes;
     if (devices.empty()) devices.push_back(spec.config.devices);
+    const size_t first = devices.size();
+    for (const auto& [step, n] : hooks.late_nodes) devices.push_back(n);
     if (devices.size() > 1) store = std::make_unique<runtime::StoreServer>("127.0.0.1", 0);
     spec.config.devices = 0;
     for (size_t i = 0; i < devices.size(); ++i) {
@@ -54,12 +61,19 @@ runtime::TrainingSummary run_job(caf::actor_system& sys, actors::CoordinatorSpec
       node.detached_stages = spec.detached_stages;
       if (store) node.store = {"127.0.0.1", store->port()};
       const auto name = devices.size() > 1 ? "virtual" + std::to_string(i) : std::string("local");
-      spec.nodes.push_back({actors::spawn_node_agent(sys, std::move(node)), devices[i], name});
+      auto agent = actors::spawn_node_agent(sys, std::move(node));
+      if (i >= first) {
+        late.push_back({static_cast<int32_t>(i), agent, name, devices[i], hooks.late_nodes[i - first].first});
+        continue;
+      }
+      spec.nodes.push_back({agent, devices[i], name});
       spec.config.devices += devices[i];
     }
   }
   auto coordinator = actors::spawn_coordinator(sys, std::move(spec));
   caf::scoped_actor self{sys};
+  for (auto& r : late) self->send(coordinator, std::move(r));
+  self->send(coordinator, msg::subscribe{console, false});
   for (auto& obs : observers) self->send(coordinator, msg::subscribe{obs});
   if (hooks.attach) hooks.attach(sys, coordinator);
   runtime::TrainingSummary out;
@@ -67,6 +81,7 @@ runtime::TrainingSummary run_job(caf::actor_system& sys, actors::CoordinatorSpec
   self->request(coordinator, caf::infinite, msg::start_atom::value)
       .receive([&](runtime::TrainingSummary& s) { out = std::move(s); },
                [&](caf::error& e) { failure = sys.render(e); });
+  anon_send_exit(console, caf::exit_reason::user_shutdown);
   for (auto& obs : observers) anon_send_exit(obs, caf::exit_reason::user_shutdown);
   if (!failure.empty()) throw std::runtime_error("training failed: " + failure);
   return out;

@@ -27,6 +27,8 @@ struct JobHooks {
   // nodes are (pipelines stay in a node, replicas on different nodes meet in Gloo groups over
   // loopback). Empty: one node with `config.devices`.
   std::vector<int> virtual_nodes;
+  // Virtual nodes that join the running job: (global training step, devices) each.
+  std::vector<std::pair<int64_t, int>> late_nodes;
 };
 
 // The same with every coordinator option (custom freeze policy, fault injection, checks).

@@ -38,6 +38,11 @@ Scenario& Scenario::nodes(std::vector<int> devices) {
   return *this;
 }
 
+Scenario& Scenario::join_at(int64_t step, int devices) {
+  joins_.push_back({step, devices});
+  return *this;
+}
+
 ScenarioResult Scenario::run() const {
   actors::CoordinatorSpec spec;
   spec.config = runtime::load_job_config("", sets_);
@@ -48,6 +53,7 @@ ScenarioResult Scenario::run() const {
   auto recorder = std::make_shared<runtime::EventRecorder>();
   JobHooks hooks;
   hooks.virtual_nodes = nodes_;
+  hooks.late_nodes = joins_;
   hooks.observers.push_back([=](caf::actor_system& sys) { return actors::spawn_observer(sys, recorder); });
   const auto freezes = freezes_;
   hooks.attach = [=](caf::actor_system& sys, const msg::coordinator_actor& coordinator) {

@@ -25,12 +25,14 @@ class Scenario {
   Scenario& freeze_at(int64_t step, int frozen);     // a live freeze before global step `step`
   Scenario& fault(const std::string& spec);          // runtime/faults.hpp text form
   Scenario& nodes(std::vector<int> devices);         // virtual nodes with these devices (JobHooks)
+  Scenario& join_at(int64_t step, int devices);      // a virtual node joins before global step `step`
   ScenarioResult run() const;
 
  private:
   std::vector<std::string> sets_, faults_;
   std::vector<msg::scripted_freeze> freezes_;
   std::vector<int> nodes_;
+  std::vector<std::pair<int64_t, int>> joins_;
 };
 
 }  // namespace floe::launch

@@ -1,6 +1,7 @@
 #pragma once
 // The observation protocol: actors -> event bus -> observers, and what a hook may send a
 // running job (subscribe an observer, inject a fault, script a freeze).
+#include "messages/exact.hpp"
 #include "runtime/events.hpp"
 #include "runtime/faults.hpp"
 
@@ -24,14 +25,14 @@ typename Inspector::result_type inspect(Inspector& f, Event& x) {
   int8_t kind = 0;
   auto load = checked_enum(kind, x.kind, EventKind::fault, "event");
   return f(caf::meta::type_name("event"), kind, x.start_us, x.duration_us, x.epoch, x.step, x.replica, x.stage,
-           x.device, x.micro_batch, x.detail, x.values, x.per_stage, load);
+           x.device, x.micro_batch, x.detail, msg::exact(x.values), msg::exact(x.per_stage), load);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, Fault& x) {
   int8_t kind = 0;
   auto load = checked_enum(kind, x.kind, FaultKind::kill, "fault");
-  return f(caf::meta::type_name("fault"), kind, x.message, x.replica, x.stage, x.node, x.seconds, x.at_step,
-           x.count, load);
+  return f(caf::meta::type_name("fault"), kind, x.message, x.replica, x.stage, x.node, msg::exact(x.seconds),
+           x.at_step, x.count, load);
 }
 }  // namespace floe::runtime
 
@@ -57,10 +58,11 @@ using observer_actor = caf::typed_actor<caf::reacts_to<event_batch>, caf::replie
 // and the stages' from the next transition on.
 struct subscribe {
   observer_actor observer;
+  bool spans = true;  // also the stages' per-micro-batch spans (false: the coordinator's events)
 };
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, subscribe& x) {
-  return f(caf::meta::type_name("subscribe"), x.observer);
+  return f(caf::meta::type_name("subscribe"), x.observer, x.spans);
 }
 
 // The job's event bus: every actor of the job sends it its events; it fans them out to the

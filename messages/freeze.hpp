@@ -1,5 +1,7 @@
 #pragma once
 // The freeze protocol: coordinator -> freeze controller at each freeze decision point.
+#include "messages/exact.hpp"
+
 #include <caf/all.hpp>
 
 #include <vector>
@@ -15,7 +17,7 @@ struct freeze_query {
 };
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, freeze_query& x) {
-  return f(caf::meta::type_name("freeze_query"), x.epoch, x.step, x.frozen, x.layers, x.grad_norms);
+  return f(caf::meta::type_name("freeze_query"), x.epoch, x.step, x.frozen, x.layers, exact(x.grad_norms));
 }
 
 struct freeze_decision {
@@ -24,7 +26,7 @@ struct freeze_decision {
 };
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, freeze_decision& x) {
-  return f(caf::meta::type_name("freeze_decision"), x.frozen, x.policy_state);
+  return f(caf::meta::type_name("freeze_decision"), x.frozen, exact(x.policy_state));
 }
 
 using freeze_controller_actor = caf::typed_actor<caf::replies_to<freeze_query>::with<freeze_decision>>;

@@ -75,22 +75,36 @@ typename Inspector::result_type inspect(Inspector& f, join_welcome& x) {
   return f(caf::meta::type_name("join_welcome"), x.node, x.config, x.store_port);
 }
 
-// Node -> coordinator once its data is loaded: its agent. (The coordinator fills in the
-// name and devices it admitted.)
+// Node -> coordinator once its data is loaded: its agent. (The registrar fills in the name
+// and devices it admitted.) A node ready after the job started joins it at the next step
+// boundary, or at global training step `at_step` if that is later (scenario scripts).
 struct node_ready {
   int32_t node = 0;
   node_actor agent;
   std::string name;
   int32_t devices = 0;
+  int64_t at_step = 0;
 };
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, node_ready& x) {
-  return f(caf::meta::type_name("node_ready"), x.node, x.agent, x.name, x.devices);
+  return f(caf::meta::type_name("node_ready"), x.node, x.agent, x.name, x.devices, x.at_step);
+}
+
+// Coordinator process -> its own registrar, never across processes (the type is not
+// registered for the network, and the registrar ignores it from another node): nodes that
+// become ready once the job runs go to `coordinator`, which admits them at its next step
+// boundary.
+struct late_nodes_to {
+  caf::actor coordinator;
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, late_nodes_to& x) {
+  return f(caf::meta::type_name("late_nodes_to"), x.coordinator);
 }
 
 // The actor a coordinator process publishes for nodes to join.
 using registrar_actor = caf::typed_actor<caf::replies_to<challenge_atom>::with<std::string>,
                                          caf::replies_to<join_request>::with<join_welcome>,
-                                         caf::reacts_to<node_ready>>;
+                                         caf::reacts_to<node_ready>, caf::reacts_to<late_nodes_to>>;
 
 }  // namespace floe::msg

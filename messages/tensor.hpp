@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <caf/all.hpp>
+#include <caf/binary_deserializer.hpp>
 
 #include <string>
 #include <type_traits>
@@ -15,6 +16,21 @@ namespace floe::msg {
 struct wire_tensor {
   torch::Tensor t;
 };
+
+// The dtypes a received tensor may have: those with a plain element layout (not quantized or
+// sub-byte ones). Dtype 18 (Undefined) made torch throw inside the deserializer, where
+// nothing catches it (found by tests/fuzz).
+inline bool plain_dtype(int8_t dt) {
+  using c10::ScalarType;
+  switch (static_cast<ScalarType>(dt)) {
+    case ScalarType::Byte: case ScalarType::Char: case ScalarType::Short: case ScalarType::Int:
+    case ScalarType::Long: case ScalarType::Half: case ScalarType::Float: case ScalarType::Double:
+    case ScalarType::ComplexFloat: case ScalarType::ComplexDouble: case ScalarType::Bool: case ScalarType::BFloat16:
+      return true;
+    default:
+      return false;
+  }
+}
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, wire_tensor& x) {
@@ -34,7 +50,7 @@ typename Inspector::result_type inspect(Inspector& f, wire_tensor& x) {
       x.t = torch::Tensor();
       return n ? caf::make_error(caf::sec::invalid_argument, "wire_tensor: undefined tensor with payload") : caf::error{};
     }
-    if (dt >= int8_t(c10::ScalarType::NumOptions))
+    if (!plain_dtype(dt))
       return caf::make_error(caf::sec::invalid_argument, "wire_tensor: unknown dtype " + std::to_string(dt));
     int64_t numel = 1;
     for (auto d : shape) {
@@ -45,6 +61,11 @@ typename Inspector::result_type inspect(Inspector& f, wire_tensor& x) {
     const auto type = c10::ScalarType(dt);
     if (uint64_t(numel) * c10::elementSize(type) != n)
       return caf::make_error(caf::sec::invalid_argument, "wire_tensor: payload size does not match shape and dtype");
+    // Allocate only what the message holds: a forged header of a few bytes must not make the
+    // receiver reserve gigabytes (found by tests/fuzz). The middleman decodes with a
+    // binary_deserializer.
+    if (auto* bytes = dynamic_cast<caf::binary_deserializer*>(&f); bytes && bytes->remaining() < n)
+      return caf::make_error(caf::sec::end_of_stream, "wire_tensor: payload shorter than its header says");
     x.t = torch::empty(shape, torch::dtype(type));
     return n ? f.apply_raw(n, x.t.data_ptr()) : caf::error{};
   } else {

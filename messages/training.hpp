@@ -1,6 +1,7 @@
 #pragma once
 // The training protocol: replica <-> stages, stage <-> stage, coordinator <-> replicas.
 #include "messages/events.hpp"
+#include "messages/exact.hpp"
 #include "messages/tensor.hpp"
 #include "runtime/schedule.hpp"
 
@@ -84,8 +85,8 @@ struct stage_task {
 };
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, stage_task& x) {
-  return f(caf::meta::type_name("stage_task"), x.step, x.train, x.lr, x.loss_scale, x.program, x.inputs, x.uids,
-           x.targets, x.grad_norms, x.epoch);
+  return f(caf::meta::type_name("stage_task"), x.step, x.train, exact(x.lr), exact(x.loss_scale), x.program,
+           x.inputs, x.uids, x.targets, x.grad_norms, x.epoch);
 }
 
 // Stage -> replica when its program has run. Loss and accuracy come from the last stage.
@@ -102,8 +103,8 @@ struct stage_report {
 };
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, stage_report& x) {
-  return f(caf::meta::type_name("stage_report"), x.step, x.stage, x.loss_sum, x.correct, x.samples, x.busy_seconds,
-           x.blocks, x.block_grad_sq);
+  return f(caf::meta::type_name("stage_report"), x.step, x.stage, exact(x.loss_sum), x.correct, x.samples,
+           exact(x.busy_seconds), x.blocks, exact(x.block_grad_sq));
 }
 
 // Parameters (or their gradients) of a stage, by qualified name.
@@ -163,7 +164,7 @@ struct replica_step {
 };
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, replica_step& x) {
-  return f(caf::meta::type_name("replica_step"), x.step, x.train, x.lr, x.uids, x.global_samples, x.grad_norms,
+  return f(caf::meta::type_name("replica_step"), x.step, x.train, exact(x.lr), x.uids, x.global_samples, x.grad_norms,
            x.epoch);
 }
 
@@ -179,8 +180,8 @@ struct step_report {
 };
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, step_report& x) {
-  return f(caf::meta::type_name("step_report"), x.step, x.seconds, x.loss_sum, x.correct, x.samples, x.stage_busy_seconds,
-           x.blocks, x.block_grad_sq);
+  return f(caf::meta::type_name("step_report"), x.step, exact(x.seconds), exact(x.loss_sum), x.correct, x.samples,
+           exact(x.stage_busy_seconds), x.blocks, exact(x.block_grad_sq));
 }
 
 using replica_actor = caf::typed_actor<caf::replies_to<replica_step>::with<step_report>>;

@@ -376,6 +376,8 @@ int64_t parse_size(const std::string& text, int64_t whole) {
     if (it == units.end() || v < 0) throw std::invalid_argument("expected " + expected + ", got \"" + text + "\"");
     bytes = v * it->second;
   }
+  // "nan", "inf" and 1e300 parse as numbers; converting them to an integer is undefined.
+  if (!(bytes < 0x1p63)) throw std::invalid_argument("expected a size below 8 EiB, got \"" + text + "\"");
   return static_cast<int64_t>(bytes);
 }
 

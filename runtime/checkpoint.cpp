@@ -1,6 +1,7 @@
 #include "runtime/checkpoint.hpp"
 
 #include "runtime/errors.hpp"
+#include "runtime/json_integer.hpp"
 #include "runtime/secret.hpp"
 #include "runtime/state_dict.hpp"
 #include "runtime/summary.hpp"
@@ -69,20 +70,20 @@ nlohmann::json to_json(const JobState& s) {
 
 JobState job_state_from(const nlohmann::json& j) {
   JobState s;
-  j.at("epoch").get_to(s.epoch);
-  j.at("step").get_to(s.step);
-  j.at("global_step").get_to(s.global_step);
+  s.epoch = json_integer<int>(j.at("epoch"), "epoch");
+  s.step = json_integer<int64_t>(j.at("step"), "step");
+  s.global_step = json_integer<int64_t>(j.at("global_step"), "global_step");
   j.at("decided").get_to(s.decided);
-  j.at("frozen_blocks").get_to(s.frozen_blocks);
-  j.at("units_per_stage").get_to(s.units_per_stage);
-  j.at("micro_batches").get_to(s.micro_batches);
-  j.at("replicas").get_to(s.replicas);
-  j.at("node_devices").get_to(s.node_devices);
+  s.frozen_blocks = json_integer<int>(j.at("frozen_blocks"), "frozen_blocks");
+  s.units_per_stage = json_integers<int>(j.at("units_per_stage"), "units_per_stage");
+  s.micro_batches = json_integer<int>(j.at("micro_batches"), "micro_batches");
+  s.replicas = json_integer<int>(j.at("replicas"), "replicas");
+  s.node_devices = json_integers<int>(j.at("node_devices"), "node_devices");
   j.at("block_grad_sq").get_to(s.block_grad_sq);
   j.at("policy_state").get_to(s.policy_state);
   j.at("loss_sum").get_to(s.loss_sum);
-  j.at("correct").get_to(s.correct);
-  j.at("samples").get_to(s.samples);
+  s.correct = json_integer<int64_t>(j.at("correct"), "correct");
+  s.samples = json_integer<int64_t>(j.at("samples"), "samples");
   j.at("busy").get_to(s.busy);
   j.at("makespan").get_to(s.makespan);
   j.at("epoch_seconds").get_to(s.epoch_seconds);
@@ -90,6 +91,11 @@ JobState job_state_from(const nlohmann::json& j) {
   if (s.epoch < 0 || s.step < 0 || s.global_step < s.step || s.frozen_blocks < 0 || s.micro_batches < 1 ||
       s.replicas < 1 || s.units_per_stage.empty())
     throw std::invalid_argument("inconsistent values (negative epoch or step, no stages, M or R below 1)");
+  try {
+    summary_from_json(s.summary_json);  // a resume reads it: refuse it here, where damage is skipped
+  } catch (const std::exception& e) {
+    throw std::invalid_argument(std::string("summary: ") + e.what());
+  }
   return s;
 }
 
@@ -156,38 +162,65 @@ std::string write_checkpoint(const std::string& dir, const Checkpoint& c, int ke
   return final_path.string();
 }
 
+Manifest parse_manifest(const std::string& text, const std::string& what) {
+  Manifest m;
+  try {
+    const auto j = nlohmann::json::parse(text);
+    if (json_integer<int>(j.at("format"), "format") != 1) throw std::invalid_argument("format is not 1");
+    m.chunk_bytes = j.contains("chunk_bytes") ? json_integer<int64_t>(j.at("chunk_bytes"), "chunk_bytes") : chunk_bytes;
+    const auto& list = j.at("files");
+    if (!list.is_array()) throw std::invalid_argument("files: expected a list");
+    for (const auto& f : list) {
+      const auto name = f.at("name").get<std::string>();
+      ManifestFile file{json_integer<int64_t>(f.at("bytes"), name + " bytes"),
+                        f.at("sha256").get<std::vector<std::string>>()};
+      if (file.bytes < 0) throw std::invalid_argument(name + " bytes: negative");
+      m.files.emplace(name, std::move(file));
+    }
+  } catch (const std::exception& e) {
+    throw InputError(what + ": not a floe manifest (" + e.what() + ")");
+  }
+  if (m.chunk_bytes < 1) throw InputError(what + ": chunk_bytes must be at least 1");
+  for (const char* name : files) {
+    const auto it = m.files.find(name);
+    if (it == m.files.end()) throw InputError(what + ": lists no " + name);
+    const auto& f = it->second;
+    const auto chunks = static_cast<size_t>(f.bytes / m.chunk_bytes + (f.bytes % m.chunk_bytes != 0));
+    if (f.sha256.size() != chunks)
+      throw InputError(what + ": " + name + " has " + std::to_string(f.sha256.size()) + " chunk checksums for " +
+                       std::to_string(f.bytes) + " bytes, expected " + std::to_string(chunks));
+  }
+  return m;
+}
+
+JobState job_state_from_json(const std::string& text, const std::string& what) {
+  try {
+    return job_state_from(nlohmann::json::parse(text));
+  } catch (const std::exception& e) {
+    throw InputError(what + ": " + e.what());
+  }
+}
+
 Checkpoint read_checkpoint(const std::string& folder) {
   const fs::path root(folder);
   const auto manifest_path = root / "MANIFEST";
   if (!fs::exists(manifest_path))
     throw InputError("checkpoint " + folder + ": no MANIFEST (not a checkpoint, or its write did not finish)");
-  nlohmann::json manifest;
-  try {
-    manifest = nlohmann::json::parse(read_all(manifest_path));
-    if (manifest.at("format").get<int>() != 1) throw std::invalid_argument("format is not 1");
-  } catch (const InputError&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw InputError("checkpoint file " + manifest_path.string() + ": not a floe manifest (" + e.what() + ")");
-  }
-  const int64_t chunk = manifest.value("chunk_bytes", chunk_bytes);
-  if (chunk < 1) throw InputError("checkpoint file " + manifest_path.string() + ": chunk_bytes must be at least 1");
+  const auto manifest = parse_manifest(read_all(manifest_path), "checkpoint file " + manifest_path.string());
+  const auto chunk = static_cast<size_t>(manifest.chunk_bytes);
   std::map<std::string, std::string> contents;
   for (const char* name : files) {
     const auto p = root / name;
-    const auto it = std::find_if(manifest["files"].begin(), manifest["files"].end(),
-                                 [&](const nlohmann::json& f) { return f.value("name", "") == name; });
-    if (it == manifest["files"].end()) throw InputError("checkpoint file " + manifest_path.string() + ": lists no " + name);
+    const auto& listed = manifest.files.at(name);
     auto bytes = read_all(p);
-    const auto expected = (*it).at("bytes").get<int64_t>();
-    if (static_cast<int64_t>(bytes.size()) != expected)
-      throw InputError("checkpoint file " + p.string() + ": " + std::to_string(bytes.size()) + " bytes, the manifest says " +
-                       std::to_string(expected) + (static_cast<int64_t>(bytes.size()) < expected ? " (truncated)" : ""));
-    const auto digests = (*it).at("sha256").get<std::vector<std::string>>();
-    const auto actual = chunk_digests(bytes, static_cast<size_t>(chunk));
+    if (static_cast<int64_t>(bytes.size()) != listed.bytes)
+      throw InputError("checkpoint file " + p.string() + ": " + std::to_string(bytes.size()) +
+                       " bytes, the manifest says " + std::to_string(listed.bytes) +
+                       (static_cast<int64_t>(bytes.size()) < listed.bytes ? " (truncated)" : ""));
+    const auto actual = chunk_digests(bytes, chunk);
     for (size_t i = 0; i < actual.size(); ++i)
-      if (i >= digests.size() || actual[i] != digests[i]) {
-        const size_t at = i * static_cast<size_t>(chunk), end = std::min(bytes.size(), at + static_cast<size_t>(chunk));
+      if (actual[i] != listed.sha256[i]) {
+        const size_t at = i * chunk, end = std::min(bytes.size(), at + chunk);
         throw InputError("checkpoint file " + p.string() + ": corrupt: bytes " + std::to_string(at) + ".." +
                          std::to_string(end) + " differ from the manifest's checksum");
       }
@@ -197,11 +230,7 @@ Checkpoint read_checkpoint(const std::string& folder) {
   c.path = folder;
   c.parameters = unpickle_state_dict(contents["parameters.pt"], "checkpoint file " + (root / "parameters.pt").string());
   c.optimizer = unpickle_state_dict(contents["optimizer.pt"], "checkpoint file " + (root / "optimizer.pt").string());
-  try {
-    c.job = job_state_from(nlohmann::json::parse(contents["job.json"]));
-  } catch (const std::exception& e) {
-    throw InputError("checkpoint file " + (root / "job.json").string() + ": " + e.what());
-  }
+  c.job = job_state_from_json(contents["job.json"], "checkpoint file " + (root / "job.json").string());
   std::string line;
   for (char ch : contents["config.toml"]) {
     if (ch != '\n') {

@@ -51,6 +51,21 @@ struct Checkpoint {
   std::string path;                 // the folder it was read from or written to
 };
 
+// A MANIFEST: the chunk size and, per file, its size and the SHA-256 of each chunk.
+struct ManifestFile {
+  int64_t bytes = 0;
+  std::vector<std::string> sha256;
+};
+struct Manifest {
+  int64_t chunk_bytes = 0;
+  std::map<std::string, ManifestFile> files;  // every file of a checkpoint, by name
+};
+
+// The parsers read_checkpoint applies to a folder's files; `what` names the file in errors.
+// Each throws InputError for anything but what write_checkpoint writes.
+Manifest parse_manifest(const std::string& text, const std::string& what);
+JobState job_state_from_json(const std::string& text, const std::string& what);
+
 // "step-000000120" for global step 120.
 std::string checkpoint_name(int64_t global_step);
 

@@ -268,12 +268,17 @@ JobConfig load_job_config(const std::string& path, const std::vector<std::string
       throw InputError("--set " + o + ": expected key=value, e.g. --set epochs=3");
     const std::string key = o.substr(0, eq), raw = o.substr(eq + 1);
     const std::string where = "--set " + o;
-    // The value is read as TOML (numbers, lists, quoted strings); a bare word is a string.
+    // The value is read as TOML (numbers, lists, quoted strings); a bare word is a string,
+    // quoted here so that toml++ checks it is text a TOML string can hold (UTF-8).
     toml::table t;
     try {
       t = toml::parse("v = " + raw);
     } catch (const toml::parse_error&) {
-      t = toml::table{{"v", raw}};
+      try {
+        t = toml::parse("v = " + toml_string(raw));
+      } catch (const toml::parse_error&) {
+        throw InputError(where + ": expected a TOML value or UTF-8 text");
+      }
     }
     apply(cfg, key, {toml::node_view<const toml::node>(t.get("v")), where, raw});
   }
@@ -334,8 +339,14 @@ void validate(const JobConfig& c) {
 std::string toml_string(const std::string& s) {
   std::string out = "\"";
   for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {  // TOML strings hold no raw control characters
+      out += fmt::format("\\u{:04X}", static_cast<int>(c));
+    } else {
+      out += c;
+    }
   }
   return out + "\"";
 }

@@ -1,28 +1,16 @@
 #pragma once
-// Console progress within an epoch: a redrawn bar on a terminal, a line every `interval`
-// steps otherwise (logs, CI).
-#include <chrono>
+// The console observer's writer: progress within an epoch from the coordinator's step events,
+// a redrawn bar on a terminal, a line every `interval` steps otherwise (logs, CI). It needs no
+// stage spans (subscribe it with spans = false).
+#include "runtime/event_writer.hpp"
+
 #include <cstdint>
-#include <string>
+#include <memory>
 
 namespace floe::runtime {
 
-class ProgressPrinter {
- public:
-  ProgressPrinter(int64_t interval, bool terminal);
-  static bool stdout_is_terminal();
+bool stdout_is_terminal();
 
-  void begin(const std::string& label, int64_t total_steps);
-  void update(int64_t steps_done, int64_t samples_done, double mean_loss);
-  void end();  // clears the bar on a terminal
-
- private:
-  int64_t interval_;
-  bool terminal_;
-  std::string label_;
-  int64_t total_ = 0;
-  std::chrono::steady_clock::time_point start_;
-  std::chrono::steady_clock::time_point last_draw_;
-};
+std::unique_ptr<EventWriter> make_console_writer(int64_t interval, bool terminal);
 
 }  // namespace floe::runtime

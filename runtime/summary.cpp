@@ -1,6 +1,7 @@
 #include "runtime/summary.hpp"
 
 #include "runtime/errors.hpp"
+#include "runtime/json_integer.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -113,15 +114,16 @@ std::string to_json(const TrainingSummary& s, int indent) {
 
 TrainingSummary summary_from_json(const std::string& text) {
   const auto j = nlohmann::json::parse(text);
+  if (!j.is_object()) throw std::invalid_argument("a summary is a JSON object");
   TrainingSummary s;
   s.final_test_accuracy = j.value("final_test_accuracy", 0.0);
   s.final_test_loss = j.value("final_test_loss", 0.0);
   s.total_seconds = j.value("total_seconds", 0.0);
   s.setup_seconds = j.value("setup_seconds", 0.0);
-  s.steps = j.value("steps", int64_t{0});
+  if (j.contains("steps")) s.steps = json_integer<int64_t>(j["steps"], "steps");
   for (const auto& e : j.value("epochs", nlohmann::json::array())) {
     EpochRecord r;
-    e.at("epoch").get_to(r.epoch);
+    r.epoch = json_integer<int>(e.at("epoch"), "epoch");
     e.at("train_loss").get_to(r.train_loss);
     e.at("train_accuracy").get_to(r.train_accuracy);
     e.at("test_loss").get_to(r.test_loss);
@@ -129,41 +131,43 @@ TrainingSummary summary_from_json(const std::string& text) {
     e.at("seconds").get_to(r.seconds);
     e.at("train_seconds").get_to(r.train_seconds);
     e.at("samples_per_second").get_to(r.samples_per_second);
-    e.at("pipeline_length").get_to(r.pipeline_length);
-    e.at("replicas").get_to(r.replicas);
-    e.at("micro_batches").get_to(r.micro_batches);
-    e.at("frozen_layers").get_to(r.frozen_layers);
+    r.pipeline_length = json_integer<int>(e.at("pipeline_length"), "pipeline_length");
+    r.replicas = json_integer<int>(e.at("replicas"), "replicas");
+    r.micro_batches = json_integer<int>(e.at("micro_batches"), "micro_batches");
+    r.frozen_layers = json_integer<int>(e.at("frozen_layers"), "frozen_layers");
     e.at("stage_busy_fraction").get_to(r.stage_busy_fraction);
     e.at("stage_bubble_fraction").get_to(r.stage_bubble_fraction);
-    e.at("samples").get_to(r.samples);
+    r.samples = json_integer<int64_t>(e.at("samples"), "samples");
     if (e.contains("replicas_identical")) r.replicas_identical = e["replicas_identical"].get<bool>() ? 1 : 0;
     if (e.contains("cache")) {
       const auto& c = e["cache"];
       r.cached = true;
-      c.at("hits").get_to(r.cache.hits);
-      c.at("misses").get_to(r.cache.misses);
-      c.at("advanced").get_to(r.cache.advanced);
-      c.at("rejected").get_to(r.cache.rejected);
-      c.at("evicted").get_to(r.cache.evicted);
-      c.at("entries").get_to(r.cache.entries);
-      c.at("memory_bytes").get_to(r.cache.memory_bytes);
-      c.at("disk_bytes").get_to(r.cache.disk_bytes);
-      c.at("peak_memory_bytes").get_to(r.cache.peak_memory_bytes);
+      r.cache.hits = json_integer<int64_t>(c.at("hits"), "hits");
+      r.cache.misses = json_integer<int64_t>(c.at("misses"), "misses");
+      r.cache.advanced = json_integer<int64_t>(c.at("advanced"), "advanced");
+      r.cache.rejected = json_integer<int64_t>(c.at("rejected"), "rejected");
+      r.cache.evicted = json_integer<int64_t>(c.at("evicted"), "evicted");
+      r.cache.entries = json_integer<int64_t>(c.at("entries"), "entries");
+      r.cache.memory_bytes = json_integer<int64_t>(c.at("memory_bytes"), "memory_bytes");
+      r.cache.disk_bytes = json_integer<int64_t>(c.at("disk_bytes"), "disk_bytes");
+      r.cache.peak_memory_bytes = json_integer<int64_t>(c.at("peak_memory_bytes"), "peak_memory_bytes");
       c.at("advance_seconds").get_to(r.cache.advance_seconds);
       c.at("compute_seconds").get_to(r.cache.compute_seconds);
       c.at("read_seconds").get_to(r.cache.read_seconds);
-      c.at("bypassed_levels").get_to(r.cache.bypassed_levels);
+      r.cache.bypassed_levels = json_integers<int32_t>(c.at("bypassed_levels"), "bypassed_levels");
     }
     s.epochs.push_back(r);
   }
-  auto layout = [](const nlohmann::json& l) { return Layout{l.at("K"), l.at("M"), l.at("R")}; };
+  auto layout = [](const nlohmann::json& l) {
+    return Layout{json_integer<int>(l.at("K"), "K"), json_integer<int>(l.at("M"), "M"), json_integer<int>(l.at("R"), "R")};
+  };
   for (const auto& t : j.value("transitions", nlohmann::json::array())) {
     TransitionRecord r;
-    t.at("epoch").get_to(r.epoch);
-    t.at("step").get_to(r.step);
+    r.epoch = json_integer<int>(t.at("epoch"), "epoch");
+    r.step = json_integer<int64_t>(t.at("step"), "step");
     r.from = layout(t.at("from"));
     r.to = layout(t.at("to"));
-    t.at("frozen_layers").get_to(r.frozen_layers);
+    r.frozen_layers = json_integer<int>(t.at("frozen_layers"), "frozen_layers");
     t.at("seconds").get_to(r.seconds);
     t.at("ok").get_to(r.ok);
     r.error = t.value("error", "");

@@ -1,7 +1,10 @@
 // One training step scripted message by message on CAF's deterministic test coordinator.
 #include <torch/torch.h>
 
+#include "actors/coordinator.hpp"
+#include "actors/node_agent.hpp"
 #include "actors/replica.hpp"
+#include "launch/job.hpp"
 #include "messages/registry.hpp"
 
 #include "tests/caf_catch_dsl.hpp"
@@ -51,4 +54,75 @@ TEST_CASE_METHOD(fixture, "a K=2 M=2 GPipe step, message by message", "[protocol
   });
   actors::shutdown(pipes);
   sched.run();
+}
+
+namespace {
+
+// Runs a whole job (coordinator, freeze controller, event bus, a node agent, its stages; 2
+// epochs of 4 steps, 1 of 2 blocks frozen after the first) on the test coordinator, one
+// message at a time; returns "receiver <- message" per delivery, and the summary.
+std::vector<std::string> job_messages(fixture& f, runtime::TrainingSummary& summary) {
+  // elastic = false keeps R=1: two replicas' in-memory all-reduce would wait for each other
+  // on the test coordinator's one thread.
+  auto cfg = runtime::load_job_config("", {"data.dataset=\"synthetic\"", "data.subset=256", "data.test_subset=64",
+                                           "model.depth=2", "model.dim=16", "model.heads=2", "model.patch=7",
+                                           "batch_size=64", "epochs=2", "devices=2", "pipeline.length=2",
+                                           "pipeline.micro_batches=2", "freeze.policy=\"manual\"",
+                                           "freeze.script=[0, 1]", "cache.enabled=false", "elastic=false"});
+  const auto data = launch::load_job_data(cfg.data, cfg.seed);
+  actors::NodeSpec node;
+  node.config = cfg;
+  node.train = std::make_shared<const models::Dataset>(data.train);
+  node.test = std::make_shared<const models::Dataset>(data.test);
+  node.devices = 2;
+  node.detached_stages = false;
+  actors::CoordinatorSpec spec;
+  spec.config = cfg;
+  spec.train = node.train;
+  spec.test = node.test;
+  spec.nodes.push_back({actors::spawn_node_agent(f.sys, node), 2, "local"});
+  spec.detached_stages = false;
+  f.self->send(actors::spawn_coordinator(f.sys, spec), msg::start_atom::value);
+  std::vector<std::string> out;
+  while (f.sched.has_job()) {
+    auto& next = f.sched.next_job<caf::scheduled_actor>();
+    const auto* m = next.mailbox().peek();
+    const auto content = m ? caf::to_string(m->content()) : std::string("?");
+    out.push_back(std::string(next.name()) + " <- " + content.substr(0, content.find('(', 1)));
+    f.sched.run_once();
+  }
+  f.self->receive([&](runtime::TrainingSummary& s) { summary = s; },
+                  [&](caf::error& e) { FAIL(f.sys.render(e)); });
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE_METHOD(fixture, "a whole job with a live freeze runs on the test coordinator in one exact message order",
+                 "[protocol][scenario]") {
+  runtime::TrainingSummary one, two;
+  const auto first = job_messages(*this, one);
+  const auto second = job_messages(*this, two);
+  REQUIRE(one.epochs.size() == 2);
+  REQUIRE(one.transitions.size() == 1);
+  CHECK(first == second);  // every delivery, in the same order
+  for (size_t e = 0; e < 2; ++e) CHECK(one.epochs[e].train_loss == two.epochs[e].train_loss);
+  // The transition, message by message: the decision, replica 0's state, the new pipeline,
+  // then the old one stops and training goes on.
+  const std::vector<std::string> transition = {
+      "floe.freeze_controller <- (freeze_query", "floe.coordinator <- (freeze_decision",
+      "floe.stage <- ('export')",                "floe.stage <- ('export')",
+      "floe.coordinator <- (stage_state",        "floe.coordinator <- (stage_state",
+      "floe.node_agent <- (pipelines_request",   "floe.stage <- (stage_links",
+      "floe.stage <- (stage_links",              "floe.replica <- ?",
+      "floe.coordinator <- (pipelines_built",    "floe.replica <- (exit_msg",
+      "floe.stage <- (exit_msg",                 "floe.stage <- (exit_msg",
+      "floe.replica <- (replica_step"};
+  const auto at = std::search(first.begin(), first.end(), transition.begin(), transition.end());
+  INFO([&] {
+    std::string all;
+    for (const auto& m : first) all += m + "\n";
+    return all;
+  }());
+  CHECK(at != first.end());
 }

@@ -83,9 +83,13 @@ TEST_CASE("a small pipelined, data-parallel job trains end to end and writes its
   auto r = floe("train --set data.dataset=synthetic --set data.subset=512 --set data.test_subset=256 "
                 "--set model.depth=2 --set model.dim=16 --set model.heads=2 --set model.patch=7 --set epochs=2 "
                 "--set devices=4 --set pipeline.length=2 --set replicas=2 --set batch_size=32 --set optimizer.warmup=4 "
-                "--summary " + out.string());
+                "--set log_interval=8 --summary " + out.string());
   INFO(r.output);
   REQUIRE(r.code == 0);
+  // The console observer: a progress line every 8 of the 16 steps of each epoch (not a terminal).
+  for (const char* line : {"epoch 1/2 step 8/16  loss", "epoch 1/2 step 16/16", "epoch 2/2 step 16/16"})
+    CHECK_THAT(r.output, Catch::Contains(line));
+  CHECK_THAT(r.output, !Catch::Contains("step 4/16"));
   std::ifstream in(out);
   auto j = nlohmann::json::parse(in);
   CHECK(j["epochs"].size() == 2);

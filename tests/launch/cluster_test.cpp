@@ -397,3 +397,106 @@ TEST_CASE("a virtual node killed by a fault script mid-epoch, or during a transi
     CHECK(last.frozen_layers == 2);  // the interrupted freeze happened with the recovery
   }
 }
+
+TEST_CASE("a node process killed as a freeze's transition starts: the job ends on a consistent plan", "[cluster][recovery]") {
+  // K2 R2 over two nodes of 2 devices, a replica on each; 2 of 4 blocks freeze after epoch 1
+  // (step 12, K1 R4), and the fault script kills node 1's agent, and so its process, as that
+  // transition starts.
+  const auto dir = scratch("transition-kill");
+  const auto at = "127.0.0.1:" + std::to_string(free_port());
+  const int code = sh(dir, "export FLOE_SECRET=k\n"
+                           "$F coordinator --listen " + at + " --nodes 2" + set_flags() + " --set replicas=2"
+                           " --set 'faults=[\"kill node=1 at=12\"]' --summary cluster.json > coordinator.log 2>&1 &\n"
+                           "coordinator=$!\n"
+                           "for n in left right; do $F node --join " + at + " --devices cpu:2 --name $n > $n.log 2>&1 & done\n"
+                           "wait $coordinator; echo $? > coordinator.code; wait");
+  const auto log = slurp(dir / "coordinator.log");
+  INFO(log);
+  REQUIRE(code == 0);
+  REQUIRE(slurp(dir / "coordinator.code").rfind("0", 0) == 0);
+  CHECK_THAT(log, Catch::Contains("fault injected: kill node=1 at=12"));
+  const auto summary = nlohmann::json::parse(slurp(dir / "cluster.json"));
+  REQUIRE(summary["epochs"].size() == 3);
+  int recoveries = 0;
+  for (const auto& t : summary["transitions"]) {
+    INFO("transition at step " << t["step"] << ": " << t["cause"] << (t["ok"] == true ? "" : " failed"));
+    recoveries += t["cause"].get<std::string>().rfind("recovery", 0) == 0;
+    CHECK(t["to"]["R"].get<int>() * t["to"]["K"].get<int>() <= 4);
+  }
+  CHECK(recoveries == 1);
+  for (int e = 1; e < 3; ++e) {  // after the kill: one node of 2 devices, the freeze carried out
+    const auto& rec = summary["epochs"][e];
+    CHECK(rec["replicas"].get<int>() * rec["pipeline_length"].get<int>() <= 2);
+    CHECK(rec["frozen_layers"] == 2);
+  }
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a node that comes back, and a new node, join the running job and get replicas", "[cluster][recovery]") {
+  // replicas = 3 on nodes of one device: R=2 on a and victim; victim is killed (R=1), comes
+  // back under its name (R=2), then newcomer joins (R=3).
+  const auto dir = scratch("rejoin");
+  const auto at = "127.0.0.1:" + std::to_string(free_port());
+  const auto node = "$F node --join " + at + " --devices cpu:1 --name ";
+  const auto wait_for = [](const std::string& text) {
+    return "for i in $(seq 1500); do grep -q '" + text + "' coordinator.log && break; sleep 0.02; done\n";
+  };
+  const int code = sh(dir, "export FLOE_SECRET=k\n"
+                           "$F coordinator --listen " + at + " --nodes 2" + three_replica_job +
+                           " --set epochs=20 --summary cluster.json > coordinator.log 2>&1 &\n"
+                           "coordinator=$!\n" +
+                           node + "a > a.log 2>&1 &\n" + node + "victim > victim.log 2>&1 &\n"
+                           "victim=$!\n" + wait_for("epoch 2/20 ") + "kill -9 $victim\n" + wait_for("recovered in") +
+                           node + "victim > back.log 2>&1 &\n" + wait_for("transition (join: node victim)") +
+                           node + "newcomer > newcomer.log 2>&1 &\n"
+                           "wait $coordinator; echo $? > coordinator.code; wait");
+  const auto log = slurp(dir / "coordinator.log");
+  INFO(log << slurp(dir / "back.log") << slurp(dir / "newcomer.log"));
+  REQUIRE(code == 0);
+  REQUIRE(slurp(dir / "coordinator.code").rfind("0", 0) == 0);
+  const auto summary = nlohmann::json::parse(slurp(dir / "cluster.json"));
+  REQUIRE(summary["epochs"].size() == 20);
+  REQUIRE(summary["transitions"].size() == 3);
+  const auto& t = summary["transitions"];
+  CHECK(t[0]["cause"] == "recovery: node victim lost");
+  CHECK(t[1]["cause"] == "join: node victim");
+  CHECK(t[2]["cause"] == "join: node newcomer");
+  for (int i = 0; i < 3; ++i) {
+    CHECK(t[i]["ok"] == true);
+    CHECK(t[i]["to"]["R"] == std::vector<int>{1, 2, 3}[i]);
+  }
+  CHECK(summary["epochs"][19]["replicas"] == 3);
+  CHECK(summary["final_test_accuracy"].get<double>() >= 0.9);
+  CHECK_THAT(slurp(dir / "back.log"), Catch::Contains("the job ended"));
+  CHECK_THAT(slurp(dir / "newcomer.log"), Catch::Contains("the job ended"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a scripted virtual node joins at its step, and one that left comes back", "[cluster][scenario]") {
+  // K2 on one node of 2 devices with replicas = 2: R=1 until a second node joins.
+  SECTION("a new node") {
+    const auto r = launch::Scenario(4).set("replicas=2").set("epochs=1").nodes({2}).join_at(5, 2).run();
+    INFO(r.error);
+    REQUIRE(r.error.empty());
+    REQUIRE(r.summary.transitions.size() == 1);
+    const auto& t = r.summary.transitions[0];
+    CHECK(t.cause == "join: node virtual1");
+    CHECK(t.step == 5);
+    CHECK(t.from.replicas == 1);
+    CHECK(t.to.replicas == 2);
+    CHECK(r.summary.epochs.at(0).replicas == 2);
+  }
+  SECTION("a node lost at step 3, another in its place at step 6") {
+    const auto r = launch::Scenario(4).set("replicas=2").set("epochs=1").nodes({2, 2}).fault("kill node=1 at=3")
+                       .join_at(6, 2).run();
+    INFO(r.error);
+    REQUIRE(r.error.empty());
+    REQUIRE(r.summary.transitions.size() == 2);
+    CHECK(r.summary.transitions[0].cause == "recovery: node virtual1 lost");
+    CHECK(r.summary.transitions[0].to.replicas == 1);
+    CHECK(r.summary.transitions[1].cause == "join: node virtual2");
+    CHECK(r.summary.transitions[1].step == 6);
+    CHECK(r.summary.transitions[1].to.replicas == 2);
+    CHECK(r.summary.steps == r.summary.epochs.at(0).samples / 64 + (r.summary.epochs.at(0).samples % 64 != 0));
+  }
+}

@@ -65,6 +65,37 @@ TEST_CASE("a job killed with SIGKILL resumes from its last checkpoint to the sam
   fs::remove_all(dir);
 }
 
+TEST_CASE("a cluster job whose coordinator was killed resumes with `floe coordinator --resume`, bit for bit", "[resume][cluster]") {
+  const auto dir = scratch("coordinator");
+  const auto at = "127.0.0.1:" + std::to_string(test::free_port());
+  const auto again = "127.0.0.1:" + std::to_string(test::free_port());
+  const int code = sh(dir, "$F train" + job + " --save-weights whole.pt > whole.log 2>&1 || exit 10\n"
+                           "export FLOE_SECRET=k\n"
+                           "$F coordinator --listen " + at + " --nodes 1" + job + " --set checkpoint.dir=ck"
+                           " --set checkpoint.interval=4 > first.log 2>&1 &\n"
+                           "pid=$!\n"
+                           "$F node --join " + at + " --devices cpu:2 > node1.log 2>&1 &\n"
+                           "node=$!\n"
+                           "for i in $(seq 1200); do [ -d ck/step-000000016 ] && break; sleep 0.05; done\n"
+                           "kill -9 $pid; wait $node; echo $? > node1.code\n"
+                           "$F coordinator --listen " + again + " --nodes 1 --resume ck --save-weights resumed.pt"
+                           " --summary resumed.json > second.log 2>&1 &\n"
+                           "pid=$!\n"
+                           "$F node --join " + again + " --devices cpu:2 > node2.log 2>&1 || exit 11\n"
+                           "wait $pid || exit 12");
+  const auto second = slurp(dir / "second.log");
+  INFO(slurp(dir / "first.log") << slurp(dir / "node1.log") << second << slurp(dir / "node2.log"));
+  REQUIRE(code == 0);
+  CHECK(slurp(dir / "node1.code").rfind("1", 0) == 0);  // the node noticed its coordinator was gone
+  CHECK_THAT(slurp(dir / "node1.log"), Catch::Contains("lost the coordinator"));
+  CHECK_THAT(second, Catch::Contains("resuming from ck/step-0000000"));
+  const auto summary = nlohmann::json::parse(slurp(dir / "resumed.json"));
+  CHECK(summary["epochs"].size() == 3);
+  CHECK(summary["steps"] == 36);
+  CHECK(largest_difference(dir / "whole.pt", dir / "resumed.pt") == 0.0);
+  fs::remove_all(dir);
+}
+
 TEST_CASE("a corrupted newest checkpoint is passed over, and a job resumes on other devices", "[resume]") {
   const auto dir = scratch("fallback");
   int code = sh(dir, "$F train" + job + " --set checkpoint.dir=ck --set checkpoint.interval=4 --set checkpoint.keep=20"

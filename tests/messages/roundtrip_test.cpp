@@ -9,6 +9,10 @@
 #include <caf/binary_deserializer.hpp>
 #include <caf/binary_serializer.hpp>
 
+#include <cmath>
+#include <cstring>
+#include <limits>
+
 using namespace floe;
 
 namespace {
@@ -95,6 +99,76 @@ TEST_CASE("corrupt tensor payloads are rejected, not trusted", "[messages]") {
   auto cut = forged_activation(sys, f32, {4}, 16);
   cut.resize(cut.size() - 8 - 3);
   CHECK(load(sys, cut, out));  // truncated payload
+}
+
+TEST_CASE("a forged tensor header is refused before anything is allocated or thrown", "[messages]") {
+  msg::system_config cfg;
+  caf::actor_system sys{cfg};
+  // Found by tests/fuzz: 75 bytes of a gradient whose header claims 2 x 2^26 floats (512 MiB)
+  // made the receiver allocate them before reading the payload.
+  const char found[] =
+      "\x00\x00\x00\x00\x00\x00\x00\x07\x00\x00\x00\x03\x06\x02\x00\x00\x00\x00\x00\x00\x00\x02\x00\x00\x00\x00\x04"
+      "\x00\x00\x00\x00\x00\x00\x00\x20\x00\x00\x00\x00\x00\x00\x80\x3f\x00\x00\x00\x40\x00\x00\x40\x40\x00\x00\x80"
+      "\x40\x00\x00\xa0\x40\x00\x00\xc0\x40\x00\x00\xe0\x40\x00\x00\x00\x00\x00\x00\x00\x7b";
+  msg::gradient g;
+  const auto err = load(sys, std::vector<char>(found, found + sizeof found - 1), g);
+  REQUIRE(err);
+  CHECK_THAT(sys.render(err), Catch::Contains("payload shorter than its header says"));
+  // 2^40 floats (4 TiB) and no payload: torch's allocation used to throw out of the deserializer.
+  std::vector<char> header;
+  caf::binary_serializer sink{sys, header};
+  int64_t step = 1;
+  int32_t mb = 0;
+  auto dtype = static_cast<int8_t>(c10::ScalarType::Float);
+  std::vector<int64_t> shape{int64_t(1) << 40};
+  uint64_t bytes = uint64_t(4) << 40;
+  REQUIRE(!sink(step, mb, dtype, shape, bytes));
+  msg::activation a;
+  CHECK(load(sys, header, a));
+  // Found by tests/fuzz: dtype 18 (Undefined) passed the range check and made torch throw.
+  for (int dt = -128; dt < 128; ++dt) CHECK_NOTHROW(load(sys, forged_activation(sys, int8_t(dt), {4}, 16), a));
+  CHECK(load(sys, forged_activation(sys, int8_t(c10::ScalarType::Undefined), {4}, 16), a));
+  CHECK(load(sys, forged_activation(sys, int8_t(c10::ScalarType::QInt8), {4}, 4), a));  // quantized: no plain layout
+}
+
+TEST_CASE("doubles cross bit-exactly: an infinite loss does not hang the sender, a NaN stays NaN", "[messages]") {
+  // Found by tests/fuzz: CAF 0.17's own double encoding loops forever on an infinity and turns
+  // a NaN into -1 and 5e-324 into -1.6e293 (messages/exact.hpp).
+  msg::system_config cfg;
+  caf::actor_system sys{cfg};
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::numeric_limits<double>::quiet_NaN();
+  auto same = [](double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0; };
+  for (double v : {inf, -inf, nan, 5e-324, -0.0, 0.1}) {
+    msg::step_report r;
+    r.loss_sum = v;
+    r.seconds = v;
+    r.stage_busy_seconds = {v, 1.0};
+    r.block_grad_sq = {v};
+    msg::step_report back;
+    REQUIRE(!load(sys, save(sys, r), back));
+    CHECK(same(back.loss_sum, v));
+    CHECK(same(back.seconds, v));
+    CHECK(same(back.stage_busy_seconds.at(0), v));
+    CHECK(same(back.block_grad_sq.at(0), v));
+  }
+  runtime::Event e;
+  e.values = {{"loss", nan}};
+  e.per_stage = {inf};
+  msg::event_batch b{{e}}, b2;
+  REQUIRE(!load(sys, save(sys, b), b2));
+  CHECK(std::isnan(b2.events.at(0).values.at("loss")));
+  CHECK(b2.events.at(0).per_stage == std::vector<double>{inf});
+  msg::freeze_query q{1, 2, 0, 4, {inf, 5e-324}}, q2;
+  REQUIRE(!load(sys, save(sys, q), q2));
+  CHECK(q2.grad_norms == q.grad_norms);
+  runtime::TrainingSummary s;
+  s.final_test_loss = inf;
+  s.epochs.resize(1);
+  s.epochs[0].cache.read_seconds = 5e-324;
+  runtime::TrainingSummary s2;
+  REQUIRE(!load(sys, save(sys, s), s2));
+  CHECK(s2.final_test_loss == inf);
+  CHECK(s2.epochs.at(0).cache.read_seconds == 5e-324);
 }
 
 TEST_CASE("observation and hook messages round-trip, and unknown kinds are rejected", "[messages][events]") {

@@ -204,4 +204,8 @@ TEST_CASE("sizes parse with units and percentages", "[cache]") {
   CHECK_THROWS_WITH(runtime::parse_size("lots", 0), Catch::Contains("512MiB"));
   CHECK_THROWS_WITH(runtime::parse_size("3 parsecs", 0), Catch::Contains("3 parsecs"));
   CHECK_THROWS_WITH(runtime::parse_size("150%", 0), Catch::Contains("percentage"));
+  // Found by tests/fuzz: these parse as NaN and infinity, whose conversion to bytes was undefined.
+  CHECK_THROWS_WITH(runtime::parse_size("nanGiB", 0), Catch::Contains("\"nanGiB\""));
+  CHECK_THROWS_WITH(runtime::parse_size("1e308TiB", 0), Catch::Contains("below 8 EiB"));
+  CHECK_THROWS(runtime::parse_size("nan%", 100));
 }

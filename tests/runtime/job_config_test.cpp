@@ -77,3 +77,17 @@ TEST_CASE("a config handed to a node as overrides comes back exactly", "[config]
   CHECK(back.cache.dir == "/tmp/a \"b\"");
   CHECK(back.faults == cfg.faults);
 }
+
+TEST_CASE("a bare --set string comes back from the overrides too, or is refused", "[config][cluster]") {
+  // Found by tests/fuzz: a value that is not TOML was kept as typed, quotes and all, and
+  // to_overrides then wrote it so that it loaded back as something else.
+  CHECK_THROWS_WITH(load_job_config("", {"data.root=\"a \\\"quote\xff\xff\\\" path\""}),
+                    Catch::Contains("--set data.root=") && Catch::Contains("UTF-8"));
+  const auto cfg = load_job_config("", {std::string("data.root=a\x01" "b\x7f"), "cache.dir=/tmp/x y", "faults=[\"kill node=1\tat=3\"]"});
+  CHECK(cfg.data.root == "a\x01" "b\x7f");
+  CHECK(cfg.cache.dir == "/tmp/x y");
+  const auto back = load_job_config("", to_overrides(cfg));
+  CHECK(to_flat_map(back) == to_flat_map(cfg));
+  CHECK(back.data.root == cfg.data.root);
+  CHECK(back.faults == cfg.faults);
+}
