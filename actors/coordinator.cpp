@@ -232,6 +232,15 @@ void collect_states(coord_ptr self, std::vector<int> which, Done done, Failed fa
               });
 }
 
+// The names of the nodes in state.lost, "a, b".
+std::string lost_names(coord_ptr self) {
+  auto& st = self->state;
+  std::string names;
+  for (const auto& n : st.nodes)
+    if (st.lost.count(n.agent.address())) names += (names.empty() ? "" : ", ") + n.name;
+  return names;
+}
+
 bool identical(const msg::stage_state& a, const msg::stage_state& b) {
   for (auto [x, y] : {std::pair{&a.parameters, &b.parameters}, std::pair{&a.optimizer, &b.optimizer}}) {
     auto mx = msg::to_map(*x), my = msg::to_map(*y);
@@ -734,14 +743,10 @@ void recover(coord_ptr self, std::function<void()> retry) {
   if (st.concluding) return;
   const auto start = clock_type::now();
   const int64_t start_us = runtime::now_us();
-  std::string names;
+  const auto names = lost_names(self);
   std::vector<NodeSlot> alive;
-  for (const auto& n : st.nodes) {
-    if (st.lost.count(n.agent.address()))
-      names += (names.empty() ? "" : ", ") + n.name;
-    else
-      alive.push_back(n);
-  }
+  for (const auto& n : st.nodes)
+    if (!st.lost.count(n.agent.address())) alive.push_back(n);
   st.lost.clear();
   if (names.empty()) return retry();  // only nodes recovered from before
   st.nodes = alive;
@@ -829,12 +834,8 @@ void step_failed(coord_ptr self, const std::string& why, std::function<void()> r
     self->state.abort_pending = nullptr;
     auto& s = self->state;
     if (s.lost.empty()) return fail(self, caf::make_error(caf::sec::runtime_error, why));
-    if (!s.spec.config.recover) {
-      std::string names;
-      for (const auto& n : s.nodes)
-        if (s.lost.count(n.agent.address())) names += (names.empty() ? "" : ", ") + n.name;
-      return fail(self, caf::make_error(caf::sec::runtime_error, "node " + names + " left the job; " + why));
-    }
+    if (!s.spec.config.recover)
+      return fail(self, caf::make_error(caf::sec::runtime_error, "node " + lost_names(self) + " left the job; " + why));
     spdlog::warn("{}", why);
     recover(self, retry);
   };
@@ -878,7 +879,8 @@ void admit(coord_ptr self, std::function<void()> resume) {
   // From K0, as the job's plan on these nodes would be: a pipeline that a lost node shortened
   // grows back when a node large enough comes.
   const auto next = plan_for(self, std::max(st.plan.frozen_blocks, st.frozen_target), st.spec.config.pipeline.length);
-  const auto total = std::accumulate(st.nodes.begin(), st.nodes.end(), 0, [](int a, auto& n) { return a + n.devices; });
+  const auto devices = node_devices(self);
+  const int total = std::accumulate(devices.begin(), devices.end(), 0);
   if (next.units_per_stage == st.plan.units_per_stage && next.micro_batches == st.plan.micro_batches &&
       next.replicas == st.plan.replicas) {
     spdlog::info("node {} joined the job ({} node(s), {} devices); the plan stays K={} R={} until the next re-plan",
@@ -1051,15 +1053,7 @@ std::function<void()> resume_from(coord_ptr self, const runtime::Checkpoint& ck,
   auto& s = self->state;
   const auto& c = s.spec.config;
   const auto& j = ck.job;
-  const auto was = runtime::to_flat_map(runtime::load_job_config("", ck.config));
-  const auto now = runtime::to_flat_map(c);
-  for (const auto& [key, value] : was) {
-    const bool fixed = key.rfind("model.", 0) == 0 || key == "batch_size" || key == "seed" || key == "data.dataset" ||
-                       key == "data.subset" || key == "data.augment";
-    if (fixed && now.count(key) && now.at(key) != value)
-      throw InputError("checkpoint " + ck.path + ": " + key + " = " + value + " there but " + now.at(key) +
-                       " now; a resumed job keeps its model, data and batch (drop the override or start afresh)");
-  }
+  runtime::check_resumable(ck, c);
   if (j.frozen_blocks > c.model.depth || static_cast<int64_t>(j.block_grad_sq.size()) != c.model.depth)
     throw InputError("checkpoint " + ck.path + ": job.json does not fit a model of depth " + std::to_string(c.model.depth));
   params = model_weights(s.model, ck.parameters, "checkpoint " + ck.path + "/parameters.pt");

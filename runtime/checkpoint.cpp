@@ -243,6 +243,18 @@ Checkpoint read_checkpoint(const std::string& folder) {
   return c;
 }
 
+void check_resumable(const Checkpoint& c, const JobConfig& now_config) {
+  const auto was = to_flat_map(load_job_config("", c.config));
+  const auto now = to_flat_map(now_config);
+  for (const auto& [key, value] : was) {
+    const bool fixed = key.rfind("model.", 0) == 0 || key == "batch_size" || key == "seed" || key == "data.dataset" ||
+                       key == "data.subset" || key == "data.augment";
+    if (fixed && now.count(key) && now.at(key) != value)
+      throw InputError("checkpoint " + c.path + ": " + key + " = " + value + " there but " + now.at(key) +
+                       " now; a resumed job keeps its model, data and batch (drop the override or start afresh)");
+  }
+}
+
 Checkpoint read_latest_checkpoint(const std::string& path, std::vector<std::string>* skipped) {
   if (fs::exists(fs::path(path) / "MANIFEST")) return read_checkpoint(path);
   if (!fs::is_directory(path)) throw InputError("--resume " + path + ": no such folder");

@@ -12,6 +12,8 @@
 // into place and the parent fsync'ed: a crash leaves either the old set or the new one. A
 // folder without a MANIFEST, or whose files differ from it, is never loaded; the error names
 // the file and the byte offset of the first chunk that differs.
+#include "runtime/job_config.hpp"
+
 #include <torch/torch.h>
 
 #include <cstdint>
@@ -81,6 +83,11 @@ Checkpoint read_checkpoint(const std::string& folder);
 // of its step-* folders that verifies. Each newer one passed over is described in `skipped`.
 // Throws InputError when there is none.
 Checkpoint read_latest_checkpoint(const std::string& path, std::vector<std::string>* skipped = nullptr);
+
+// A resumed job keeps its model, data and batch: throws InputError naming the first `model.*`,
+// `batch_size`, `seed`, `data.dataset`, `data.subset` or `data.augment` key whose value in
+// `now` differs from the checkpoint's configuration.
+void check_resumable(const Checkpoint& c, const JobConfig& now);
 
 // On-demand checkpoints from a signal handler (async-signal-safe): the coordinator takes one
 // at its next step boundary.

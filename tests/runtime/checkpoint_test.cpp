@@ -236,6 +236,17 @@ TEST_CASE("resuming passes over a checkpoint whose manifest entry or summary is 
   fs::remove_all(dir);
 }
 
+TEST_CASE("a resumed job may change what does not alter the model, data or batch", "[checkpoint]") {
+  runtime::Checkpoint c;
+  c.path = "ck/step-000000010";
+  c.config = runtime::to_overrides(runtime::load_job_config("", {"model.dim=16", "epochs=3"}));
+  CHECK_NOTHROW(runtime::check_resumable(c, runtime::load_job_config("", {"model.dim=16", "epochs=9", "devices=4"})));
+  CHECK_THROWS_WITH(runtime::check_resumable(c, runtime::load_job_config("", {"model.dim=32"})),
+                    Catch::Contains("checkpoint ck/step-000000010: model.dim = 16 there but 32 now"));
+  CHECK_THROWS_AS(runtime::check_resumable(c, runtime::load_job_config("", {"model.dim=16", "batch_size=64"})),
+                  InputError);
+}
+
 TEST_CASE("Python's torch.load reads floe's weights, and floe reads Python's torch.save", "[checkpoint][python]") {
   const auto dir = scratch("python");
   const auto path = fs::path(runtime::write_checkpoint(dir.string(), sample(3), 1));
