@@ -6,6 +6,7 @@
 #include "runtime/checkpoint.hpp"
 #include "runtime/errors.hpp"
 #include "runtime/lr_schedule.hpp"
+#include "runtime/microbatch_profile.hpp"
 #include "runtime/placement.hpp"
 #include "runtime/sampler.hpp"
 #include "runtime/state_dict.hpp"
@@ -16,6 +17,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <numeric>
+#include <optional>
 #include <set>
 
 namespace floe::actors {
@@ -84,6 +86,9 @@ struct CoordinatorState {
   bool spans = false;     // one wants the stages' spans: they record them
   std::vector<runtime::Fault> faults;            // injected, waiting for their step
   std::vector<msg::scripted_freeze> freezes;     // scripted, waiting for their step
+  // pipeline.micro_batches = 0: the profile of M per K, and the sweep in progress, if any.
+  std::optional<runtime::MicroBatchProfile> profile;
+  std::optional<runtime::MicroBatchSweep> sweep;
 };
 
 using coord_ptr = msg::coordinator_actor::stateful_pointer<CoordinatorState>;
@@ -138,7 +143,7 @@ void fail(coord_ptr self, caf::error err) {
 // aborted through state.abort_pending (a node left while it was in flight).
 template <class Done, class Failed>
 void dispatch(coord_ptr self, bool train, double lr, const std::vector<int64_t>& order, int64_t step,
-              int64_t batch, Done done, Failed failed_with) {
+              int64_t batch, int micro_batches, Done done, Failed failed_with) {
   const int r = replicas(self);
   auto joined = std::make_shared<msg::step_report>();
   auto pending = std::make_shared<int>(r);
@@ -158,7 +163,7 @@ void dispatch(coord_ptr self, bool train, double lr, const std::vector<int64_t>&
   };
   for (int i = 0; i < r; ++i) {
     msg::replica_step rs{id, train, lr, runtime::shard_of_step(order, step, batch, i, r), global,
-                         train && self->state.grad_norms, self->state.epoch};
+                         train && self->state.grad_norms, self->state.epoch, micro_batches};
     self->request(self->state.pipelines[i].replica, timeout, std::move(rs))
         .then(
             [=](msg::step_report& rep) {
@@ -261,12 +266,51 @@ std::vector<int> node_devices(coord_ptr self) {
 
 // The plan for `frozen` blocks on the nodes' devices, as they are now: after a node is lost
 // (or on resume elsewhere), a pipeline longer than the largest node is shortened to fit it.
+runtime::ProfileKey profile_key(coord_ptr self, const runtime::Plan& plan) {
+  const auto& c = self->state.spec.config;
+  const auto& m = c.model;
+  return {fmt::format("vit depth={} dim={} heads={} mlp_ratio={} patch={} classes={}; {} thread(s) per device",
+                      m.depth, m.dim, m.heads, m.mlp_ratio, m.patch, m.classes, c.threads_per_device),
+          (c.batch_size + plan.replicas - 1) / plan.replicas, plan.stages};
+}
+
+// The plan for `frozen` blocks on the nodes' devices, as they are now: after a node is lost
+// (or on resume elsewhere), a pipeline longer than the largest node is shortened to fit it.
+// With the micro-batch profiler on, M is the profiled one where this K has been profiled.
 runtime::Plan plan_for(coord_ptr self, int frozen, int current_stages) {
   auto q = plan_request(self->state.spec.config, self->state.model, frozen, current_stages);
   q.node_devices = node_devices(self);
   q.devices = std::accumulate(q.node_devices.begin(), q.node_devices.end(), 0);
   q.current_stages = std::min(current_stages, *std::max_element(q.node_devices.begin(), q.node_devices.end()));
-  return runtime::make_plan(q);
+  auto plan = runtime::make_plan(q);
+  if (const auto& profile = self->state.profile; profile && plan.stages > 1)
+    plan.micro_batches = profile->lookup(profile_key(self, plan)).value_or(plan.micro_batches);
+  return plan;
+}
+
+// M for the next training step: the plan's, or the sweep's candidate while K is profiled.
+int micro_batches_now(coord_ptr self) {
+  auto& st = self->state;
+  if (st.profile && st.plan.stages > 1 && !st.sweep && !st.profile->lookup(profile_key(self, st.plan)))
+    st.sweep.emplace(st.plan.stages, profile_key(self, st.plan).batch);
+  return st.sweep ? st.sweep->next() : st.plan.micro_batches;
+}
+
+// A profiled training step took `seconds`; the sweep's end sets M and keeps it in the profile.
+void profiled(coord_ptr self, double seconds) {
+  auto& st = self->state;
+  if (!st.sweep) return;
+  st.sweep->record(seconds);
+  if (!st.sweep->done()) return;
+  const auto key = profile_key(self, st.plan);
+  st.plan.micro_batches = st.sweep->best();
+  std::string tried;
+  for (const auto& [m, s] : st.sweep->results()) tried += fmt::format("{}M={} {:.3f}s", tried.empty() ? "" : ", ", m, s);
+  spdlog::info("micro-batch profile, K={} with {} samples per replica: M={} (fastest step: {})", key.stages, key.batch,
+               st.plan.micro_batches, tried);
+  if (const auto why = st.profile->store(key, *st.sweep); !why.empty())
+    spdlog::warn("the micro-batch profile is kept for this run only: {}", why);
+  st.sweep.reset();
 }
 
 // Places the pipelines of `plan` on the nodes, every replica starting from `params` and
@@ -357,6 +401,7 @@ void install(coord_ptr self, std::vector<PipelineHandles> fresh, std::vector<caf
   s.pipelines = std::move(fresh);
   s.hosts = std::move(hosts);
   s.plan = plan;
+  s.sweep.reset();  // a sweep in progress was for the old pipelines
 }
 
 // A transition is a transaction: the old pipelines keep running until the new ones exist;
@@ -904,7 +949,7 @@ void eval_step(coord_ptr self) {
     return end_epoch(self);
   }
   dispatch(
-      self, false, 0.0, st.order, st.step, batch,
+      self, false, 0.0, st.order, st.step, batch, st.plan.micro_batches,
       [=](const msg::step_report& rep) {
         auto& s = self->state;
         s.eval.add(rep);
@@ -983,8 +1028,10 @@ void train_step(coord_ptr self) {
   const auto& c = st.spec.config;
   const int64_t start_us = runtime::now_us();
   const double lr = st.lr.at(st.global_step);
-  dispatch(self, true, lr, st.order, st.step, c.batch_size, [=](const msg::step_report& rep) {
+  const int micro_batches = micro_batches_now(self);
+  dispatch(self, true, lr, st.order, st.step, c.batch_size, micro_batches, [=](const msg::step_report& rep) {
     auto& s = self->state;
+    profiled(self, (runtime::now_us() - start_us) / 1e6);
     if (s.observed) {
       auto e = event(self, runtime::EventKind::step, start_us);
       e.values = {{"loss", rep.samples ? rep.loss_sum / rep.samples : 0.0},
@@ -1171,9 +1218,15 @@ msg::coordinator_actor::behavior_type coordinator_behavior(coord_ptr self, Coord
           s.promise.deliver(caf::make_error(caf::sec::invalid_argument, "coordinator: no nodes to train on"));
           return s.promise;
         }
+        try {
+          if (c.pipeline.micro_batches == 0) s.profile.emplace(runtime::expand_home(c.pipeline.profile));
+        } catch (const std::exception& e) {
+          fail(self, caf::make_error(caf::sec::invalid_argument, e.what()));
+          return s.promise;
+        }
         s.plan = plan_for(self, 0, c.pipeline.length);
         if (!c.pipeline.partition.empty()) s.plan.units_per_stage = c.pipeline.partition;
-        s.plan.micro_batches = c.pipeline.micro_batches;
+        if (c.pipeline.micro_batches > 0) s.plan.micro_batches = c.pipeline.micro_batches;
         msg::named_tensors initial{models::parameter_names_of(s.model, 0, s.model.size()), {}}, optimizer;
         for (const auto& p : models::parameters_of(s.model, 0, s.model.size())) initial.values.push_back({p.detach()});
         auto policy = s.spec.freeze_policy ? s.spec.freeze_policy() : make_configured_policy(c);
@@ -1241,6 +1294,7 @@ runtime::PlanRequest plan_request(const runtime::JobConfig& c, const models::Uni
   q.frozen_blocks = frozen_blocks;
   q.micro_batches = c.pipeline.micro_batches;
   q.elastic = c.elastic;
+  q.data_parallel = c.autodp;
   q.compression.mode = c.planner.mode == "paper" ? runtime::PartitionMode::paper : runtime::PartitionMode::optimal;
   q.compression.strict_less = c.planner.strict;
   q.compression.apply_frozen_cost = c.planner.frozen_cost;

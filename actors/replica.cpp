@@ -46,7 +46,7 @@ msg::replica_actor::behavior_type replica_behavior(msg::replica_actor::stateful_
           auto mask = torch::tensor(flip, torch::kBool).view({n, 1, 1, 1});
           batch.x = torch::where(mask, batch.x.flip({3}), batch.x);
         }
-        const int m = static_cast<int>(std::min<int64_t>(sp.micro_batches, n));
+        const int m = static_cast<int>(std::min<int64_t>(rs.micro_batches > 0 ? rs.micro_batches : sp.micro_batches, n));
         const auto sizes = runtime::split_sizes(n, m);
         const auto xs = batch.x.split_with_sizes(sizes), ys = batch.y.split_with_sizes(sizes);
         const auto ids = uids.split_with_sizes(sizes);

@@ -3,12 +3,17 @@
 //   baseline          static K=2 pipeline, no freezing (PipeTransformer's "Pipe + DDP" baseline)
 //   freeze-only       schedule freezing, static plan (frozen prefix moves, K and R stay)
 //   freeze-cache      freeze-only plus AutoCache
+//   freeze-pipe-cache freezing with AutoPipe (K shrinks, freed devices idle) and AutoCache
 //   freeze-elastic    schedule freezing with AutoPipe + AutoDP (live transitions), no cache
 //   elastic-schedule  all four: freezing, AutoPipe, AutoDP, AutoCache
 //   elastic-adaptive  all four, freezing by gradient norms
 // Prints total and per-epoch time, final accuracy, time to reach the target accuracy and
 // the speedup of each row over the baseline; then a 4-device run showing K 4 -> 2 -> 1.
-// Usage: elastic [--config FILE] [--set key=value]... [--rows a,b,...] [--json out.json]
+// With --pretrain N every row fine-tunes, as in the paper, from the weights of one pre-training
+// run of N epochs instead of training from scratch: pre-trained on other labels
+// (--pretrain-classes), or on the first samples with the rows fine-tuning on the rest
+// (--pretrain-samples).
+// Usage: elastic [--config FILE] [--set key=value]... [--rows a,b,...] [--pretrain N] [--json out.json]
 #include "launch/job.hpp"
 #include "runtime/errors.hpp"
 #include "runtime/summary.hpp"
@@ -18,7 +23,9 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <sstream>
+#include <unistd.h>
 
 using namespace floe;
 
@@ -27,6 +34,14 @@ namespace {
 struct Row {
   std::string name;
   std::vector<std::string> sets;
+};
+
+// Removes a temporary file when the benchmark ends, however it ends.
+struct RemoveAtEnd {
+  std::string path;
+  ~RemoveAtEnd() {
+    if (!path.empty()) std::filesystem::remove(path);
+  }
 };
 
 double time_to(const runtime::TrainingSummary& s, double target) {
@@ -52,21 +67,68 @@ int main(int argc, char** argv) {
   app.add_option("--target", target, "test accuracy for the time-to-accuracy column");
   app.add_flag("!--no-four-devices", four, "skip the 4-device K 4->2->1 run");
   app.add_option("--json", json_out, "write all results as JSON");
+  int pretrain = 0;
+  std::vector<int> pretrain_classes{0, 1, 2, 3, 4};
+  std::string pretrain_out;
+  int64_t pretrain_samples = 0;
+  app.add_option("--pretrain", pretrain,
+                 "pre-train for N epochs on --pretrain-classes only (no freezing); every row then fine-tunes "
+                 "from those weights on all classes")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--pretrain-classes", pretrain_classes, "labels of the pre-training task, e.g. 0,1,2,3,4")
+      ->delimiter(',')
+      ->check(CLI::NonNegativeNumber);
+  auto* by_samples =
+      app.add_option("--pretrain-samples", pretrain_samples,
+                     "pre-train on the first N training samples (all labels) instead; the rows fine-tune on the rest")
+          ->check(CLI::PositiveNumber);
+  app.get_option("--pretrain-classes")->excludes(by_samples);
+  app.add_option("--pretrain-out", pretrain_out, "keep the pre-trained weights here (default: a temporary file)");
   CLI11_PARSE(app, argc, argv);
   // The paper's Fig. 9 breakdown: freeze, AutoPipe + AutoDP (elastic), AutoCache (cache).
   const std::vector<Row> all{
       {"baseline", {"freeze.policy=none", "elastic=false", "cache.enabled=false"}},
       {"freeze-only", {"freeze.policy=schedule", "elastic=false", "cache.enabled=false"}},
       {"freeze-cache", {"freeze.policy=schedule", "elastic=false", "cache.enabled=true"}},
-      {"freeze-elastic", {"freeze.policy=schedule", "elastic=true", "cache.enabled=false"}},
-      {"elastic-schedule", {"freeze.policy=schedule", "elastic=true", "cache.enabled=true"}},
-      {"elastic-adaptive", {"freeze.policy=adaptive", "elastic=true", "cache.enabled=true"}},
+      {"freeze-pipe-cache", {"freeze.policy=schedule", "elastic=true", "autodp=false", "cache.enabled=true"}},
+      {"freeze-elastic", {"freeze.policy=schedule", "elastic=true", "autodp=true", "cache.enabled=false"}},
+      {"elastic-schedule", {"freeze.policy=schedule", "elastic=true", "autodp=true", "cache.enabled=true"}},
+      {"elastic-adaptive", {"freeze.policy=adaptive", "elastic=true", "autodp=true", "cache.enabled=true"}},
   };
   return exit_code_of([&] {
     spdlog::set_level(spdlog::level::warn);
     auto base_cfg = runtime::load_job_config(config, sets);
-    const auto data = launch::load_job_data(base_cfg.data, base_cfg.seed);
+    auto data = launch::load_job_data(base_cfg.data, base_cfg.seed);
     nlohmann::json j{{"rows", nlohmann::json::array()}};
+    RemoveAtEnd remove_at_end;
+    if (pretrain > 0) {
+      const bool temporary = pretrain_out.empty();
+      if (temporary)
+        pretrain_out = (std::filesystem::temp_directory_path() / ("floe-pretrain-" + std::to_string(getpid()) + ".pt")).string();
+      std::string classes;
+      for (int c : pretrain_classes) classes += (classes.empty() ? "" : ", ") + std::to_string(c);
+      auto overrides = sets;
+      for (const auto& s : {"freeze.policy=none", "elastic=false", "cache.enabled=false"}) overrides.push_back(s);
+      overrides.push_back("epochs=" + std::to_string(pretrain));
+      const std::string task = pretrain_samples > 0 ? "the first " + std::to_string(pretrain_samples) + " samples"
+                                                    : "the samples of labels [" + classes + "]";
+      overrides.push_back(pretrain_samples > 0 ? "data.subset=" + std::to_string(pretrain_samples)
+                                               : "data.classes=[" + classes + "]");
+      overrides.push_back("save_weights=" + nlohmann::json(pretrain_out).dump());
+      const auto cfg = runtime::load_job_config(config, overrides);
+      std::fprintf(stderr, "pre-training %d epochs on %s ...\n", pretrain, task.c_str());
+      const auto s = launch::run_job(cfg, launch::load_job_data(cfg.data, cfg.seed));
+      std::printf("pre-training: %d epochs on %s, %.1f s, final test accuracy %.2f%%\n", pretrain, task.c_str(),
+                  s.total_seconds, 100 * s.final_test_accuracy);
+      std::fflush(stdout);
+      j["pretrain"] = nlohmann::json::parse(runtime::to_json(s, -1));
+      sets.push_back("init_weights=" + nlohmann::json(pretrain_out).dump());
+      if (pretrain_samples > 0) {
+        sets.push_back("data.offset=" + std::to_string(pretrain_samples));
+        data = launch::load_job_data(runtime::load_job_config(config, sets).data, base_cfg.seed);
+      }
+      if (temporary) remove_at_end.path = pretrain_out;
+    }
     std::vector<std::pair<std::string, runtime::TrainingSummary>> results;
     for (const auto& row : all) {
       if (("," + rows_arg + ",").find("," + row.name + ",") == std::string::npos) continue;
@@ -86,8 +148,8 @@ int main(int argc, char** argv) {
     }
     if (results.empty())
       throw InputError("--rows " + rows_arg +
-                       ": no known row (baseline, freeze-only, freeze-cache, freeze-elastic, elastic-schedule, "
-                       "elastic-adaptive)");
+                       ": no known row (baseline, freeze-only, freeze-cache, freeze-pipe-cache, freeze-elastic, "
+                       "elastic-schedule, elastic-adaptive)");
     const auto& base = results.front().second;
     std::printf("\n%-18s %9s %9s %11s %10s %9s %13s\n", "row", "total s", "train s", "final acc", "t->target",
                 "speedup", "vs base acc");

@@ -12,8 +12,8 @@ namespace floe::launch {
 models::TrainTest load_job_data(const runtime::DataConfig& data, uint64_t seed) {
   models::TrainTest tt = data.dataset == "synthetic" ? models::make_synthetic(6000, 1000, 10, seed)
                                                      : models::load_fashion_mnist(data.root);
-  tt.train = tt.train.head(data.subset);
-  tt.test = tt.test.head(data.test_subset);
+  tt.train = tt.train.only_classes(data.classes).skip(data.offset).head(data.subset);
+  tt.test = tt.test.only_classes(data.classes).head(data.test_subset);
   return tt;
 }
 

@@ -161,11 +161,12 @@ struct replica_step {
   int64_t global_samples = 0;  // samples in the whole step over all replicas
   bool grad_norms = false;     // stages report per-block gradient norms
   int32_t epoch = 0;           // for per-epoch augmentation
+  int32_t micro_batches = 0;   // M for this step (0: the replica's own); the profiler varies it
 };
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, replica_step& x) {
   return f(caf::meta::type_name("replica_step"), x.step, x.train, exact(x.lr), x.uids, x.global_samples, x.grad_norms,
-           x.epoch);
+           x.epoch, x.micro_batches);
 }
 
 struct step_report {

@@ -16,6 +16,21 @@ Dataset Dataset::head(int64_t n) const {
   return {name, images.slice(0, 0, n), labels.slice(0, 0, n)};
 }
 
+Dataset Dataset::skip(int64_t n) const {
+  if (n <= 0) return *this;
+  if (n >= size())
+    throw InputError("data.offset = " + std::to_string(n) + " skips all " + std::to_string(size()) + " training samples");
+  return {name, images.slice(0, n), labels.slice(0, n)};
+}
+
+Dataset Dataset::only_classes(const std::vector<int>& classes) const {
+  if (classes.empty()) return *this;
+  auto keep = torch::zeros_like(labels, torch::kBool);
+  for (int c : classes) keep |= labels == c;
+  const auto idx = keep.nonzero().squeeze(1);
+  return {name, images.index_select(0, idx), labels.index_select(0, idx)};
+}
+
 Batch gather(const Dataset& d, const torch::Tensor& uids) {
   return {d.images.index_select(0, uids), d.labels.index_select(0, uids)};
 }

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <string>
+#include <vector>
 
 namespace floe::models {
 
@@ -14,6 +15,10 @@ struct Dataset {
   int64_t size() const { return labels.defined() ? labels.size(0) : 0; }
   // The first n samples (n <= 0 or n >= size keeps all).
   Dataset head(int64_t n) const;
+  // All but the first n samples (n <= 0 keeps all). Throws floe::InputError when n >= size.
+  Dataset skip(int64_t n) const;
+  // The samples whose label is in `classes`, in their order (empty keeps all).
+  Dataset only_classes(const std::vector<int>& classes) const;
 };
 
 struct Batch {

@@ -248,7 +248,7 @@ void check_resumable(const Checkpoint& c, const JobConfig& now_config) {
   const auto now = to_flat_map(now_config);
   for (const auto& [key, value] : was) {
     const bool fixed = key.rfind("model.", 0) == 0 || key == "batch_size" || key == "seed" || key == "data.dataset" ||
-                       key == "data.subset" || key == "data.augment";
+                       key == "data.subset" || key == "data.offset" || key == "data.classes" || key == "data.augment";
     if (fixed && now.count(key) && now.at(key) != value)
       throw InputError("checkpoint " + c.path + ": " + key + " = " + value + " there but " + now.at(key) +
                        " now; a resumed job keeps its model, data and batch (drop the override or start afresh)");

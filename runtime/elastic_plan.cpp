@@ -34,7 +34,8 @@ Plan make_plan(const PlanRequest& q) {
     const auto& c = q.compression;
     const int64_t budget = p.m_gpu0 + (c.apply_frozen_cost ? frozen_cost(p.frozen_params, c.lambda_num, c.lambda_den) : 0);
     p.stages = std::min(compress_pipeline(q.current_stages, active, p.frozen_params, budget, c), active_units);
-    p.replicas = q.node_devices.empty() ? replicas_for(q.devices, p.stages) : replicas_on_nodes(q.node_devices, p.stages);
+    const int fit = q.node_devices.empty() ? replicas_for(q.devices, p.stages) : replicas_on_nodes(q.node_devices, p.stages);
+    p.replicas = q.data_parallel ? fit : std::min(q.initial_replicas, fit);
   } else {  // nothing frozen yet, or a static plan: R0, or fewer when fewer devices are left
     p.stages = std::min(q.current_stages, active_units);
     const int fit = q.node_devices.empty() ? replicas_for(q.devices, p.stages) : replicas_on_nodes(q.node_devices, p.stages);
@@ -45,7 +46,7 @@ Plan make_plan(const PlanRequest& q) {
   const auto part = partition_units(p.stages, active, p.frozen_params, q.compression);
   p.units_per_stage = part.units_per_stage;
   p.stage_costs = part.cost_per_stage;
-  p.micro_batches = p.stages == 1 ? 1 : q.micro_batches;
+  p.micro_batches = p.stages == 1 ? 1 : q.micro_batches > 0 ? q.micro_batches : default_micro_batches(p.stages);
   return p;
 }
 

@@ -23,8 +23,9 @@ struct PlanRequest {
   int initial_replicas = 1;          // R0 (fewer when they no longer fit the devices: a lost node)
   int current_stages = 1;            // K now; compression only ever shortens the pipeline
   int frozen_blocks = 0;             // F
-  int micro_batches = 1;             // M for pipelines of K > 1 (K = 1 runs whole batches)
+  int micro_batches = 1;             // M for K > 1 (K = 1 runs whole batches); 0: the paper's table
   bool elastic = true;               // false: K and R stay; only the frozen prefix moves
+  bool data_parallel = true;         // elastic: freed devices get replicas (AutoDP); false: R stays R0
   CompressionOptions compression{PartitionMode::optimal, false, true, 1, 6};
 };
 

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <functional>
 #include <limits>
 #include <sstream>
@@ -151,13 +152,16 @@ const std::vector<Entry>& entries() {
         integer<int64_t>("model.patch", "patch size in pixels (divides 28)", [](C& c) -> int64_t& { return c.model.patch; }, 1, 28),
         text("data.dataset", "training data", [](C& c) -> std::string& { return c.data.dataset; }, {"fashion-mnist", "synthetic"}),
         text("data.root", "folder with the gzipped IDX files of Fashion-MNIST", [](C& c) -> std::string& { return c.data.root; }),
+        integer<int64_t>("data.offset", "skip the first N training samples (applied before data.subset), e.g. to fine-tune on samples a pre-training run did not see", [](C& c) -> int64_t& { return c.data.offset; }, 0, std::numeric_limits<int32_t>::max() - 1),
         integer<int64_t>("data.subset", "train on the first N samples only (0 = all)", [](C& c) -> int64_t& { return c.data.subset; }, 0, std::numeric_limits<int32_t>::max() - 1),
         integer<int64_t>("data.test_subset", "evaluate on the first N test samples only (0 = all)", [](C& c) -> int64_t& { return c.data.test_subset; }, 0, std::numeric_limits<int32_t>::max() - 1),
+        integer_list("data.classes", "train and evaluate on samples of these labels only, e.g. [0, 1, 2, 3, 4] for a pre-training task (empty = all)", [](C& c) -> std::vector<int>& { return c.data.classes; }, 0),
         text("data.augment", "random augmentation of training samples", [](C& c) -> std::string& { return c.data.augment; }, {"none", "flip"}),
         integer<int>("devices", "CPU devices (each a thread with its own intra-op threads)", [](C& c) -> int& { return c.devices; }, 1, 1024),
         integer<int>("threads_per_device", "intra-op threads of each CPU device", [](C& c) -> int& { return c.threads_per_device; }, 1, 256),
         integer<int>("pipeline.length", "K: stages per pipeline", [](C& c) -> int& { return c.pipeline.length; }, 1, 1024),
-        integer<int>("pipeline.micro_batches", "M: micro-batches per mini-batch", [](C& c) -> int& { return c.pipeline.micro_batches; }, 1, 4096),
+        integer<int>("pipeline.micro_batches", "M: micro-batches per mini-batch; 0 = profile M per K on the first steps and keep it in pipeline.profile", [](C& c) -> int& { return c.pipeline.micro_batches; }, 0, 4096),
+        text("pipeline.profile", "file that keeps profiled micro-batch counts per model, batch and K (\"\" = this run only)", [](C& c) -> std::string& { return c.pipeline.profile; }),
         text("pipeline.schedule", "pipeline schedule", [](C& c) -> std::string& { return c.pipeline.schedule; }, {"gpipe", "1f1b"}),
         integer_list("pipeline.partition", "units per stage, e.g. [9, 6]; empty = balanced by parameter count", [](C& c) -> std::vector<int>& { return c.pipeline.partition; }),
         integer<int>("replicas", "R: data-parallel pipeline replicas (K·R <= devices)", [](C& c) -> int& { return c.replicas; }, 1, 1024),
@@ -167,6 +171,7 @@ const std::vector<Entry>& entries() {
         integer<int>("freeze.start", "schedule: epoch (0-based) from which the schedule counts; the epochs before it freeze nothing (warm-up)", [](C& c) -> int& { return c.freeze.start; }, 1, 100000),
         integer_list("freeze.script", "manual: frozen blocks from epoch i on, e.g. [0, 2, 4]", [](C& c) -> std::vector<int>& { return c.freeze.script; }, 0),
         boolean("elastic", "re-plan pipeline length, partition and replicas when layers freeze", [](C& c) -> bool& { return c.elastic; }),
+        boolean("autodp", "with elastic: the devices a shorter pipeline frees get new data-parallel replicas (AutoDP); false leaves them idle (AutoPipe alone)", [](C& c) -> bool& { return c.autodp; }),
         text("planner.mode", "partitioner: optimal (min bottleneck) or paper (the original greedy)", [](C& c) -> std::string& { return c.planner.mode; }, {"optimal", "paper"}),
         boolean("planner.strict", "compress only when the new bottleneck is < M_GPU(0) (Alg. 1) instead of <=", [](C& c) -> bool& { return c.planner.strict; }),
         boolean("planner.frozen_cost", "count the frozen prefix at 1/6 of its parameters on stage 0", [](C& c) -> bool& { return c.planner.frozen_cost; }),
@@ -309,6 +314,11 @@ void validate(const JobConfig& c) {
       fail("pipeline.partition must list " + std::to_string(k) + " stage sizes summing to the model's " +
            std::to_string(units) + " units");
   }
+  for (size_t i = 0; i < c.data.classes.size(); ++i)
+    if (c.data.classes[i] >= c.model.classes ||
+        std::count(c.data.classes.begin(), c.data.classes.begin() + i, c.data.classes[i]) > 0)
+      fail("data.classes must list distinct labels below model.classes = " + std::to_string(c.model.classes) +
+           ", e.g. [0, 1, 2, 3, 4]");
   if (c.optimizer.min_lr > c.optimizer.lr) fail("optimizer.min_lr must not exceed optimizer.lr");
   for (const auto& f : c.faults) {
     try {

@@ -15,16 +15,19 @@ namespace floe::runtime {
 struct DataConfig {
   std::string dataset = "fashion-mnist";  // fashion-mnist | synthetic
   std::string root = "/usr/share/datasets/fashion-mnist";
+  int64_t offset = 0;       // skip the first N training samples (before subset)
   int64_t subset = 0;       // use only the first N training samples (0 = all)
   int64_t test_subset = 0;  // use only the first N test samples (0 = all)
   std::string augment = "none";  // none | flip (random horizontal flip of training samples)
+  std::vector<int> classes;      // train and evaluate on these labels only (empty = all)
 };
 
 struct PipelineConfig {
   int length = 2;          // K
-  int micro_batches = 4;   // M
+  int micro_batches = 4;   // M (0: profiled per K, runtime/microbatch_profile.hpp)
   std::string schedule = "gpipe";
   std::vector<int> partition;  // units per stage; empty = balanced by parameter count
+  std::string profile = "~/.cache/floe/micro_batches.json";  // where profiled M are kept ("" = this run only)
 };
 
 // AutoCache (runtime/activation_cache.hpp).
@@ -82,6 +85,7 @@ struct JobConfig {
   int replicas = 1;  // R
   FreezeConfig freeze;
   bool elastic = true;  // re-plan (K, R, partition) when layers freeze
+  bool autodp = true;   // elastic: devices a shorter pipeline frees get new replicas (false: they idle)
   PlannerConfig planner;
   CacheConfig cache;
   OptimizerConfig optimizer;

@@ -95,3 +95,17 @@ TEST_CASE("the Debian Fashion-MNIST package loads with its documented sizes", "[
   CHECK(tt.train.labels.max().item<int64_t>() == 9);
   CHECK(std::abs(tt.train.images.mean().item<double>()) < 0.01);  // normalised
 }
+
+TEST_CASE("only_classes keeps the samples of the listed labels, in their order", "[data]") {
+  models::Dataset d{"t", torch::arange(6, torch::kFloat32).view({6, 1, 1, 1}), torch::tensor({3, 0, 1, 3, 2, 0}, torch::kInt64)};
+  const auto kept = d.only_classes({3, 0});
+  REQUIRE(kept.size() == 4);
+  CHECK(kept.labels.equal(torch::tensor({3, 0, 3, 0}, torch::kInt64)));
+  CHECK(kept.images.flatten().equal(torch::tensor({0.f, 1.f, 3.f, 5.f})));
+  CHECK(d.only_classes({}).size() == 6);
+  CHECK(d.only_classes({7}).size() == 0);
+  const auto rest = d.skip(4);
+  CHECK(rest.labels.equal(torch::tensor({2, 0}, torch::kInt64)));
+  CHECK(d.skip(0).size() == 6);
+  CHECK_THROWS_WITH(d.skip(6), Catch::Contains("data.offset = 6") && Catch::Contains("all 6"));
+}

@@ -57,6 +57,27 @@ TEST_CASE("plans shrink K and grow R as blocks freeze, never an empty stage", "[
   }
 }
 
+TEST_CASE("without AutoDP a shorter pipeline leaves the freed devices idle", "[plan]") {
+  auto q = vit_like(6, 8, 8);
+  q.data_parallel = false;
+  q.frozen_blocks = 5;
+  const auto p = make_plan(q);
+  CHECK(p.stages < 8);
+  CHECK(p.replicas == 1);
+  q.data_parallel = true;
+  const auto dp = make_plan(q);
+  CHECK(dp.stages == p.stages);
+  CHECK(dp.replicas == 8 / p.stages);
+}
+
+TEST_CASE("an unprofiled M falls back to the paper's table", "[plan][profile]") {
+  auto q = vit_like(6, 8, 8);
+  q.micro_batches = 0;
+  CHECK(make_plan(q).micro_batches == 16);
+  q.initial_stages = q.current_stages = 3;
+  CHECK(make_plan(q).micro_batches == 12);
+}
+
 TEST_CASE("a static plan keeps K and R and only moves the frozen prefix", "[plan]") {
   auto q = vit_like(4, 4, 2);
   q.initial_replicas = 2;

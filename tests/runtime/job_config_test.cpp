@@ -56,6 +56,10 @@ TEST_CASE("bad configuration names the key, the value and the expectation", "[co
   CHECK(load_job_config("", {"cache.disk_budget=0"}).cache.disk_budget == "0");  // a plain integer is bytes
   CHECK(load_job_config("", {"cache.budget=512MiB"}).cache.budget == "512MiB");
   CHECK_THROWS_WITH(load_job_config("", {"cache.budget=true"}), Catch::Contains("cache.budget"));
+  CHECK_THROWS_WITH(load_job_config("", {"data.classes=[0, 10]"}), Catch::Contains("data.classes") && Catch::Contains("below model.classes = 10"));
+  CHECK_THROWS_WITH(load_job_config("", {"data.classes=[1, 1]"}), Catch::Contains("distinct"));
+  CHECK_THROWS_WITH(load_job_config("", {"data.classes=[-1]"}), Catch::Contains("data.classes"));
+  CHECK(load_job_config("", {"data.classes=[4, 0]"}).data.classes == std::vector<int>{4, 0});
 }
 
 TEST_CASE("the cache is refused under random augmentation unless frozen augmentations are accepted", "[config][cache]") {
