@@ -44,6 +44,35 @@ struct RemoveAtEnd {
   }
 };
 
+// The paper's protocol: the rows fine-tune the weights of one pre-training run.
+struct Pretraining {
+  int epochs = 0;                        // 0: the rows train from scratch
+  std::vector<int> classes{0, 1, 2, 3, 4};  // the pre-training task: these labels only,
+  int64_t samples = 0;                   // or, when > 0, the first N samples (rows: the rest)
+  std::vector<std::string> sets;         // overrides for the pre-training only
+  std::string out;                       // where its weights go
+};
+
+// Runs the pre-training job (no freezing) and saves its weights to p.out.
+runtime::TrainingSummary pretrain(const std::string& config, std::vector<std::string> overrides, const Pretraining& p) {
+  std::string classes;
+  for (int c : p.classes) classes += (classes.empty() ? "" : ", ") + std::to_string(c);
+  const std::string task = p.samples > 0 ? "the first " + std::to_string(p.samples) + " samples"
+                                         : "the samples of labels [" + classes + "]";
+  for (const auto& s : {"freeze.policy=none", "elastic=false", "cache.enabled=false"}) overrides.push_back(s);
+  overrides.push_back("epochs=" + std::to_string(p.epochs));
+  overrides.push_back(p.samples > 0 ? "data.subset=" + std::to_string(p.samples) : "data.classes=[" + classes + "]");
+  overrides.push_back("save_weights=" + nlohmann::json(p.out).dump());
+  overrides.insert(overrides.end(), p.sets.begin(), p.sets.end());
+  const auto cfg = runtime::load_job_config(config, overrides);
+  std::fprintf(stderr, "pre-training %d epochs on %s ...\n", p.epochs, task.c_str());
+  auto s = launch::run_job(cfg, launch::load_job_data(cfg.data, cfg.seed));
+  std::printf("pre-training: %d epochs on %s, %.1f s, final test accuracy %.2f%%\n", p.epochs, task.c_str(),
+              s.total_seconds, 100 * s.final_test_accuracy);
+  std::fflush(stdout);
+  return s;
+}
+
 double time_to(const runtime::TrainingSummary& s, double target) {
   double t = 0;
   for (const auto& e : s.epochs) {
@@ -67,23 +96,22 @@ int main(int argc, char** argv) {
   app.add_option("--target", target, "test accuracy for the time-to-accuracy column");
   app.add_flag("!--no-four-devices", four, "skip the 4-device K 4->2->1 run");
   app.add_option("--json", json_out, "write all results as JSON");
-  int pretrain = 0;
-  std::vector<int> pretrain_classes{0, 1, 2, 3, 4};
-  std::string pretrain_out;
-  int64_t pretrain_samples = 0;
-  app.add_option("--pretrain", pretrain,
+  Pretraining pre;
+  app.add_option("--pretrain", pre.epochs,
                  "pre-train for N epochs on --pretrain-classes only (no freezing); every row then fine-tunes "
                  "from those weights on all classes")
       ->check(CLI::NonNegativeNumber);
-  app.add_option("--pretrain-classes", pretrain_classes, "labels of the pre-training task, e.g. 0,1,2,3,4")
+  app.add_option("--pretrain-classes", pre.classes, "labels of the pre-training task, e.g. 0,1,2,3,4")
       ->delimiter(',')
       ->check(CLI::NonNegativeNumber);
   auto* by_samples =
-      app.add_option("--pretrain-samples", pretrain_samples,
+      app.add_option("--pretrain-samples", pre.samples,
                      "pre-train on the first N training samples (all labels) instead; the rows fine-tune on the rest")
           ->check(CLI::PositiveNumber);
   app.get_option("--pretrain-classes")->excludes(by_samples);
-  app.add_option("--pretrain-out", pretrain_out, "keep the pre-trained weights here (default: a temporary file)");
+  app.add_option("--pretrain-set", pre.sets, "override a config key for the pre-training only (after --set)")
+      ->take_all();
+  app.add_option("--pretrain-out", pre.out, "keep the pre-trained weights here (default: a temporary file)");
   CLI11_PARSE(app, argc, argv);
   // The paper's Fig. 9 breakdown: freeze, AutoPipe + AutoDP (elastic), AutoCache (cache).
   const std::vector<Row> all{
@@ -101,33 +129,18 @@ int main(int argc, char** argv) {
     auto data = launch::load_job_data(base_cfg.data, base_cfg.seed);
     nlohmann::json j{{"rows", nlohmann::json::array()}};
     RemoveAtEnd remove_at_end;
-    if (pretrain > 0) {
-      const bool temporary = pretrain_out.empty();
-      if (temporary)
-        pretrain_out = (std::filesystem::temp_directory_path() / ("floe-pretrain-" + std::to_string(getpid()) + ".pt")).string();
-      std::string classes;
-      for (int c : pretrain_classes) classes += (classes.empty() ? "" : ", ") + std::to_string(c);
-      auto overrides = sets;
-      for (const auto& s : {"freeze.policy=none", "elastic=false", "cache.enabled=false"}) overrides.push_back(s);
-      overrides.push_back("epochs=" + std::to_string(pretrain));
-      const std::string task = pretrain_samples > 0 ? "the first " + std::to_string(pretrain_samples) + " samples"
-                                                    : "the samples of labels [" + classes + "]";
-      overrides.push_back(pretrain_samples > 0 ? "data.subset=" + std::to_string(pretrain_samples)
-                                               : "data.classes=[" + classes + "]");
-      overrides.push_back("save_weights=" + nlohmann::json(pretrain_out).dump());
-      const auto cfg = runtime::load_job_config(config, overrides);
-      std::fprintf(stderr, "pre-training %d epochs on %s ...\n", pretrain, task.c_str());
-      const auto s = launch::run_job(cfg, launch::load_job_data(cfg.data, cfg.seed));
-      std::printf("pre-training: %d epochs on %s, %.1f s, final test accuracy %.2f%%\n", pretrain, task.c_str(),
-                  s.total_seconds, 100 * s.final_test_accuracy);
-      std::fflush(stdout);
+    if (pre.epochs > 0) {
+      if (pre.out.empty()) {
+        pre.out = (std::filesystem::temp_directory_path() / ("floe-pretrain-" + std::to_string(getpid()) + ".pt")).string();
+        remove_at_end.path = pre.out;
+      }
+      const auto s = pretrain(config, sets, pre);
       j["pretrain"] = nlohmann::json::parse(runtime::to_json(s, -1));
-      sets.push_back("init_weights=" + nlohmann::json(pretrain_out).dump());
-      if (pretrain_samples > 0) {
-        sets.push_back("data.offset=" + std::to_string(pretrain_samples));
+      sets.push_back("init_weights=" + nlohmann::json(pre.out).dump());
+      if (pre.samples > 0) {
+        sets.push_back("data.offset=" + std::to_string(pre.samples));
         data = launch::load_job_data(runtime::load_job_config(config, sets).data, base_cfg.seed);
       }
-      if (temporary) remove_at_end.path = pretrain_out;
     }
     std::vector<std::pair<std::string, runtime::TrainingSummary>> results;
     for (const auto& row : all) {
