@@ -264,8 +264,7 @@ std::vector<int> node_devices(coord_ptr self) {
   return out;
 }
 
-// The plan for `frozen` blocks on the nodes' devices, as they are now: after a node is lost
-// (or on resume elsewhere), a pipeline longer than the largest node is shortened to fit it.
+// What the micro-batch profile keys `plan`'s M by: the model, the samples per replica and K.
 runtime::ProfileKey profile_key(coord_ptr self, const runtime::Plan& plan) {
   const auto& c = self->state.spec.config;
   const auto& m = c.model;
@@ -286,14 +285,6 @@ runtime::Plan plan_for(coord_ptr self, int frozen, int current_stages) {
   if (const auto& profile = self->state.profile; profile && plan.stages > 1)
     plan.micro_batches = profile->lookup(profile_key(self, plan)).value_or(plan.micro_batches);
   return plan;
-}
-
-// M for the next training step: the plan's, or the sweep's candidate while K is profiled.
-int micro_batches_now(coord_ptr self) {
-  auto& st = self->state;
-  if (st.profile && st.plan.stages > 1 && !st.sweep && !st.profile->lookup(profile_key(self, st.plan)))
-    st.sweep.emplace(st.plan.stages, profile_key(self, st.plan).batch);
-  return st.sweep ? st.sweep->next() : st.plan.micro_batches;
 }
 
 // A profiled training step took `seconds`; the sweep's end sets M and keeps it in the profile.
@@ -401,7 +392,10 @@ void install(coord_ptr self, std::vector<PipelineHandles> fresh, std::vector<caf
   s.pipelines = std::move(fresh);
   s.hosts = std::move(hosts);
   s.plan = plan;
-  s.sweep.reset();  // a sweep in progress was for the old pipelines
+  // A sweep in progress was for the old pipelines; a K not profiled yet starts one.
+  s.sweep.reset();
+  if (s.profile && plan.stages > 1)
+    if (const auto key = profile_key(self, plan); !s.profile->lookup(key)) s.sweep.emplace(plan.stages, key.batch);
 }
 
 // A transition is a transaction: the old pipelines keep running until the new ones exist;
@@ -1028,7 +1022,7 @@ void train_step(coord_ptr self) {
   const auto& c = st.spec.config;
   const int64_t start_us = runtime::now_us();
   const double lr = st.lr.at(st.global_step);
-  const int micro_batches = micro_batches_now(self);
+  const int micro_batches = st.sweep ? st.sweep->next() : st.plan.micro_batches;  // the sweep's candidate
   dispatch(self, true, lr, st.order, st.step, c.batch_size, micro_batches, [=](const msg::step_report& rep) {
     auto& s = self->state;
     profiled(self, (runtime::now_us() - start_us) / 1e6);
