@@ -51,7 +51,7 @@ struct CoordinatorState {
   models::UnitList model;  // unit names, blocks and sizes for planning (replica 0's at start)
   runtime::Plan plan;
   std::vector<PipelineHandles> pipelines;
-  std::vector<caf::actor_addr> hosts;  // per replica: the agent of the node that runs it
+  std::vector<std::vector<caf::actor_addr>> hosts;  // per replica: the agents of the nodes it runs on
   msg::freeze_controller_actor freezer;
   bool grad_norms = false;  // the freeze policy reads per-block gradient norms
   std::vector<NodeSlot> nodes;  // where the pipelines run (each has its AutoCache)
@@ -274,13 +274,19 @@ runtime::ProfileKey profile_key(coord_ptr self, const runtime::Plan& plan) {
 }
 
 // The plan for `frozen` blocks on the nodes' devices, as they are now: after a node is lost
-// (or on resume elsewhere), a pipeline longer than the largest node is shortened to fit it.
+// (or on resume elsewhere), a pipeline longer than the largest node is shortened to fit it
+// (unless pipelines may span nodes).
 // With the micro-batch profiler on, M is the profiled one where this K has been profiled.
 runtime::Plan plan_for(coord_ptr self, int frozen, int current_stages) {
   auto q = plan_request(self->state.spec.config, self->state.model, frozen, current_stages);
-  q.node_devices = node_devices(self);
-  q.devices = std::accumulate(q.node_devices.begin(), q.node_devices.end(), 0);
-  q.current_stages = std::min(current_stages, *std::max_element(q.node_devices.begin(), q.node_devices.end()));
+  const auto devices = node_devices(self);
+  q.devices = std::accumulate(devices.begin(), devices.end(), 0);
+  if (self->state.spec.config.pipeline.span_nodes) {  // one sequence of devices
+    q.current_stages = std::min(current_stages, q.devices);
+  } else {
+    q.node_devices = devices;
+    q.current_stages = std::min(current_stages, *std::max_element(devices.begin(), devices.end()));
+  }
   auto plan = runtime::make_plan(q);
   if (const auto& profile = self->state.profile; profile && plan.stages > 1)
     plan.micro_batches = profile->lookup(profile_key(self, plan)).value_or(plan.micro_batches);
@@ -305,38 +311,63 @@ void profiled(coord_ptr self, double seconds) {
 }
 
 // Places the pipelines of `plan` on the nodes, every replica starting from `params` and
-// `optimizer`. `done` gets them in replica order; on a failure, whatever was spawned is
-// stopped and `failed` gets the reason.
-using Built = std::function<void(std::vector<PipelineHandles>, std::vector<caf::actor_addr> hosts)>;
+// `optimizer`. `done` gets them in replica order, with the agents each one runs on; on a
+// failure, whatever was spawned is stopped and `failed` gets the reason. A pipeline that
+// spans nodes (pipeline.span_nodes) is built in pieces, one per node, which a second round
+// (msg::pipelines_join) links across the nodes, spawning its replica where its first stage is.
+using Hosts = std::vector<std::vector<caf::actor_addr>>;
+using Built = std::function<void(std::vector<PipelineHandles>, Hosts hosts)>;
+
+void join_pieces(coord_ptr self, const runtime::Plan& plan, const std::vector<std::vector<int>>& where,
+                 std::shared_ptr<std::vector<PipelineHandles>> built, std::vector<std::string> addresses,
+                 std::function<void()> done, std::function<void(const std::string&)> give_up);
 
 void build_pipelines(coord_ptr self, const runtime::Plan& plan, const msg::named_tensors& params,
                      const msg::named_tensors& optimizer, Built done, std::function<void(const std::string&)> failed) {
   auto& st = self->state;
-  std::vector<int> where;
+  std::vector<std::vector<int>> where;
   try {
-    where = runtime::place_pipelines(node_devices(self), plan.stages, plan.replicas);
+    where = runtime::place_pipelines(node_devices(self), plan.stages, plan.replicas, st.spec.config.pipeline.span_nodes);
   } catch (const std::invalid_argument& e) {
     return failed(e.what());
   }
-  const bool spans_nodes = std::adjacent_find(where.begin(), where.end(), std::not_equal_to<>()) != where.end();
-  std::vector<caf::actor_addr> hosts;
-  for (int n : where) hosts.push_back(st.nodes[n].agent.address());
+  Hosts hosts;
+  for (const auto& nodes : where) {
+    std::vector<caf::actor_addr> h;
+    for (int n : nodes) h.push_back(st.nodes[n].agent.address());
+    hosts.push_back(std::move(h));
+  }
+  // The pieces per node, and where each piece's stages go in its pipeline.
   std::vector<msg::pipelines_request> requests(st.nodes.size());
-  for (int r = 0; r < plan.replicas; ++r) requests[where[r]].replica_ids.push_back(r);
+  for (int r = 0; r < plan.replicas; ++r)
+    for (int s = 0; s < plan.stages; ++s) {
+      auto& pieces = requests[where[r][s]].pieces;
+      if (s > 0 && where[r][s - 1] == where[r][s])
+        ++pieces.back().stages;
+      else
+        pieces.push_back({r, s, 1});
+    }
   auto built = std::make_shared<std::vector<PipelineHandles>>(plan.replicas);
+  for (auto& p : *built) p.stages.resize(plan.stages);
+  auto addresses = std::make_shared<std::vector<std::string>>(st.nodes.size());
   auto pending = std::make_shared<size_t>(0);
   auto gave_up = std::make_shared<bool>(false);
-  const size_t k = static_cast<size_t>(plan.stages);
   ++st.generation;
-  st.abort_pending = [=](const std::string& why) {
+  auto give_up = [=](const std::string& why) {
     if (*gave_up) return;
     *gave_up = true;
+    self->state.abort_pending = nullptr;
     shutdown(*built);
     failed(why);
   };
+  st.abort_pending = give_up;
+  auto finish = [=] {
+    self->state.abort_pending = nullptr;
+    done(std::move(*built), hosts);
+  };
   for (size_t n = 0; n < st.nodes.size(); ++n) {
     auto& q = requests[n];
-    if (q.replica_ids.empty()) continue;
+    if (q.pieces.empty()) continue;
     q.generation = st.generation;
     q.units_per_stage.assign(plan.units_per_stage.begin(), plan.units_per_stage.end());
     q.frozen_units = plan.frozen_units;
@@ -345,47 +376,87 @@ void build_pipelines(coord_ptr self, const runtime::Plan& plan, const msg::named
     q.parameters = params;
     q.optimizer = optimizer;
     if (st.spans) q.events = st.bus;
-    q.across_nodes = spans_nodes;
+    q.across_nodes = runtime::groups_span_nodes(where);
     ++*pending;
     const auto name = st.nodes[n].name;
-    auto give_up = [=](const std::string& why) {
-      *gave_up = true;
-      self->state.abort_pending = nullptr;
-      shutdown(*built);
-      failed("node " + name + ": " + why);
-    };
     self->request(st.nodes[n].agent, std::chrono::minutes(5), q)
         .then(
-            [=, ids = q.replica_ids](msg::pipelines_built& b) {
-              std::vector<PipelineHandles> got;
-              for (size_t i = 0; i < b.replicas.size(); ++i) {
-                PipelineHandles p{b.replicas[i], {}};
-                for (size_t j = i * k; j < (i + 1) * k && j < b.stages.size(); ++j) p.stages.push_back(b.stages[j]);
-                got.push_back(std::move(p));
-              }
+            [=, pieces = q.pieces](msg::pipelines_built& b) {
+              std::vector<PipelineHandles> got;  // what came, to stop if anything is wrong
+              for (auto& r : b.replicas) got.push_back({r, {}});
+              if (got.empty()) got.emplace_back();
+              got.front().stages = b.stages;
               if (*gave_up) return shutdown(got);
-              if (b.replicas.size() != ids.size() || b.stages.size() != ids.size() * k) {
+              size_t stages = 0;
+              for (const auto& p : pieces) stages += p.stages;
+              if (b.replicas.size() != pieces.size() || b.stages.size() != stages) {
                 shutdown(got);
-                return give_up("answered with " + std::to_string(b.replicas.size()) + " replicas and " +
-                               std::to_string(b.stages.size()) + " stages, expected " + std::to_string(ids.size()) +
-                               " and " + std::to_string(ids.size() * k));
+                return give_up("node " + name + ": answered with " + std::to_string(b.replicas.size()) + " pieces and " +
+                               std::to_string(b.stages.size()) + " stages, expected " + std::to_string(pieces.size()) +
+                               " and " + std::to_string(stages));
               }
-              for (size_t i = 0; i < ids.size(); ++i) (*built)[ids[i]] = std::move(got[i]);
-              if (--*pending == 0) {
-                self->state.abort_pending = nullptr;
-                done(std::move(*built), hosts);
+              size_t next = 0;
+              for (size_t i = 0; i < pieces.size(); ++i) {
+                auto& p = (*built)[pieces[i].replica];
+                if (b.replicas[i]) p.replica = b.replicas[i];
+                for (int s = pieces[i].first_stage; s < pieces[i].first_stage + pieces[i].stages; ++s)
+                  p.stages[s] = b.stages[next++];
               }
+              (*addresses)[n] = std::move(b.tensor_address);
+              if (--*pending > 0) return;
+              if (!runtime::splits_pipelines(where)) return finish();
+              join_pieces(self, plan, where, built, *addresses, finish, give_up);
             },
-            [=](caf::error& e) {
-              if (!*gave_up) give_up(self->system().render(e));
-            });
+            [=](caf::error& e) { give_up("node " + name + ": " + self->system().render(e)); });
+  }
+}
+
+// The second round of build_pipelines for the pipelines that span nodes: every node that
+// hosts a piece of one links its stages and spawns the replicas whose first stage it has.
+void join_pieces(coord_ptr self, const runtime::Plan& plan, const std::vector<std::vector<int>>& where,
+                 std::shared_ptr<std::vector<PipelineHandles>> built, std::vector<std::string> addresses,
+                 std::function<void()> done, std::function<void(const std::string&)> give_up) {
+  auto& st = self->state;
+  std::vector<int32_t> split;
+  msg::pipelines_join j;
+  j.micro_batches = plan.micro_batches;
+  for (int r = 0; r < plan.replicas; ++r) {
+    if (!runtime::splits_pipelines({where[r]})) continue;
+    split.push_back(r);
+    for (int s = 0; s < plan.stages; ++s) {
+      j.stages.push_back((*built)[r].stages[s]);
+      j.addresses.push_back(addresses[where[r][s]]);
+    }
+  }
+  j.replicas = split;
+  std::set<int> nodes;
+  for (int r : split) nodes.insert(where[r].begin(), where[r].end());
+  auto pending = std::make_shared<size_t>(nodes.size());
+  for (int n : nodes) {
+    const auto name = st.nodes[n].name;
+    std::vector<int32_t> firsts;  // the replicas whose first stage is on node n, in request order
+    for (int r : split)
+      if (where[r][0] == n) firsts.push_back(r);
+    self->request(st.nodes[n].agent, std::chrono::minutes(1), j)
+        .then(
+            [=](msg::pipelines_built& b) {
+              if (b.replicas.size() != firsts.size()) {
+                for (auto& r : b.replicas)
+                  if (r) anon_send_exit(r, caf::exit_reason::user_shutdown);
+                return give_up("node " + name + ": joined " + std::to_string(b.replicas.size()) +
+                               " pipelines that span nodes, expected " + std::to_string(firsts.size()));
+              }
+              for (size_t i = 0; i < firsts.size(); ++i) (*built)[firsts[i]].replica = b.replicas[i];
+              if (--*pending == 0) done();
+            },
+            [=](caf::error& e) { give_up("node " + name + ": " + self->system().render(e)); });
   }
 }
 
 void begin_epoch(coord_ptr self);
 
 // Switches training to freshly built pipelines; the old ones stop.
-void install(coord_ptr self, std::vector<PipelineHandles> fresh, std::vector<caf::actor_addr> hosts,
+void install(coord_ptr self, std::vector<PipelineHandles> fresh, Hosts hosts,
              const runtime::Plan& plan) {
   auto& s = self->state;
   shutdown(s.pipelines);
@@ -456,7 +527,7 @@ void transition(coord_ptr self, runtime::Plan next, std::function<void()> resume
         }
         build_pipelines(
             self, next, states[0].parameters, states[0].optimizer,
-            [=](std::vector<PipelineHandles> fresh, std::vector<caf::actor_addr> hosts) {
+            [=](std::vector<PipelineHandles> fresh, Hosts hosts) {
               auto& s = self->state;
               install(self, std::move(fresh), std::move(hosts), next);
               phase("spawn", spawn_us);
@@ -741,7 +812,7 @@ void recover_from_checkpoint(coord_ptr self, const std::string& names, int64_t s
   rec.cause = "recovery: node " + names + " lost; from the checkpoint of step " + std::to_string(st.global_step);
   build_pipelines(
       self, st.plan, params, optimizer,
-      [=, plan = st.plan](std::vector<PipelineHandles> fresh, std::vector<caf::actor_addr> hosts) {
+      [=, plan = st.plan](std::vector<PipelineHandles> fresh, Hosts hosts) {
         auto& s = self->state;
         install(self, std::move(fresh), std::move(hosts), plan);
         auto r = rec;
@@ -786,13 +857,14 @@ void recover(coord_ptr self, std::function<void()> retry) {
   std::vector<NodeSlot> alive;
   for (const auto& n : st.nodes)
     if (!st.lost.count(n.agent.address())) alive.push_back(n);
+  const auto lost = std::move(st.lost);
   st.lost.clear();
   if (names.empty()) return retry();  // only nodes recovered from before
   st.nodes = alive;
   std::vector<int> survivors;
   for (int r = 0; r < replicas(self); ++r)
-    for (const auto& n : alive)
-      if (st.hosts[r] == n.agent.address()) survivors.push_back(r);
+    if (std::none_of(st.hosts[r].begin(), st.hosts[r].end(), [&](const auto& a) { return lost.count(a) > 0; }))
+      survivors.push_back(r);
   auto fault = event(self, runtime::EventKind::fault, start_us);
   fault.detail = "lost node " + names;
   emit(self, std::move(fault));
@@ -834,7 +906,7 @@ void recover(coord_ptr self, std::function<void()> retry) {
         }
         build_pipelines(
             self, next, states[0].parameters, states[0].optimizer,
-            [=](std::vector<PipelineHandles> fresh, std::vector<caf::actor_addr> hosts) {
+            [=](std::vector<PipelineHandles> fresh, Hosts hosts) {
               auto& s = self->state;
               install(self, std::move(fresh), std::move(hosts), next);
               auto r = rec;
@@ -1262,7 +1334,7 @@ msg::coordinator_actor::behavior_type coordinator_behavior(coord_ptr self, Coord
         emit(self, std::move(job));
         build_pipelines(
             self, s.plan, initial, optimizer,
-            [=](std::vector<PipelineHandles> built, std::vector<caf::actor_addr> hosts) {
+            [=](std::vector<PipelineHandles> built, Hosts hosts) {
               install(self, std::move(built), std::move(hosts), self->state.plan);
               go();
             },

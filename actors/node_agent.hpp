@@ -17,6 +17,9 @@ struct NodeSpec {
   bool detached_stages = true;  // false: stages on the scheduler (deterministic tests)
   std::string host = "127.0.0.1";  // where the other nodes reach this one (gradient groups)
   runtime::StoreAddress store;     // the coordinator's rendezvous store (nodes of a cluster)
+  // The process's tensor plane (a node process of a cluster): pipelines that span nodes move
+  // their activations and gradients over it. None: inside CAF messages.
+  std::shared_ptr<runtime::UcxTransport> transport;
 };
 
 // Creates the node's cache (if config.cache.enabled); throws floe::InputError for a bad

@@ -110,24 +110,30 @@ std::vector<PipelineHandles> spawn_pipelines(caf::actor_system& sys, const Pipel
                                              std::shared_ptr<const models::Dataset> test,
                                              const runtime::NamedTensors& optimizer_state) {
   const int k = static_cast<int>(layout.units_per_stage.size());
-  auto ids = layout.replica_ids;
-  if (ids.empty())
-    for (int r = 0; r < layout.replicas; ++r) ids.push_back(r);
+  auto pieces = layout.pieces;
+  if (pieces.empty())
+    for (int r = 0; r < layout.replicas; ++r) pieces.push_back({r, 0, k});
   auto groups = layout.groups;
   if (!groups) {
-    if (static_cast<int>(ids.size()) != layout.replicas)
-      throw std::invalid_argument("spawn_pipelines: in-memory gradient groups need all replicas in one process");
+    std::vector<int> here(k, 0);  // replicas of each stage spawned here
+    for (const auto& p : pieces)
+      for (int s = p.first_stage; s < p.first_stage + p.stages; ++s) ++here[s];
+    for (int n : here)
+      if (n != 0 && n != layout.replicas)
+        throw std::invalid_argument("spawn_pipelines: in-memory gradient groups need all replicas of a stage in one process");
     std::vector<std::shared_ptr<runtime::GradientGroup>> local;
     for (int s = 0; s < k; ++s) local.push_back(std::make_shared<runtime::LocalAllReduce>(layout.replicas));
     groups = [local](int stage, int) { return local[stage]; };
   }
   std::vector<PipelineHandles> out;
-  for (size_t i = 0; i < ids.size(); ++i) {
-    const int r = ids[i];
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    const auto piece = pieces[i];
+    const int r = piece.replica;
     PipelineHandles p;
     const size_t frozen = static_cast<size_t>(layout.frozen_units);
     size_t begin = frozen;
-    for (int s = 0; s < k; ++s) {
+    for (int s = 0; s < piece.first_stage; ++s) begin += layout.units_per_stage[s];
+    for (int s = piece.first_stage; s < piece.first_stage + piece.stages; ++s) {
       StageSpec spec;
       spec.index = s;
       spec.count = k;
@@ -143,15 +149,18 @@ std::vector<PipelineHandles> spawn_pipelines(caf::actor_system& sys, const Pipel
       if (s == 0) spec.cache = layout.cache;
       spec.device = r * k + s;  // the planner's placement: replica r's pipeline on devices rK..rK+K-1
       spec.events = layout.events;
+      spec.transport = layout.transport;
+      spec.buffers = layout.buffers;
       p.stages.push_back(spawn_stage(sys, std::move(spec), layout.detached));
     }
-    for (int s = 0; s < k; ++s) {
+    for (size_t s = 0; s < p.stages.size(); ++s) {
       msg::stage_links links;
       if (s > 0) links.prev = p.stages[s - 1];
-      if (s + 1 < k) links.next = p.stages[s + 1];
+      if (s + 1 < p.stages.size()) links.next = p.stages[s + 1];
       caf::anon_send(p.stages[s], links);
     }
-    p.replica = spawn_replica(sys, {r, p.stages, train, test, layout.micro_batches, layout.schedule, layout.flip, layout.seed});
+    if (piece.stages == k)
+      p.replica = spawn_replica(sys, {r, p.stages, train, test, layout.micro_batches, layout.schedule, layout.flip, layout.seed});
     out.push_back(std::move(p));
   }
   return out;
@@ -159,7 +168,7 @@ std::vector<PipelineHandles> spawn_pipelines(caf::actor_system& sys, const Pipel
 
 void shutdown(const std::vector<PipelineHandles>& pipelines) {
   for (const auto& p : pipelines) {
-    caf::anon_send_exit(p.replica, caf::exit_reason::user_shutdown);
+    if (p.replica) caf::anon_send_exit(p.replica, caf::exit_reason::user_shutdown);
     for (const auto& s : p.stages) caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
   }
 }

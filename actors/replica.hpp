@@ -3,6 +3,7 @@
 // its shards from; per step it splits its shard into micro-batches, hands every stage its
 // program, and reports when all stages are done. Tensors flow between the stages directly.
 #include "actors/stage.hpp"
+#include "messages/membership.hpp"
 #include "models/dataset.hpp"
 
 namespace floe::actors {
@@ -19,7 +20,7 @@ struct ReplicaSpec {
 
 msg::replica_actor spawn_replica(caf::actor_system& sys, ReplicaSpec spec);
 
-// A replica with the stages it owns.
+// A replica with the stages it owns (a piece: some of them, and maybe no replica).
 struct PipelineHandles {
   msg::replica_actor replica;
   std::vector<msg::stage_actor> stages;
@@ -37,15 +38,21 @@ struct PipelineLayout {
   bool flip = false;  // random horizontal flips of training samples
   uint64_t seed = 0;
   msg::observer_actor events;  // where stages send their spans; invalid: not observed
-  std::vector<int> replica_ids;  // the replicas to spawn here (of `replicas`); empty = all
+  std::vector<msg::pipeline_piece> pieces;  // what to spawn here; empty = all R whole pipelines
   // The gradient group of (stage, replica); unset = one in-memory group per stage, shared by
   // the replicas spawned here (which must then be all of them).
   std::function<std::shared_ptr<runtime::GradientGroup>(int stage, int replica)> groups;
+  // The process's tensor plane, for stages linked to stages of other processes; none: such
+  // tensors travel inside CAF messages.
+  std::shared_ptr<runtime::UcxTransport> transport;
+  std::shared_ptr<runtime::BufferPool> buffers;
 };
 
-// Spawns the replicas `layout.replica_ids` (default: all R) of K stages each. `models` holds
-// one unit list per spawned replica, with equal weights; stage k of every replica joins one
-// gradient all-reduce group. Every stage continues AdamW from `optimizer_state` for the
+// Spawns the pieces `layout.pieces` (default: all R pipelines, whole) and links each piece's
+// stages; a whole pipeline also gets its replica (a piece's `replica` stays invalid: the
+// coordinator joins the pieces of a pipeline that spans nodes, see msg::pipelines_join).
+// `models` holds one unit list per piece, with equal weights; stage k of every replica joins
+// one gradient all-reduce group. Every stage continues AdamW from `optimizer_state` for the
 // parameters it finds there.
 std::vector<PipelineHandles> spawn_pipelines(caf::actor_system& sys, const PipelineLayout& layout,
                                              const std::vector<models::UnitList>& models,

@@ -18,6 +18,7 @@ struct StageState {
   std::unique_ptr<runtime::StageCompute> compute;
   StageSpec spec;
   msg::stage_links links;
+  int prev_ep = -1, next_ep = -1;  // UCX endpoints to the neighbours in other processes
   // The step in progress.
   std::optional<msg::stage_task> task;
   caf::typed_response_promise<msg::stage_report> promise;
@@ -76,6 +77,60 @@ void slow_down(const StageState& st) {
   if (st.slow_seconds > 0) std::this_thread::sleep_for(std::chrono::duration<double>(st.slow_seconds));
 }
 
+// The UCX tag of a tensor to stage `to` of this replica: unique among the tensors in flight
+// towards one process (one step of a pipeline runs at a time; the top bit keeps it nonzero).
+uint64_t tensor_tag(bool gradient, int replica, int to, int micro_batch, int64_t step) {
+  return (uint64_t(1) << 63) | (uint64_t(gradient) << 62) | (uint64_t(replica & 0x3fff) << 48) |
+         (uint64_t(to & 0xfff) << 36) | (uint64_t(micro_batch & 0xfff) << 24) | (uint64_t(step) & 0xffffff);
+}
+
+// Sends a tensor to a neighbour: inside the message, or over UCX (endpoint `ep` >= 0) with
+// the message carrying the ticket.
+template <class Msg>
+void pass_on(stage_ptr self, const msg::stage_peer& to, int ep, Msg m, torch::Tensor t, int to_stage) {
+  auto& st = self->state;
+  if (ep < 0) {
+    m.value = {std::move(t)};
+    return self->send(to, std::move(m));
+  }
+  t = t.contiguous();
+  const bool gradient = std::is_same<Msg, msg::gradient>::value;
+  m.ticket = {tensor_tag(gradient, st.spec.replica, to_stage, m.micro_batch, m.step), int8_t(t.scalar_type()),
+              t.sizes().vec()};
+  st.spec.transport->send(ep, m.ticket.tag, std::move(t), [](const std::string& error) {
+    if (!error.empty()) spdlog::warn("tensor plane: {}", error);
+  });
+  self->send(to, std::move(m));
+}
+
+// A ticket came: receives its tensor over UCX into a pooled buffer, then the message comes
+// back to this stage with the tensor in it (or a transfer_failed).
+template <class Msg>
+void fetch(stage_ptr self, Msg m, int from_ep) {
+  auto& st = self->state;
+  auto failed = [&](const std::string& why) { self->send(self, msg::transfer_failed{m.step, why}); };
+  if (!st.spec.transport) return failed("a tensor ticket came, but this process has no tensor plane");
+  torch::Tensor into;
+  try {
+    into = st.spec.buffers->acquire(c10::ScalarType(m.ticket.dtype), m.ticket.shape);
+  } catch (const std::exception& e) {
+    return failed(std::string("no buffer for a received tensor: ") + e.what());
+  }
+  const auto tag = m.ticket.tag;
+  m.ticket = {};
+  // A weak handle: a receive that never completes (its sender died) must not keep the stage.
+  st.spec.transport->recv(
+      tag, into,
+      [to = caf::actor_cast<caf::actor_addr>(self), m, into](const std::string& error) mutable {
+        auto stage = caf::actor_cast<msg::stage_actor>(to);
+        if (!stage) return;
+        if (!error.empty()) return caf::anon_send(stage, msg::transfer_failed{m.step, error});
+        m.value = {into};
+        caf::anon_send(stage, std::move(m));
+      },
+      from_ep);
+}
+
 // Runs the next actions of the program whose inputs are here; returns true when the
 // program has finished.
 bool run_ready(stage_ptr self) {
@@ -99,7 +154,9 @@ bool run_ready(stage_ptr self) {
         c.forward_loss(a.micro_batch, *in, task.targets.at(a.micro_batch).t, task.loss_scale, st.stats, uids);
       } else {
         auto out = c.forward(a.micro_batch, *in, uids);
-        self->send(st.links.next, msg::activation{task.step, a.micro_batch, {out}, observed ? runtime::now_us() : 0});
+        pass_on(self, st.links.next, st.next_ep,
+                msg::activation{task.step, a.micro_batch, {}, observed ? runtime::now_us() : 0, {}}, out,
+                st.spec.index + 1);
       }
     } else if (a.kind == ActionKind::backward) {
       torch::Tensor grad;
@@ -111,7 +168,9 @@ bool run_ready(stage_ptr self) {
       slow_down(st);
       auto gin = c.backward(a.micro_batch, grad);
       if (!c.first())
-        self->send(st.links.prev, msg::gradient{task.step, a.micro_batch, {gin}, observed ? runtime::now_us() : 0});
+        pass_on(self, st.links.prev, st.prev_ep,
+                msg::gradient{task.step, a.micro_batch, {}, observed ? runtime::now_us() : 0, {}}, gin,
+                st.spec.index - 1);
     } else if (a.kind == ActionKind::reduce) {
       c.reduce();
     } else {
@@ -230,11 +289,13 @@ msg::stage_actor::behavior_type stage_behavior(stage_ptr self, StageSpec spec) {
         return s.promise;
       },
       [=](msg::activation& a) {
+        if (a.ticket.tag) return fetch(self, std::move(a), self->state.prev_ep);
         if (held_back(self, a, "activation")) return;
         self->state.activations[{a.step, a.micro_batch}] = a.value.t;
         advance(self);
       },
       [=](msg::gradient& g) {
+        if (g.ticket.tag) return fetch(self, std::move(g), self->state.next_ep);
         if (held_back(self, g, "gradient")) return;
         self->state.gradients[{g.step, g.micro_batch}] = g.value.t;
         advance(self);
@@ -244,7 +305,34 @@ msg::stage_actor::behavior_type stage_behavior(stage_ptr self, StageSpec spec) {
                      runtime::describe(f));
         self->state.faults.push_back(f);
       },
-      [=](msg::stage_links& l) { self->state.links = l; },
+      [=](msg::stage_links& l) {
+        auto& s = self->state;
+        s.links = l;
+        s.prev_ep = s.next_ep = -1;
+        if (!s.spec.transport) return;
+        try {
+          // Only a neighbour in another process is reached over UCX.
+          if (!l.prev_address.empty() && l.prev && l.prev.node() != self->node())
+            s.prev_ep = s.spec.transport->endpoint({l.prev_address.begin(), l.prev_address.end()});
+          if (!l.next_address.empty() && l.next && l.next.node() != self->node())
+            s.next_ep = s.spec.transport->endpoint({l.next_address.begin(), l.next_address.end()});
+          if (s.prev_ep >= 0 || s.next_ep >= 0)
+            spdlog::info("stage {} of replica {}: tensors to and from stage {} on another node go over UCX",
+                         s.spec.index, s.spec.replica, s.prev_ep >= 0 ? s.spec.index - 1 : s.spec.index + 1);
+        } catch (const std::exception& e) {
+          spdlog::warn("stage {} of replica {}: no UCX endpoint to a neighbour ({}); its tensors travel in messages",
+                       s.spec.index, s.spec.replica, e.what());
+        }
+      },
+      [=](msg::transfer_failed& f) {
+        auto& s = self->state;
+        // (Only this stage sends it: the type is not registered for the network.)
+        spdlog::error("stage {} of replica {}: step {}: {}", s.spec.index, s.spec.replica, f.step, f.error);
+        if (!s.task || s.task->step != f.step) return;
+        s.promise.deliver(caf::make_error(caf::sec::runtime_error,
+                                          "stage " + std::to_string(s.spec.index) + ": receiving a tensor: " + f.error));
+        s.task.reset();
+      },
       [=](msg::params_atom) {
         auto& c = *self->state.compute;
         msg::named_tensors out{c.parameter_names(), {}};

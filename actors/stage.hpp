@@ -4,6 +4,7 @@
 // arrive from its neighbours.
 #include "messages/training.hpp"
 #include "runtime/stage_compute.hpp"
+#include "runtime/ucx_transport.hpp"
 
 namespace floe::actors {
 
@@ -20,6 +21,10 @@ struct StageSpec {
   std::shared_ptr<runtime::ActivationCache> cache;  // the node's AutoCache (first stage), or none
   int device = 0;                  // where it computes (trace tracks)
   msg::observer_actor events;      // the job's event bus when observed; invalid: record nothing
+  // The process's tensor plane: tensors to and from a neighbour in another process whose
+  // stage_links name its UCX address move over UCX; without it, inside the messages.
+  std::shared_ptr<runtime::UcxTransport> transport;
+  std::shared_ptr<runtime::BufferPool> buffers;
 };
 
 // A CPU device is a detached actor thread; `detached = false` runs the stage on the

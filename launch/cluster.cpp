@@ -8,6 +8,7 @@
 #include "runtime/gloo_group.hpp"
 #include "runtime/net.hpp"
 #include "runtime/secret.hpp"
+#include "runtime/ucx_transport.hpp"
 
 #include <caf/io/all.hpp>
 #include <caf/openssl/all.hpp>
@@ -162,6 +163,7 @@ int run_node(const NodeOptions& o) {
   msg::system_config sys_cfg{2};
   enable_network(sys_cfg, o.tls);
   auto system = std::make_unique<caf::actor_system>(sys_cfg);
+  std::shared_ptr<runtime::UcxTransport> transport;  // outlives the actor system, which its stages use
   auto serve = [&](caf::actor_system& sys) -> int {
     // The coordinator may start later than its nodes: keep trying for a while.
     const auto deadline = std::chrono::steady_clock::now() + seconds(o.connect_timeout);
@@ -198,8 +200,16 @@ int run_node(const NodeOptions& o) {
     torch::set_num_threads(cfg.threads_per_device);
     spdlog::info("node {}: admitted as node {}; loading {} data", name, welcome.node, cfg.data.dataset);
     const auto data = load_job_data(cfg.data, cfg.seed);
+    if (cfg.pipeline.tensor_plane == "ucx") {
+      try {
+        transport = std::make_shared<runtime::UcxTransport>();
+      } catch (const std::exception& e) {
+        spdlog::warn("node {}: no UCX tensor plane ({}); tensors between nodes travel in CAF messages", name, e.what());
+      }
+    }
     actors::NodeSpec spec;
     spec.config = cfg;
+    spec.transport = transport;
     spec.train = std::make_shared<const models::Dataset>(data.train);
     spec.test = std::make_shared<const models::Dataset>(data.test);
     spec.devices = devices;

@@ -11,10 +11,22 @@
 
 namespace floe::msg {
 
-// Coordinator -> node agent: host these replicas of the plan on the node's devices, every
-// one starting from `parameters` and `optimizer`; the node's cache moves to the plan's
-// frozen boundary first. Stage k of all R replicas forms one gradient group: in memory
-// when all R are on this node, else a Gloo group that meets in the coordinator's
+// A run of consecutive stages of one replica's pipeline: all K of them, or with
+// pipeline.span_nodes the part of a pipeline that falls on one node.
+struct pipeline_piece {
+  int32_t replica = 0;
+  int32_t first_stage = 0;
+  int32_t stages = 0;
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, pipeline_piece& x) {
+  return f(caf::meta::type_name("pipeline_piece"), x.replica, x.first_stage, x.stages);
+}
+
+// Coordinator -> node agent: host these pieces of the plan's pipelines on the node's
+// devices, every one starting from `parameters` and `optimizer`; the node's cache moves to
+// the plan's frozen boundary first. Stage k of all R replicas forms one gradient group: in
+// memory when all R are on this node, else a Gloo group that meets in the coordinator's
 // rendezvous store under a key prefix of `generation` (a fresh group per transition).
 struct pipelines_request {
   int64_t generation = 0;
@@ -22,30 +34,49 @@ struct pipelines_request {
   int32_t frozen_units = 0;
   int32_t micro_batches = 1;
   int32_t replicas = 1;               // R over the whole job
-  std::vector<int32_t> replica_ids;   // those this node hosts
+  std::vector<pipeline_piece> pieces;  // those this node hosts
   named_tensors parameters;           // every parameter of the model, by qualified name
   named_tensors optimizer;            // AdamW state to continue from ("<name>#exp_avg", ...)
   observer_actor events;              // the job's event bus when observed
-  bool across_nodes = false;          // the replicas span several nodes
+  bool across_nodes = false;          // some gradient group spans several nodes
 };
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, pipelines_request& x) {
   return f(caf::meta::type_name("pipelines_request"), x.generation, x.units_per_stage, x.frozen_units,
-           x.micro_batches, x.replicas, x.replica_ids, x.parameters, x.optimizer, x.events, x.across_nodes);
+           x.micro_batches, x.replicas, x.pieces, x.parameters, x.optimizer, x.events, x.across_nodes);
 }
 
-// The spawned actors: a replica per id, and its K stages, replica-major.
+// The spawned actors: per piece, its replica (invalid unless the piece is a whole pipeline)
+// and its stages, piece-major; and the node's UCX worker address (empty: no tensor plane).
 struct pipelines_built {
   std::vector<replica_actor> replicas;
   std::vector<stage_actor> stages;
+  std::string tensor_address;  // bytes
 };
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, pipelines_built& x) {
-  return f(caf::meta::type_name("pipelines_built"), x.replicas, x.stages);
+  return f(caf::meta::type_name("pipelines_built"), x.replicas, x.stages, x.tensor_address);
+}
+
+// Coordinator -> node agents, once every piece exists: the pipelines that span nodes, each
+// as its K stages (replica-major) with the UCX address of the node of every stage. An agent
+// links its own stages to their neighbours and spawns the replica of each pipeline whose
+// first stage it hosts; it answers with those replicas (`pipelines_built::replicas`, in
+// request order).
+struct pipelines_join {
+  std::vector<int32_t> replicas;
+  int32_t micro_batches = 1;
+  std::vector<stage_actor> stages;
+  std::vector<std::string> addresses;
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, pipelines_join& x) {
+  return f(caf::meta::type_name("pipelines_join"), x.replicas, x.micro_batches, x.stages, x.addresses);
 }
 
 // A node agent: hosts pipelines and the node's AutoCache (the cache protocol).
-using node_actor = cache_actor::extend<caf::replies_to<pipelines_request>::with<pipelines_built>>;
+using node_actor = cache_actor::extend<caf::replies_to<pipelines_request>::with<pipelines_built>,
+                                       caf::replies_to<pipelines_join>::with<pipelines_built>>;
 
 using challenge_atom = caf::atom_constant<caf::atom("challenge")>;
 

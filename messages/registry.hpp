@@ -37,6 +37,7 @@ inline void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<scripted_freeze>("floe.scripted_freeze");
   cfg.add_message_type<pipelines_request>("floe.pipelines_request");
   cfg.add_message_type<pipelines_built>("floe.pipelines_built");
+  cfg.add_message_type<pipelines_join>("floe.pipelines_join");
   cfg.add_message_type<join_request>("floe.join_request");
   cfg.add_message_type<join_welcome>("floe.join_welcome");
   cfg.add_message_type<node_ready>("floe.node_ready");

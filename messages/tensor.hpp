@@ -32,6 +32,36 @@ inline bool plain_dtype(int8_t dt) {
   }
 }
 
+// A tensor whose bytes travel outside the message, over UCX (runtime/ucx_transport.hpp):
+// the receiver posts a receive with `tag` into a buffer of this dtype and shape. Tag 0: no
+// ticket (the tensor is in the message).
+struct tensor_ticket {
+  uint64_t tag = 0;
+  int8_t dtype = -1;
+  std::vector<int64_t> shape;
+};
+
+// Whether `shape` has no negative extent and at most 2^40 elements.
+inline bool plain_shape(const std::vector<int64_t>& shape, int64_t* numel = nullptr) {
+  int64_t n = 1;
+  for (auto d : shape) {
+    if (d < 0 || (d > 0 && n > (int64_t(1) << 40) / d)) return false;
+    n *= d;
+  }
+  if (numel) *numel = n;
+  return true;
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, tensor_ticket& x) {
+  auto check = caf::meta::load_callback([&]() -> caf::error {
+    if (x.tag != 0 && (!plain_dtype(x.dtype) || !plain_shape(x.shape)))
+      return caf::make_error(caf::sec::invalid_argument, "tensor_ticket: bad dtype or shape");
+    return caf::none;
+  });
+  return f(caf::meta::type_name("tensor_ticket"), x.tag, x.dtype, x.shape, check);
+}
+
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, wire_tensor& x) {
   if constexpr (std::is_base_of<caf::serializer, Inspector>::value) {
@@ -53,11 +83,7 @@ typename Inspector::result_type inspect(Inspector& f, wire_tensor& x) {
     if (!plain_dtype(dt))
       return caf::make_error(caf::sec::invalid_argument, "wire_tensor: unknown dtype " + std::to_string(dt));
     int64_t numel = 1;
-    for (auto d : shape) {
-      if (d < 0 || (d > 0 && numel > (int64_t(1) << 40) / d))
-        return caf::make_error(caf::sec::invalid_argument, "wire_tensor: bad shape");
-      numel *= d;
-    }
+    if (!plain_shape(shape, &numel)) return caf::make_error(caf::sec::invalid_argument, "wire_tensor: bad shape");
     const auto type = c10::ScalarType(dt);
     if (uint64_t(numel) * c10::elementSize(type) != n)
       return caf::make_error(caf::sec::invalid_argument, "wire_tensor: payload size does not match shape and dtype");

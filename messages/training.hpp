@@ -32,12 +32,15 @@ using params_atom = caf::atom_constant<caf::atom("params")>;
 using grads_atom = caf::atom_constant<caf::atom("grads")>;
 using export_atom = caf::atom_constant<caf::atom("export")>;
 
-// Stage k -> stage k+1: the output of micro-batch `micro_batch` of `step`.
+// Stage k -> stage k+1: the output of micro-batch `micro_batch` of `step`. Between stages
+// of different processes with a tensor plane, `value` is empty and `ticket` says how to
+// receive it over UCX.
 struct activation {
   int64_t step = 0;
   int32_t micro_batch = 0;
   wire_tensor value;
   int64_t sent_us = 0;  // runtime::now_us at sending, when the job is observed (transfer events)
+  tensor_ticket ticket;
 };
 
 // Stage k+1 -> stage k: the gradient of the loss with respect to that output.
@@ -46,28 +49,44 @@ struct gradient {
   int32_t micro_batch = 0;
   wire_tensor value;
   int64_t sent_us = 0;
+  tensor_ticket ticket;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, activation& x) {
-  return f(caf::meta::type_name("activation"), x.step, x.micro_batch, x.value, x.sent_us);
+  return f(caf::meta::type_name("activation"), x.step, x.micro_batch, x.value, x.sent_us, x.ticket);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, gradient& x) {
-  return f(caf::meta::type_name("gradient"), x.step, x.micro_batch, x.value, x.sent_us);
+  return f(caf::meta::type_name("gradient"), x.step, x.micro_batch, x.value, x.sent_us, x.ticket);
 }
 
 // What a stage's neighbours may send it.
 using stage_peer = caf::typed_actor<caf::reacts_to<activation>, caf::reacts_to<gradient>>;
 
-// A stage's neighbours; an invalid handle at either end of the pipeline.
+// A stage's neighbours; an invalid handle at either end of the pipeline. A neighbour in
+// another process comes with the UCX worker address of that process when it has a tensor
+// plane (empty: tensors travel inside the messages).
 struct stage_links {
   stage_peer prev;
   stage_peer next;
+  std::string prev_address;  // bytes (a std::string: CAF checks its length against the input)
+  std::string next_address;
 };
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, stage_links& x) {
-  return f(caf::meta::type_name("stage_links"), x.prev, x.next);
+  return f(caf::meta::type_name("stage_links"), x.prev, x.next, x.prev_address, x.next_address);
+}
+
+// A stage to itself, never across processes: a tensor from a neighbour could not be received
+// over UCX, so the step fails with `error`.
+struct transfer_failed {
+  int64_t step = 0;
+  std::string error;
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, transfer_failed& x) {
+  return f(caf::meta::type_name("transfer_failed"), x.step, x.error);
 }
 
 // Replica -> stage: one step's program and the data this stage consumes.
@@ -145,7 +164,7 @@ typename Inspector::result_type inspect(Inspector& f, stage_state& x) {
 
 // A fault to apply (runtime/faults.hpp); sent by the coordinator at the fault's step.
 using stage_actor = stage_peer::extend<caf::replies_to<stage_task>::with<stage_report>, caf::reacts_to<runtime::Fault>,
-                                       caf::reacts_to<stage_links>,
+                                       caf::reacts_to<stage_links>, caf::reacts_to<transfer_failed>,
                                        caf::replies_to<params_atom>::with<named_tensors>,
                                        caf::replies_to<grads_atom>::with<named_tensors>,
                                        caf::replies_to<export_atom>::with<stage_state>>;

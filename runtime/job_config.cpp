@@ -163,6 +163,8 @@ const std::vector<Entry>& entries() {
         integer<int>("pipeline.micro_batches", "M: micro-batches per mini-batch; 0 = profile M per K on the first steps and keep it in pipeline.profile", [](C& c) -> int& { return c.pipeline.micro_batches; }, 0, 4096),
         text("pipeline.profile", "file that keeps profiled micro-batch counts per model, batch and K (\"\" = this run only)", [](C& c) -> std::string& { return c.pipeline.profile; }),
         text("pipeline.schedule", "pipeline schedule", [](C& c) -> std::string& { return c.pipeline.schedule; }, {"gpipe", "1f1b"}),
+        boolean("pipeline.span_nodes", "a pipeline may continue on the next node when one node has too few devices (its activations then cross processes over UCX)", [](C& c) -> bool& { return c.pipeline.span_nodes; }),
+        text("pipeline.tensor_plane", "how activations and gradients cross processes (pipelines that span nodes): over UCX, or inside CAF messages", [](C& c) -> std::string& { return c.pipeline.tensor_plane; }, {"ucx", "caf"}),
         integer_list("pipeline.partition", "units per stage, e.g. [9, 6]; empty = balanced by parameter count", [](C& c) -> std::vector<int>& { return c.pipeline.partition; }),
         integer<int>("replicas", "R: data-parallel pipeline replicas (K·R <= devices)", [](C& c) -> int& { return c.replicas; }, 1, 1024),
         text("freeze.policy", "when layers freeze", [](C& c) -> std::string& { return c.freeze.policy; }, {"none", "schedule", "adaptive", "manual"}),

@@ -28,6 +28,8 @@ struct PipelineConfig {
   std::string schedule = "gpipe";
   std::vector<int> partition;  // units per stage; empty = balanced by parameter count
   std::string profile = "~/.cache/floe/micro_batches.json";  // where profiled M are kept ("" = this run only)
+  bool span_nodes = false;  // a pipeline may span nodes (runtime/placement.hpp)
+  std::string tensor_plane = "ucx";  // how tensors cross processes: "ucx" or "caf" (messages)
 };
 
 // AutoCache (runtime/activation_cache.hpp).

@@ -425,7 +425,19 @@ int UcxTransport::connect(const std::vector<char>& peer_address) {
   return impl_->call([this, &peer_address] { return impl_->create_endpoint(peer_address); });
 }
 
+int UcxTransport::endpoint(const std::vector<char>& peer_address) {
+  std::lock_guard<std::mutex> lock(peers_mu_);
+  if (auto it = peers_.find(peer_address); it != peers_.end()) return it->second;
+  const int ep = connect(peer_address);
+  peers_[peer_address] = ep;
+  return ep;
+}
+
 void UcxTransport::disconnect(int ep) {
+  {
+    std::lock_guard<std::mutex> lock(peers_mu_);
+    for (auto it = peers_.begin(); it != peers_.end();) it = it->second == ep ? peers_.erase(it) : std::next(it);
+  }
   impl_->post([m = impl_.get(), ep] { m->close_endpoint(ep, "disconnected"); });
 }
 

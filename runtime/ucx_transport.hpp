@@ -66,6 +66,9 @@ class UcxTransport {
   // the progress thread has created the endpoint (microseconds; no round trip to the peer).
   int connect(const std::vector<char>& peer_address);
 
+  // The endpoint to this address: the one an earlier call created, else a new one (connect).
+  int endpoint(const std::vector<char>& peer_address);
+
   // Closes the endpoint: its outstanding sends, and the receives posted with `from_ep == ep`,
   // fail at once with an error that says "disconnected". Call it when CAF reports the peer
   // down (a down_msg). In peer mode the close is forced. In none mode UCX 1.13 refuses a
@@ -101,6 +104,8 @@ class UcxTransport {
   struct Impl;
   Options options_;
   std::vector<char> address_;
+  std::mutex peers_mu_;
+  std::map<std::vector<char>, int> peers_;  // endpoint() by address
   std::unique_ptr<Impl> impl_;
 };
 

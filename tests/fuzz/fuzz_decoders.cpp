@@ -283,7 +283,15 @@ std::map<std::string, std::vector<std::string>> rich_values() {
                              encoded(msg::wire_tensor{torch::tensor({1, 2, 3}, torch::kInt64)}),
                              encoded(msg::wire_tensor{torch::zeros({0, 4})})};
   out["floe.activation"] = {encoded(msg::activation{7, 3, {ramp({2, 4})}, 123})};
-  out["floe.gradient"] = {encoded(msg::gradient{7, 3, {ramp({2, 4})}, 123})};
+  out["floe.gradient"] = {encoded(msg::gradient{7, 3, {ramp({2, 4})}, 123}),
+                          encoded(msg::gradient{7, 3, {}, 123, {0x8000000000000001ull, 6, {2, 4}}})};
+  out["floe.stage_links"] = {encoded(msg::stage_links{{}, {}, std::string("ucx\0addr", 8), "x"})};
+  msg::pipelines_join join;
+  join.replicas = {1};
+  join.micro_batches = 4;
+  join.stages.resize(2);
+  join.addresses = {"a", std::string("\0b", 2)};
+  out["floe.pipelines_join"] = {encoded(join)};
   msg::stage_task task;
   task.step = 4;
   task.lr = 0.5;

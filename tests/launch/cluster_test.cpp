@@ -500,3 +500,83 @@ TEST_CASE("a scripted virtual node joins at its step, and one that left comes ba
     CHECK(r.summary.steps == r.summary.epochs.at(0).samples / 64 + (r.summary.epochs.at(0).samples % 64 != 0));
   }
 }
+
+TEST_CASE("with pipeline.span_nodes a pipeline spans virtual nodes, with the same weights", "[cluster][scenario][span]") {
+  // Nodes of 1 and 3 devices: replica 0's two stages sit on both nodes, replica 1 on the
+  // second; the freeze then re-plans to K1 R4 over both.
+  const auto dir = scratch("span-virtual");
+  auto run = [&](std::vector<int> nodes, const std::string& weights) {
+    auto s = launch::Scenario(4).set("replicas=2").set("epochs=1").set("pipeline.span_nodes=true");
+    s.set("save_weights=\"" + (dir / weights).string() + "\"");
+    s.freeze_at(8, 2);
+    if (!nodes.empty()) s.nodes(nodes);
+    return s.run();
+  };
+  const auto one = run({}, "one.pt");
+  const auto split = run({1, 3}, "split.pt");
+  REQUIRE(one.error.empty());
+  REQUIRE(split.error.empty());
+  REQUIRE(split.summary.transitions.size() == 1);
+  CHECK(split.summary.transitions[0].from.replicas == 2);
+  CHECK(split.summary.transitions[0].to.replicas == 4);
+  const auto a = runtime::load_state_dict((dir / "one.pt").string());
+  const auto b = runtime::load_state_dict((dir / "split.pt").string());
+  REQUIRE(a.size() == b.size());
+  for (const auto& [name, t] : a) CHECK(torch::equal(t, b.at(name)));
+  // Without span_nodes a pipeline of 2 stages fits these nodes once.
+  auto s = launch::Scenario(4).set("replicas=2").set("epochs=1").nodes({1, 3});
+  s.freeze_at(8, 2);
+  const auto inside = s.run();
+  REQUIRE(inside.error.empty());
+  REQUIRE(inside.summary.transitions.size() == 1);
+  CHECK(inside.summary.transitions[0].from.replicas == 1);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a pipeline split over two node processes moves its tensors over UCX, to the same weights", "[cluster][span]") {
+  // Two nodes of one device each: the K=2 pipeline has a stage on each, so every activation
+  // and gradient crosses processes (over UCX, the CAF message carries only a ticket). The
+  // freeze then re-plans to K1 R2, one replica per node, reduced over Gloo.
+  const auto dir = scratch("span");
+  std::vector<std::string> split_job = job;
+  for (auto& s : split_job)
+    if (s == "devices=4") s = "devices=2";
+  split_job.push_back("epochs=2");
+  split_job.push_back("pipeline.span_nodes=true");
+  auto cfg = runtime::load_job_config("", split_job);
+  cfg.save_weights = (dir / "single.pt").string();
+  const auto single = launch::run_job(cfg, launch::load_job_data(cfg.data, cfg.seed));
+  REQUIRE(single.transitions.size() == 1);
+  REQUIRE(single.transitions[0].to.replicas == 2);
+
+  std::string flags;
+  for (const auto& s : split_job) flags += " --set '" + s + "'";
+  const int port = free_port();
+  const auto at = "127.0.0.1:" + std::to_string(port);
+  const int code = sh(dir, "export FLOE_SECRET=correct-horse\n"
+                           "$F coordinator --listen " + at + " --nodes 2" + flags +
+                           " --save-weights multi.pt --summary multi.json > coordinator.log 2>&1 &\n"
+                           "$F node --join " + at + " --devices cpu:1 --name left > left.log 2>&1 &\n"
+                           "$F node --join " + at + " --devices cpu:1 --name right > right.log 2>&1 &\n"
+                           "fail=0; for j in $(jobs -p); do wait $j || fail=1; done; exit $fail");
+  const auto left = slurp(dir / "left.log"), right = slurp(dir / "right.log");
+  INFO(slurp(dir / "coordinator.log") << left << right);
+  REQUIRE(code == 0);
+  // Which node is admitted first (and gets stage 0) is a race; each has one side of the link.
+  const auto first = std::string("stage 0 of replica 0: tensors to and from stage 1 on another node go over UCX");
+  const auto second = std::string("stage 1 of replica 0: tensors to and from stage 0 on another node go over UCX");
+  const bool left_first = left.find(first) != std::string::npos;
+  CHECK((left_first ? right : left).find(first) == std::string::npos);
+  CHECK((left_first ? right : left).find(second) != std::string::npos);
+  CHECK((left_first ? left : right).find(first) != std::string::npos);
+  const auto summary = nlohmann::json::parse(slurp(dir / "multi.json"));
+  REQUIRE(summary["transitions"].size() == 1);
+  CHECK(summary["transitions"][0]["from"]["K"] == 2);
+  CHECK(summary["transitions"][0]["to"]["R"] == 2);
+
+  const auto a = runtime::load_state_dict((dir / "single.pt").string());
+  const auto b = runtime::load_state_dict((dir / "multi.pt").string());
+  REQUIRE(a.size() == b.size());
+  for (const auto& [name, t] : a) CHECK(torch::equal(t, b.at(name)));
+  fs::remove_all(dir);
+}

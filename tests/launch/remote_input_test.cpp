@@ -70,21 +70,31 @@ TEST_CASE("unexpected and malformed remote messages are answered with an error, 
   msg::pipelines_request q;
   q.units_per_stage = {static_cast<int32_t>(model.size())};
   q.replicas = 1;
-  q.replica_ids = {3};
-  CHECK_THAT(error_of<msg::pipelines_built>(peer, *n, q), Catch::Contains("replica 3 outside 0..0"));
-  q.replica_ids = {0};
+  q.pieces = {{3, 0, 1}};
+  CHECK_THAT(error_of<msg::pipelines_built>(peer, *n, q), Catch::Contains("outside R=1, K=1"));
+  q.pieces = {{0, 0, 2}};
+  CHECK_THAT(error_of<msg::pipelines_built>(peer, *n, q), Catch::Contains("outside R=1, K=1"));
+  q.pieces = {{0, 0, 1}};
   q.units_per_stage = {};
   CHECK_THAT(error_of<msg::pipelines_built>(peer, *n, q), Catch::Contains("no stages"));
   q.units_per_stage = {1000};  // more units than the model has
-  CHECK_FALSE(error_of<msg::pipelines_built>(peer, *n, q).empty());
+  CHECK_THAT(error_of<msg::pipelines_built>(peer, *n, q), Catch::Contains("units"));
   q.units_per_stage = {2, -1, static_cast<int32_t>(model.size()) - 1};  // a negative stage
-  CHECK_FALSE(error_of<msg::pipelines_built>(peer, *n, q).empty());
+  q.pieces = {{0, 0, 3}};
+  CHECK_THAT(error_of<msg::pipelines_built>(peer, *n, q), Catch::Contains("units"));
+  q.pieces = {{0, 0, 1}};
   q.units_per_stage = {static_cast<int32_t>(model.size())};
   q.parameters.names = models::parameter_names_of(model, 0, model.size());
   for (size_t i = 0; i < q.parameters.names.size(); ++i) q.parameters.values.push_back({torch::zeros({3, 3})});
   CHECK_THAT(error_of<msg::pipelines_built>(peer, *n, q), Catch::Contains("spawning pipelines"));  // wrong shapes
   q.parameters.values.pop_back();
   CHECK_THAT(error_of<msg::pipelines_built>(peer, *n, q), Catch::Contains("differ in number"));
+
+  msg::pipelines_join j;  // stages that do not match the replicas
+  j.replicas = {0, 1};
+  j.stages.resize(3);
+  j.addresses.resize(3);
+  CHECK_THAT(error_of<msg::pipelines_built>(peer, *n, j), Catch::Contains("pipelines_join"));
 
   // Both still answer what they should.
   CHECK(error_of<std::string>(peer, *r, msg::challenge_atom::value).empty());

@@ -41,7 +41,8 @@ std::vector<char> forged_activation(caf::actor_system& sys, int8_t dtype, std::v
   std::vector<char> payload(bytes, 0);
   if (bytes) REQUIRE(!sink.apply_raw(bytes, payload.data()));
   int64_t sent_us = 0;
-  REQUIRE(!sink(sent_us));
+  msg::tensor_ticket none;
+  REQUIRE(!sink(sent_us, none));
   return buf;
 }
 
@@ -96,6 +97,18 @@ TEST_CASE("corrupt tensor payloads are rejected, not trusted", "[messages]") {
   CHECK(load(sys, forged_activation(sys, f32, {5}, 16), out));         // shape disagrees with bytes
   CHECK(load(sys, forged_activation(sys, 99, {4}, 16), out));          // unknown dtype
   CHECK(load(sys, forged_activation(sys, f32, {-4}, 0), out));         // negative dimension
+  // A ticket (the tensor's bytes over UCX): it round-trips, and a forged one is refused.
+  msg::activation ticketed{5, 1, {}, 0, {0x8000000000000001ull, f32, {2, 3}}}, back;
+  REQUIRE(!load(sys, save(sys, ticketed), back));
+  CHECK(back.ticket.tag == ticketed.ticket.tag);
+  CHECK(back.ticket.shape == ticketed.ticket.shape);
+  CHECK(!back.value.t.defined());
+  ticketed.ticket.dtype = 99;
+  CHECK(load(sys, save(sys, ticketed), back));
+  ticketed.ticket = {1, f32, {-2, 3}};
+  CHECK(load(sys, save(sys, ticketed), back));
+  ticketed.ticket = {1, f32, {int64_t(1) << 30, int64_t(1) << 30}};
+  CHECK(load(sys, save(sys, ticketed), back));
   auto cut = forged_activation(sys, f32, {4}, 16);
   cut.resize(cut.size() - 8 - 3);
   CHECK(load(sys, cut, out));  // truncated payload
@@ -239,7 +252,7 @@ TEST_CASE("membership messages round-trip: the join and the placement of pipelin
   q.frozen_units = 2;
   q.micro_batches = 4;
   q.replicas = 4;
-  q.replica_ids = {2, 3};
+  q.pieces = {{2, 0, 2}, {3, 1, 1}};
   q.parameters = {{"block0.w"}, {{torch::randn({3, 2})}}};
   q.optimizer = {{"block0.w#exp_avg"}, {{torch::zeros({3, 2})}}};
   q.across_nodes = true;
@@ -250,7 +263,10 @@ TEST_CASE("membership messages round-trip: the join and the placement of pipelin
   CHECK(q2.frozen_units == 2);
   CHECK(q2.micro_batches == 4);
   CHECK(q2.replicas == 4);
-  CHECK(q2.replica_ids == q.replica_ids);
+  REQUIRE(q2.pieces.size() == 2);
+  CHECK(q2.pieces[1].replica == 3);
+  CHECK(q2.pieces[1].first_stage == 1);
+  CHECK(q2.pieces[1].stages == 1);
   CHECK(q2.parameters.names == q.parameters.names);
   CHECK(torch::equal(q2.parameters.values[0].t, q.parameters.values[0].t));
   CHECK(q2.optimizer.names == q.optimizer.names);
@@ -258,7 +274,19 @@ TEST_CASE("membership messages round-trip: the join and the placement of pipelin
   CHECK(!q2.events);
 
   msg::pipelines_built b, b2;  // handles are tested across real processes (tests/launch/cluster_test.cpp)
+  b.tensor_address = std::string("ucx\0y", 5);
   REQUIRE(!load(sys, save(sys, b), b2));
+  CHECK(b2.tensor_address == b.tensor_address);
+  msg::pipelines_join pj, pj2;
+  pj.replicas = {1};
+  pj.micro_batches = 8;
+  pj.stages.resize(2);
+  pj.addresses = {"a", ""};
+  REQUIRE(!load(sys, save(sys, pj), pj2));
+  CHECK(pj2.replicas == pj.replicas);
+  CHECK(pj2.micro_batches == 8);
+  CHECK(pj2.stages.size() == 2);
+  CHECK(pj2.addresses == pj.addresses);
   msg::node_ready r{1, {}, "n", 2}, r2;
   REQUIRE(!load(sys, save(sys, r), r2));
   CHECK(r2.node == 1);
