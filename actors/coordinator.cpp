@@ -310,18 +310,57 @@ void profiled(coord_ptr self, double seconds) {
   st.sweep.reset();
 }
 
+// Per replica, the agents of the nodes its stages run on.
+using Hosts = std::vector<std::vector<caf::actor_addr>>;
+using Built = std::function<void(std::vector<PipelineHandles>, Hosts hosts)>;
+
+// The second round of build_pipelines for the pipelines that span nodes: every node that
+// hosts a piece of one links its stages and spawns the replicas whose first stage it has.
+void join_pieces(coord_ptr self, const runtime::Plan& plan, const std::vector<std::vector<int>>& where,
+                 std::shared_ptr<std::vector<PipelineHandles>> built, std::vector<std::string> addresses,
+                 std::function<void()> done, std::function<void(const std::string&)> give_up) {
+  auto& st = self->state;
+  std::vector<int32_t> split;
+  msg::pipelines_join j;
+  j.micro_batches = plan.micro_batches;
+  for (int r = 0; r < plan.replicas; ++r) {
+    if (!runtime::splits_pipelines({where[r]})) continue;
+    split.push_back(r);
+    for (int s = 0; s < plan.stages; ++s) {
+      j.stages.push_back((*built)[r].stages[s]);
+      j.addresses.push_back(addresses[where[r][s]]);
+    }
+  }
+  j.replicas = split;
+  std::set<int> nodes;
+  for (int r : split) nodes.insert(where[r].begin(), where[r].end());
+  auto pending = std::make_shared<size_t>(nodes.size());
+  for (int n : nodes) {
+    const auto name = st.nodes[n].name;
+    std::vector<int32_t> firsts;  // the replicas whose first stage is on node n, in request order
+    for (int r : split)
+      if (where[r][0] == n) firsts.push_back(r);
+    self->request(st.nodes[n].agent, std::chrono::minutes(1), j)
+        .then(
+            [=](msg::pipelines_built& b) {
+              if (b.replicas.size() != firsts.size()) {
+                for (auto& r : b.replicas)
+                  if (r) anon_send_exit(r, caf::exit_reason::user_shutdown);
+                return give_up("node " + name + ": joined " + std::to_string(b.replicas.size()) +
+                               " pipelines that span nodes, expected " + std::to_string(firsts.size()));
+              }
+              for (size_t i = 0; i < firsts.size(); ++i) (*built)[firsts[i]].replica = b.replicas[i];
+              if (--*pending == 0) done();
+            },
+            [=](caf::error& e) { give_up("node " + name + ": " + self->system().render(e)); });
+  }
+}
+
 // Places the pipelines of `plan` on the nodes, every replica starting from `params` and
 // `optimizer`. `done` gets them in replica order, with the agents each one runs on; on a
 // failure, whatever was spawned is stopped and `failed` gets the reason. A pipeline that
 // spans nodes (pipeline.span_nodes) is built in pieces, one per node, which a second round
 // (msg::pipelines_join) links across the nodes, spawning its replica where its first stage is.
-using Hosts = std::vector<std::vector<caf::actor_addr>>;
-using Built = std::function<void(std::vector<PipelineHandles>, Hosts hosts)>;
-
-void join_pieces(coord_ptr self, const runtime::Plan& plan, const std::vector<std::vector<int>>& where,
-                 std::shared_ptr<std::vector<PipelineHandles>> built, std::vector<std::string> addresses,
-                 std::function<void()> done, std::function<void(const std::string&)> give_up);
-
 void build_pipelines(coord_ptr self, const runtime::Plan& plan, const msg::named_tensors& params,
                      const msg::named_tensors& optimizer, Built done, std::function<void(const std::string&)> failed) {
   auto& st = self->state;
@@ -406,48 +445,6 @@ void build_pipelines(coord_ptr self, const runtime::Plan& plan, const msg::named
               if (--*pending > 0) return;
               if (!runtime::splits_pipelines(where)) return finish();
               join_pieces(self, plan, where, built, *addresses, finish, give_up);
-            },
-            [=](caf::error& e) { give_up("node " + name + ": " + self->system().render(e)); });
-  }
-}
-
-// The second round of build_pipelines for the pipelines that span nodes: every node that
-// hosts a piece of one links its stages and spawns the replicas whose first stage it has.
-void join_pieces(coord_ptr self, const runtime::Plan& plan, const std::vector<std::vector<int>>& where,
-                 std::shared_ptr<std::vector<PipelineHandles>> built, std::vector<std::string> addresses,
-                 std::function<void()> done, std::function<void(const std::string&)> give_up) {
-  auto& st = self->state;
-  std::vector<int32_t> split;
-  msg::pipelines_join j;
-  j.micro_batches = plan.micro_batches;
-  for (int r = 0; r < plan.replicas; ++r) {
-    if (!runtime::splits_pipelines({where[r]})) continue;
-    split.push_back(r);
-    for (int s = 0; s < plan.stages; ++s) {
-      j.stages.push_back((*built)[r].stages[s]);
-      j.addresses.push_back(addresses[where[r][s]]);
-    }
-  }
-  j.replicas = split;
-  std::set<int> nodes;
-  for (int r : split) nodes.insert(where[r].begin(), where[r].end());
-  auto pending = std::make_shared<size_t>(nodes.size());
-  for (int n : nodes) {
-    const auto name = st.nodes[n].name;
-    std::vector<int32_t> firsts;  // the replicas whose first stage is on node n, in request order
-    for (int r : split)
-      if (where[r][0] == n) firsts.push_back(r);
-    self->request(st.nodes[n].agent, std::chrono::minutes(1), j)
-        .then(
-            [=](msg::pipelines_built& b) {
-              if (b.replicas.size() != firsts.size()) {
-                for (auto& r : b.replicas)
-                  if (r) anon_send_exit(r, caf::exit_reason::user_shutdown);
-                return give_up("node " + name + ": joined " + std::to_string(b.replicas.size()) +
-                               " pipelines that span nodes, expected " + std::to_string(firsts.size()));
-              }
-              for (size_t i = 0; i < firsts.size(); ++i) (*built)[firsts[i]].replica = b.replicas[i];
-              if (--*pending == 0) done();
             },
             [=](caf::error& e) { give_up("node " + name + ": " + self->system().render(e)); });
   }

@@ -15,7 +15,7 @@ msg::observer_actor::behavior_type observer_behavior(msg::observer_actor::statef
                                                      std::shared_ptr<runtime::EventWriter> writer) {
   self->state.writer = std::move(writer);
   return {
-      [=](msg::event_batch& b) {
+      [=](const msg::event_batch& b) {  // const: the bus shares one message among the observers
         auto& st = self->state;
         if (st.broken) return;
         try {

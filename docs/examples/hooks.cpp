@@ -39,7 +39,7 @@ class SlowStepLogger : public runtime::EventWriter {
 // A hook actor: any typed actor that handles event batches and flush can observe a job.
 msg::observer_actor::behavior_type chaos_monkey(msg::observer_actor::pointer self, msg::coordinator_actor job) {
   return {
-      [=](msg::event_batch& batch) {
+      [=](const msg::event_batch& batch) {  // const: observers share one message
         for (const auto& e : batch.events)
           if (e.kind == runtime::EventKind::step && e.step == 6)
             self->send(job, msg::inject_fault{runtime::parse_fault("slow replica=0 stage=1 seconds=0.02 count=4")});

@@ -36,6 +36,27 @@ const std::string one_device_job =
     " --set model.dim=16 --set model.heads=2 --set model.patch=7 --set epochs=1 --set devices=1"
     " --set pipeline.length=1 --set cache.enabled=false";
 
+// K2 R2 on 4 devices, frozen to K1 R4 at step 8 of the one epoch, on virtual nodes of these
+// devices (none: one node); the final weights go to `weights`.
+launch::ScenarioResult freeze_mid_epoch(const fs::path& weights, std::vector<int> nodes, bool span = false) {
+  auto s = launch::Scenario(4).set("replicas=2").set("epochs=1").set("save_weights=\"" + weights.string() + "\"");
+  if (span) s.set("pipeline.span_nodes=true");
+  s.freeze_at(8, 2);
+  if (!nodes.empty()) s.nodes(nodes);
+  return s.run();
+}
+
+// Two weight files hold bit-identical tensors.
+void check_same_weights(const fs::path& x, const fs::path& y) {
+  const auto a = runtime::load_state_dict(x.string());
+  const auto b = runtime::load_state_dict(y.string());
+  REQUIRE(a.size() == b.size());
+  for (const auto& [name, t] : a) {
+    REQUIRE(b.count(name));
+    CHECK(torch::equal(t, b.at(name)));
+  }
+}
+
 std::string set_flags() {
   std::string out;
   for (const auto& s : job) out += " --set '" + s + "'";
@@ -337,10 +358,7 @@ TEST_CASE("a node killed with the only replica: recovery from the last checkpoin
   CHECK_THAT(summary["transitions"][0]["cause"].get<std::string>(), Catch::Contains("from the checkpoint of step 8"));
   CHECK(summary["transitions"][1]["cause"] == "freeze");
   // The same plan on the spare node from the checkpoint on: the weights of an undisturbed run.
-  const auto a = runtime::load_state_dict((dir / "undisturbed.pt").string());
-  const auto b = runtime::load_state_dict((dir / "recovered.pt").string());
-  REQUIRE(a.size() == b.size());
-  for (const auto& [name, t] : a) CHECK(torch::equal(t, b.at(name)));
+  check_same_weights(dir / "undisturbed.pt", dir / "recovered.pt");
   fs::remove_all(dir);
 }
 
@@ -348,22 +366,13 @@ TEST_CASE("virtual nodes in one process behave as separate nodes, with the same 
   // For test harnesses: a multi-node topology without processes. Replicas on different virtual
   // nodes meet in Gloo groups over loopback, exactly as on real nodes.
   const auto dir = scratch("virtual");
-  auto run = [&](std::vector<int> nodes, const std::string& weights) {
-    auto s = launch::Scenario(4).set("replicas=2").set("epochs=1").set("save_weights=\"" + (dir / weights).string() + "\"");
-    s.freeze_at(8, 2);  // K2 R2 -> K1 R4 mid-epoch
-    if (!nodes.empty()) s.nodes(nodes);
-    return s.run();
-  };
-  const auto one = run({}, "one.pt");
-  const auto two = run({2, 2}, "two.pt");
+  const auto one = freeze_mid_epoch(dir / "one.pt", {});
+  const auto two = freeze_mid_epoch(dir / "two.pt", {2, 2});
   REQUIRE(one.error.empty());
   REQUIRE(two.error.empty());
   REQUIRE(two.summary.transitions.size() == 1);
   CHECK(two.summary.transitions[0].to.replicas == 4);
-  const auto a = runtime::load_state_dict((dir / "one.pt").string());
-  const auto b = runtime::load_state_dict((dir / "two.pt").string());
-  REQUIRE(a.size() == b.size());
-  for (const auto& [name, t] : a) CHECK(torch::equal(t, b.at(name)));
+  check_same_weights(dir / "one.pt", dir / "two.pt");
   fs::remove_all(dir);
 }
 
@@ -505,28 +514,16 @@ TEST_CASE("with pipeline.span_nodes a pipeline spans virtual nodes, with the sam
   // Nodes of 1 and 3 devices: replica 0's two stages sit on both nodes, replica 1 on the
   // second; the freeze then re-plans to K1 R4 over both.
   const auto dir = scratch("span-virtual");
-  auto run = [&](std::vector<int> nodes, const std::string& weights) {
-    auto s = launch::Scenario(4).set("replicas=2").set("epochs=1").set("pipeline.span_nodes=true");
-    s.set("save_weights=\"" + (dir / weights).string() + "\"");
-    s.freeze_at(8, 2);
-    if (!nodes.empty()) s.nodes(nodes);
-    return s.run();
-  };
-  const auto one = run({}, "one.pt");
-  const auto split = run({1, 3}, "split.pt");
+  const auto one = freeze_mid_epoch(dir / "one.pt", {}, true);
+  const auto split = freeze_mid_epoch(dir / "split.pt", {1, 3}, true);
   REQUIRE(one.error.empty());
   REQUIRE(split.error.empty());
   REQUIRE(split.summary.transitions.size() == 1);
   CHECK(split.summary.transitions[0].from.replicas == 2);
   CHECK(split.summary.transitions[0].to.replicas == 4);
-  const auto a = runtime::load_state_dict((dir / "one.pt").string());
-  const auto b = runtime::load_state_dict((dir / "split.pt").string());
-  REQUIRE(a.size() == b.size());
-  for (const auto& [name, t] : a) CHECK(torch::equal(t, b.at(name)));
+  check_same_weights(dir / "one.pt", dir / "split.pt");
   // Without span_nodes a pipeline of 2 stages fits these nodes once.
-  auto s = launch::Scenario(4).set("replicas=2").set("epochs=1").nodes({1, 3});
-  s.freeze_at(8, 2);
-  const auto inside = s.run();
+  const auto inside = freeze_mid_epoch(dir / "inside.pt", {1, 3});
   REQUIRE(inside.error.empty());
   REQUIRE(inside.summary.transitions.size() == 1);
   CHECK(inside.summary.transitions[0].from.replicas == 1);
@@ -574,9 +571,6 @@ TEST_CASE("a pipeline split over two node processes moves its tensors over UCX, 
   CHECK(summary["transitions"][0]["from"]["K"] == 2);
   CHECK(summary["transitions"][0]["to"]["R"] == 2);
 
-  const auto a = runtime::load_state_dict((dir / "single.pt").string());
-  const auto b = runtime::load_state_dict((dir / "multi.pt").string());
-  REQUIRE(a.size() == b.size());
-  for (const auto& [name, t] : a) CHECK(torch::equal(t, b.at(name)));
+  check_same_weights(dir / "single.pt", dir / "multi.pt");
   fs::remove_all(dir);
 }
