@@ -364,6 +364,8 @@ void join_pieces(coord_ptr self, const runtime::Plan& plan, const std::vector<st
 void build_pipelines(coord_ptr self, const runtime::Plan& plan, const msg::named_tensors& params,
                      const msg::named_tensors& optimizer, Built done, std::function<void(const std::string&)> failed) {
   auto& st = self->state;
+  // A node known lost would never answer (its process may be gone): recover first.
+  if (!st.lost.empty()) return failed("node " + lost_names(self) + " left the job");
   std::vector<std::vector<int>> where;
   try {
     where = runtime::place_pipelines(node_devices(self), plan.stages, plan.replicas, st.spec.config.pipeline.span_nodes);
@@ -506,6 +508,7 @@ void transition(coord_ptr self, runtime::Plan next, std::function<void()> resume
                  r.to.micro_batches, r.to.replicas, r.from.pipeline_length, r.from.micro_batches, r.from.replicas, why);
     resume();
   };
+  if (!st.lost.empty()) return abort("node " + lost_names(self) + " left the job");  // the next step recovers
   try {
     if (st.spec.transition_fault) st.spec.transition_fault("export");
   } catch (const std::exception& e) {

@@ -388,6 +388,21 @@ TEST_CASE("a virtual node killed by a fault script mid-epoch, or during a transi
     CHECK(r.summary.steps == r.summary.epochs.at(0).samples / 64 + (r.summary.epochs.at(0).samples % 64 != 0));
     CHECK(r.of(runtime::EventKind::fault).size() >= 2);  // injected, then the loss
   }
+  SECTION("a pipeline that spans the lost node is lost with it; the other goes on") {
+    // pipeline.span_nodes on nodes of 1, 1 and 2 devices: replica 0 has a stage on each of
+    // the first two nodes, replica 1 is on the third. Losing node 0 loses replica 0 only, and
+    // the re-plan over the 3 devices left spans nodes 1 and 2 again.
+    const auto r = launch::Scenario(4).set("replicas=2").set("epochs=1").set("pipeline.span_nodes=true")
+                       .nodes({1, 1, 2}).fault("kill node=0 at=5").run();
+    INFO(r.error);
+    REQUIRE(r.error.empty());
+    REQUIRE(r.summary.transitions.size() == 1);
+    CHECK(r.summary.transitions[0].cause == "recovery: node virtual0 lost");
+    CHECK(r.summary.transitions[0].from.replicas == 2);
+    CHECK(r.summary.transitions[0].to.replicas == 1);
+    CHECK(r.summary.transitions[0].to.pipeline_length == 2);
+    CHECK(r.summary.steps == r.summary.epochs.at(0).samples / 64 + (r.summary.epochs.at(0).samples % 64 != 0));
+  }
   SECTION("during the transition of a freeze: the job ends on a consistent plan") {
     // The kill goes out just before the transition of the freeze at step 8 starts.
     const auto r = launch::Scenario(4).set("replicas=2").set("epochs=1").nodes({2, 2}).freeze_at(8, 2)
