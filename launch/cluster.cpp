@@ -202,7 +202,11 @@ int run_node(const NodeOptions& o) {
     const auto data = load_job_data(cfg.data, cfg.seed);
     if (cfg.pipeline.tensor_plane == "ucx") {
       try {
-        transport = std::make_shared<runtime::UcxTransport>();
+        // Peer error mode: a peer that dies fails the operations tied to it. In the default
+        // mode UCX may use cross-memory attach between processes of one host, and a peer killed
+        // mid-transfer then aborts this process (found by tests/launch/cluster_test.cpp).
+        transport = std::make_shared<runtime::UcxTransport>(
+            runtime::UcxTransport::Options{runtime::UcxTransport::ErrorMode::peer});
       } catch (const std::exception& e) {
         spdlog::warn("node {}: no UCX tensor plane ({}); tensors between nodes travel in CAF messages", name, e.what());
       }

@@ -589,3 +589,38 @@ TEST_CASE("a pipeline split over two node processes moves its tensors over UCX, 
   check_same_weights(dir / "single.pt", dir / "multi.pt");
   fs::remove_all(dir);
 }
+
+TEST_CASE("a node under a pipeline that spans nodes killed with kill -9: the other replica goes on", "[cluster][span][recovery]") {
+  // Nodes of 1, 1 and 2 devices with pipeline.span_nodes: K2 R2, one pipeline on the two
+  // 1-device nodes (its tensors over UCX), one on the 2-device node. Killing a 1-device node
+  // loses the spanning pipeline; the other one's state carries the job on over the 3
+  // devices left.
+  const auto dir = scratch("span-kill");
+  const auto at = "127.0.0.1:" + std::to_string(free_port());
+  const int code = sh(dir, "export FLOE_SECRET=k\n"
+                           "$F coordinator --listen " + at + " --nodes 3" + set_flags() +
+                           " --set replicas=2 --set freeze.policy=none --set epochs=10 --set pipeline.span_nodes=true"
+                           " --summary cluster.json > coordinator.log 2>&1 &\n"
+                           "coordinator=$!\n"
+                           "$F node --join " + at + " --devices cpu:2 --name big > big.log 2>&1 &\n"
+                           "$F node --join " + at + " --devices cpu:1 --name a > a.log 2>&1 &\n"
+                           "$F node --join " + at + " --devices cpu:1 --name victim > victim.log 2>&1 &\n"
+                           "victim=$!\n"
+                           "for i in $(seq 1500); do grep -q 'epoch 2/10 ' coordinator.log && break; sleep 0.02; done\n"
+                           "kill -9 $victim\n"
+                           "wait $coordinator; echo $? > coordinator.code; wait");
+  const auto log = slurp(dir / "coordinator.log");
+  INFO(log << slurp(dir / "a.log") << slurp(dir / "big.log"));
+  REQUIRE(code == 0);
+  REQUIRE(slurp(dir / "coordinator.code").rfind("0", 0) == 0);
+  CHECK_THAT(slurp(dir / "a.log"), Catch::Contains("on another node go over UCX"));
+  const auto summary = nlohmann::json::parse(slurp(dir / "cluster.json"));
+  CHECK(summary["epochs"].size() == 10);
+  REQUIRE(summary["transitions"].size() == 1);
+  const auto& t = summary["transitions"][0];
+  CHECK(t["cause"] == "recovery: node victim lost");
+  CHECK(t["from"]["R"] == 2);
+  CHECK(t["to"]["R"] == 1);
+  CHECK(t["to"]["K"] == 2);
+  fs::remove_all(dir);
+}
