@@ -132,6 +132,8 @@ msg::node_actor::behavior_type node_behavior(node_ptr self, NodeSpec spec,
         const size_t n = j.replicas.size();
         if (n == 0 || j.stages.size() % n != 0 || j.addresses.size() != j.stages.size())
           return caf::make_error(caf::sec::invalid_argument, "pipelines_join: stages or addresses do not match the replicas");
+        if (std::any_of(j.stages.begin(), j.stages.end(), [](const auto& s) { return !s; }))
+          return caf::make_error(caf::sec::invalid_argument, "pipelines_join: a stage handle is invalid");
         const size_t k = j.stages.size() / n;
         const auto& st = self->state;
         const auto& c = st.spec.config;

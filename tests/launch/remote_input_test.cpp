@@ -94,7 +94,9 @@ TEST_CASE("unexpected and malformed remote messages are answered with an error, 
   j.replicas = {0, 1};
   j.stages.resize(3);
   j.addresses.resize(3);
-  CHECK_THAT(error_of<msg::pipelines_built>(peer, *n, j), Catch::Contains("pipelines_join"));
+  CHECK_THAT(error_of<msg::pipelines_built>(peer, *n, j), Catch::Contains("do not match"));
+  j.replicas = {0};  // ... and invalid stage handles
+  CHECK_THAT(error_of<msg::pipelines_built>(peer, *n, j), Catch::Contains("invalid"));
 
   // Both still answer what they should.
   CHECK(error_of<std::string>(peer, *r, msg::challenge_atom::value).empty());
