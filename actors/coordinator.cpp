@@ -320,25 +320,23 @@ void join_pieces(coord_ptr self, const runtime::Plan& plan, const std::vector<st
                  std::shared_ptr<std::vector<PipelineHandles>> built, std::vector<std::string> addresses,
                  std::function<void()> done, std::function<void(const std::string&)> give_up) {
   auto& st = self->state;
-  std::vector<int32_t> split;
   msg::pipelines_join j;
   j.micro_batches = plan.micro_batches;
+  std::set<int> nodes;
   for (int r = 0; r < plan.replicas; ++r) {
     if (!runtime::splits_pipelines({where[r]})) continue;
-    split.push_back(r);
+    j.replicas.push_back(r);
     for (int s = 0; s < plan.stages; ++s) {
       j.stages.push_back((*built)[r].stages[s]);
       j.addresses.push_back(addresses[where[r][s]]);
+      nodes.insert(where[r][s]);
     }
   }
-  j.replicas = split;
-  std::set<int> nodes;
-  for (int r : split) nodes.insert(where[r].begin(), where[r].end());
   auto pending = std::make_shared<size_t>(nodes.size());
   for (int n : nodes) {
     const auto name = st.nodes[n].name;
     std::vector<int32_t> firsts;  // the replicas whose first stage is on node n, in request order
-    for (int r : split)
+    for (int r : j.replicas)
       if (where[r][0] == n) firsts.push_back(r);
     self->request(st.nodes[n].agent, std::chrono::minutes(1), j)
         .then(
@@ -378,16 +376,7 @@ void build_pipelines(coord_ptr self, const runtime::Plan& plan, const msg::named
     for (int n : nodes) h.push_back(st.nodes[n].agent.address());
     hosts.push_back(std::move(h));
   }
-  // The pieces per node, and where each piece's stages go in its pipeline.
-  std::vector<msg::pipelines_request> requests(st.nodes.size());
-  for (int r = 0; r < plan.replicas; ++r)
-    for (int s = 0; s < plan.stages; ++s) {
-      auto& pieces = requests[where[r][s]].pieces;
-      if (s > 0 && where[r][s - 1] == where[r][s])
-        ++pieces.back().stages;
-      else
-        pieces.push_back({r, s, 1});
-    }
+  const auto per_node = runtime::pieces_per_node(where, st.nodes.size());
   auto built = std::make_shared<std::vector<PipelineHandles>>(plan.replicas);
   for (auto& p : *built) p.stages.resize(plan.stages);
   auto addresses = std::make_shared<std::vector<std::string>>(st.nodes.size());
@@ -407,8 +396,9 @@ void build_pipelines(coord_ptr self, const runtime::Plan& plan, const msg::named
     done(std::move(*built), hosts);
   };
   for (size_t n = 0; n < st.nodes.size(); ++n) {
-    auto& q = requests[n];
-    if (q.pieces.empty()) continue;
+    if (per_node[n].empty()) continue;
+    msg::pipelines_request q;
+    q.pieces = per_node[n];
     q.generation = st.generation;
     q.units_per_stage.assign(plan.units_per_stage.begin(), plan.units_per_stage.end());
     q.frozen_units = plan.frozen_units;

@@ -38,7 +38,7 @@ struct PipelineLayout {
   bool flip = false;  // random horizontal flips of training samples
   uint64_t seed = 0;
   msg::observer_actor events;  // where stages send their spans; invalid: not observed
-  std::vector<msg::pipeline_piece> pieces;  // what to spawn here; empty = all R whole pipelines
+  std::vector<runtime::PipelinePiece> pieces;  // what to spawn here; empty = all R whole pipelines
   // The gradient group of (stage, replica); unset = one in-memory group per stage, shared by
   // the replicas spawned here (which must then be all of them).
   std::function<std::shared_ptr<runtime::GradientGroup>(int stage, int replica)> groups;

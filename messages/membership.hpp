@@ -3,25 +3,22 @@
 // the cluster secret), and the coordinator asks node agents to host pipelines.
 #include "messages/cache.hpp"
 #include "messages/training.hpp"
+#include "runtime/placement.hpp"
 
 #include <caf/all.hpp>
 
 #include <string>
 #include <vector>
 
-namespace floe::msg {
-
-// A run of consecutive stages of one replica's pipeline: all K of them, or with
-// pipeline.span_nodes the part of a pipeline that falls on one node.
-struct pipeline_piece {
-  int32_t replica = 0;
-  int32_t first_stage = 0;
-  int32_t stages = 0;
-};
+namespace floe::runtime {
+// A piece of a pipeline (runtime/placement.hpp) travels in pipelines_request.
 template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, pipeline_piece& x) {
+typename Inspector::result_type inspect(Inspector& f, PipelinePiece& x) {
   return f(caf::meta::type_name("pipeline_piece"), x.replica, x.first_stage, x.stages);
 }
+}  // namespace floe::runtime
+
+namespace floe::msg {
 
 // Coordinator -> node agent: host these pieces of the plan's pipelines on the node's
 // devices, every one starting from `parameters` and `optimizer`; the node's cache moves to
@@ -34,7 +31,7 @@ struct pipelines_request {
   int32_t frozen_units = 0;
   int32_t micro_batches = 1;
   int32_t replicas = 1;               // R over the whole job
-  std::vector<pipeline_piece> pieces;  // those this node hosts
+  std::vector<runtime::PipelinePiece> pieces;  // those this node hosts
   named_tensors parameters;           // every parameter of the model, by qualified name
   named_tensors optimizer;            // AdamW state to continue from ("<name>#exp_avg", ...)
   observer_actor events;              // the job's event bus when observed

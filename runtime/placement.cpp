@@ -41,6 +41,19 @@ std::vector<std::vector<int>> place_pipelines(const std::vector<int>& node_devic
   return out;
 }
 
+std::vector<std::vector<PipelinePiece>> pieces_per_node(const std::vector<std::vector<int>>& placement, std::size_t nodes) {
+  std::vector<std::vector<PipelinePiece>> out(nodes);
+  for (size_t r = 0; r < placement.size(); ++r)
+    for (size_t s = 0; s < placement[r].size(); ++s) {
+      auto& pieces = out.at(placement[r][s]);
+      if (s > 0 && placement[r][s - 1] == placement[r][s])
+        ++pieces.back().stages;
+      else
+        pieces.push_back({static_cast<int32_t>(r), static_cast<int32_t>(s), 1});
+    }
+  return out;
+}
+
 bool splits_pipelines(const std::vector<std::vector<int>>& placement) {
   for (const auto& p : placement)
     for (int n : p)

@@ -36,3 +36,21 @@ TEST_CASE("with span_nodes a pipeline continues on the next node", "[placement]"
   CHECK(groups_span_nodes(place_pipelines({3, 3}, 2, 3, true)));
   CHECK_THROWS_WITH(place_pipelines({1, 1}, 2, 2, true), Catch::Contains("do not fit"));
 }
+
+TEST_CASE("the pieces of a placement: consecutive stages of a replica on one node", "[placement]") {
+  auto summary = [](const std::vector<std::vector<PipelinePiece>>& per_node) {
+    std::vector<std::vector<std::vector<int>>> out;
+    for (const auto& pieces : per_node) {
+      out.emplace_back();
+      for (const auto& p : pieces) out.back().push_back({p.replica, p.first_stage, p.stages});
+    }
+    return out;
+  };
+  using Summary = std::vector<std::vector<std::vector<int>>>;
+  // Whole pipelines: one piece per replica, on its node.
+  CHECK(summary(pieces_per_node(place_pipelines({2, 2}, 2, 2), 2)) == Summary{{{0, 0, 2}}, {{1, 0, 2}}});
+  // Nodes of 3 and 3 with K=2 spanning: replica 1 is cut in two; a node without pieces is empty.
+  CHECK(summary(pieces_per_node(place_pipelines({3, 3}, 2, 3, true), 3)) ==
+        Summary{{{0, 0, 2}, {1, 0, 1}}, {{1, 1, 1}, {2, 0, 2}}, {}});
+  CHECK(summary(pieces_per_node({{0, 1, 1, 0}}, 2)) == Summary{{{0, 0, 1}, {0, 3, 1}}, {{0, 1, 2}}});
+}
