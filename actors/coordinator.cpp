@@ -3,8 +3,10 @@
 #include "actors/event_bus.hpp"
 #include "actors/freeze_controller.hpp"
 #include "actors/node_agent.hpp"
+#include "models/wordpiece.hpp"
 #include "runtime/checkpoint.hpp"
 #include "runtime/errors.hpp"
+#include "runtime/hf_checkpoint.hpp"
 #include "runtime/lr_schedule.hpp"
 #include "runtime/microbatch_profile.hpp"
 #include "runtime/placement.hpp"
@@ -29,7 +31,7 @@ double since(clock_type::time_point t) { return std::chrono::duration<double>(cl
 // What one epoch (or its evaluation) added up to.
 struct Totals {
   double loss_sum = 0;
-  int64_t correct = 0, samples = 0;
+  int64_t correct = 0, samples = 0, targets = 0;
   std::vector<double> busy;  // per pipeline position, summed over replicas
   double makespan = 0;       // the replicas' step times, summed
 
@@ -38,11 +40,12 @@ struct Totals {
     loss_sum += r.loss_sum;
     correct += r.correct;
     samples += r.samples;
+    targets += r.targets;
     if (busy.size() < r.stage_busy_seconds.size()) busy.resize(r.stage_busy_seconds.size(), 0.0);
     for (size_t i = 0; i < r.stage_busy_seconds.size(); ++i) busy[i] += r.stage_busy_seconds[i];
   }
-  double mean_loss() const { return samples ? loss_sum / samples : 0; }
-  double accuracy() const { return samples ? double(correct) / samples : 0; }
+  double mean_loss() const { return targets ? loss_sum / targets : 0; }
+  double accuracy() const { return targets ? double(correct) / targets : 0; }
 };
 
 struct CoordinatorState {
@@ -65,6 +68,7 @@ struct CoordinatorState {
   runtime::CacheStats cache_before;  // at the start of the epoch
   runtime::WarmupCosine lr;
   std::vector<int64_t> order;  // this epoch's sample order
+  std::vector<int64_t> lengths;  // tokens per training text (data.length_buckets), computed once
   int epoch = 0;
   int64_t step = 0;  // within the epoch (training) or evaluation batch
   int64_t steps_in_epoch = 0;
@@ -172,6 +176,7 @@ void dispatch(coord_ptr self, bool train, double lr, const std::vector<int64_t>&
               joined->loss_sum += rep.loss_sum;
               joined->correct += rep.correct;
               joined->samples += rep.samples;
+              joined->targets += rep.targets;
               if (joined->stage_busy_seconds.size() < rep.stage_busy_seconds.size())
                 joined->stage_busy_seconds.resize(rep.stage_busy_seconds.size(), 0.0);
               for (size_t s = 0; s < rep.stage_busy_seconds.size(); ++s)
@@ -268,8 +273,7 @@ std::vector<int> node_devices(coord_ptr self) {
 runtime::ProfileKey profile_key(coord_ptr self, const runtime::Plan& plan) {
   const auto& c = self->state.spec.config;
   const auto& m = c.model;
-  return {fmt::format("vit depth={} dim={} heads={} mlp_ratio={} patch={} classes={}; {} thread(s) per device",
-                      m.depth, m.dim, m.heads, m.mlp_ratio, m.patch, m.classes, c.threads_per_device),
+  return {fmt::format("{}; {} thread(s) per device", models::describe(m), c.threads_per_device),
           (c.batch_size + plan.replicas - 1) / plan.replicas, plan.stages};
 }
 
@@ -589,6 +593,7 @@ runtime::JobState job_state(coord_ptr self, bool decided) {
     j.loss_sum = st.train.loss_sum;
     j.correct = st.train.correct;
     j.samples = st.train.samples;
+    j.targets = st.train.targets;
     j.busy = st.train.busy;
     j.makespan = st.train.makespan;
     j.epoch_seconds = since(st.epoch_start);
@@ -664,7 +669,13 @@ void finish(coord_ptr self) {
       [=](std::vector<msg::stage_state>& states) {
         if (!path.empty()) {
           try {
-            runtime::save_state_dict(path, msg::to_map(states[0].parameters));
+            if (st.spec.config.save_format == "hf") {
+              const auto& c = st.spec.config;
+              runtime::write_hf_checkpoint(path, msg::to_map(states[0].parameters), c.model);
+              if (c.model.kind == "bert")  // the tokenizer travels with the weights, as transformers' do
+                models::write_vocab(models::read_vocab(runtime::vocab_path(c)), path + "/vocab.txt");
+            } else
+              runtime::save_state_dict(path, msg::to_map(states[0].parameters));
           } catch (const std::exception& e) {
             return fail(self, caf::make_error(caf::sec::runtime_error, std::string("save_weights: ") + e.what()));
           }
@@ -721,6 +732,7 @@ void end_epoch(coord_ptr self) {
       emit(self, std::move(c));
     }
     s.summary.epochs.push_back(r);
+    if (s.spec.evaluate_only) return finish(self);
     if (++s.epoch < s.spec.config.epochs)
       next_epoch(self);
     else
@@ -1090,7 +1102,7 @@ void train_step(coord_ptr self) {
     profiled(self, (runtime::now_us() - start_us) / 1e6);
     if (s.observed) {
       auto e = event(self, runtime::EventKind::step, start_us);
-      e.values = {{"loss", rep.samples ? rep.loss_sum / rep.samples : 0.0},
+      e.values = {{"loss", rep.targets ? rep.loss_sum / rep.targets : 0.0},
                   {"samples", static_cast<double>(rep.samples)},
                   {"correct", static_cast<double>(rep.correct)},
                   {"lr", lr},
@@ -1113,6 +1125,10 @@ void run_epoch(coord_ptr self) {
   auto& st = self->state;
   const auto& c = st.spec.config;
   st.order = runtime::epoch_permutation(st.spec.train->size(), c.seed, st.epoch);
+  if (c.data.length_buckets > 0 && st.spec.train->sequences()) {
+    if (st.lengths.empty()) st.lengths = st.spec.train->lengths();
+    st.order = runtime::length_bucketed(st.order, st.lengths, c.batch_size, c.data.length_buckets, c.seed, st.epoch);
+  }
   train_step(self);
 }
 
@@ -1128,22 +1144,12 @@ void begin_epoch(coord_ptr self) {
 // `weights` (a state dict read from `what`) as the model's parameters, in the model's order.
 // Throws InputError naming the first missing, misshapen or unknown tensor.
 msg::named_tensors model_weights(const models::UnitList& model, const std::map<std::string, torch::Tensor>& weights,
-                                 const std::string& what) {
-  msg::named_tensors out{models::parameter_names_of(model, 0, model.size()), {}};
-  const auto params = models::parameters_of(model, 0, model.size());
-  for (size_t i = 0; i < params.size(); ++i) {
-    const auto& name = out.names[i];
-    const auto it = weights.find(name);
-    if (it == weights.end()) throw InputError(what + ": has no tensor '" + name + "' (the model's parameter " + std::to_string(i) + ")");
-    if (it->second.sizes() != params[i].sizes() || it->second.scalar_type() != params[i].scalar_type())
-      throw InputError(what + ": tensor '" + name + "' is " + c10::str(it->second.scalar_type(), it->second.sizes()) +
-                       ", the model expects " + c10::str(params[i].scalar_type(), params[i].sizes()));
-    out.values.push_back({it->second});
-  }
-  if (weights.size() != params.size())
-    for (const auto& [name, t] : weights)
-      if (std::find(out.names.begin(), out.names.end(), name) == out.names.end())
-        throw InputError(what + ": tensor '" + name + "' is not a parameter of this model (model.* differs?)");
+                                 const std::string& what, const std::vector<std::string>& skip = {}) {
+  auto m = models::match_weights(model, weights, what, skip);
+  if (!m.kept.empty()) spdlog::info("{}: kept the model's own {}", what, fmt::join(m.kept, ", "));
+  if (!m.ignored.empty()) spdlog::info("{}: ignored {}", what, fmt::join(m.ignored, ", "));
+  msg::named_tensors out{std::move(m.names), {}};
+  for (auto& t : m.values) out.values.push_back({std::move(t)});
   return out;
 }
 
@@ -1193,6 +1199,7 @@ std::function<void()> resume_from(coord_ptr self, const runtime::Checkpoint& ck,
     st.train.loss_sum = j.loss_sum;
     st.train.correct = j.correct;
     st.train.samples = j.samples;
+    st.train.targets = j.targets;
     st.train.busy = j.busy;
     st.train.makespan = j.makespan;
     st.epoch_start = clock_type::now() - std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(seconds));
@@ -1241,7 +1248,7 @@ msg::coordinator_actor::behavior_type coordinator_behavior(coord_ptr self, Coord
         s.promise = self->make_response_promise<runtime::TrainingSummary>();
         s.job_start = clock_type::now();
         torch::manual_seed(c.seed);
-        s.model = models::build_vit(c.model);
+        s.model = models::build_model(c.model);
         s.nodes = s.spec.nodes;
         // A node that goes away ends the job (recovery is issue 7's), and every node agent
         // stops with the coordinator, however it ends.
@@ -1291,9 +1298,19 @@ msg::coordinator_actor::behavior_type coordinator_behavior(coord_ptr self, Coord
         s.steps_in_epoch = runtime::steps_per_epoch(s.spec.train->size(), c.batch_size);
         s.lr = {c.optimizer.lr, c.optimizer.min_lr, c.optimizer.warmup, s.steps_in_epoch * c.epochs};
         std::function<void()> go = [=] { begin_epoch(self); };
+        if (s.spec.evaluate_only)
+          go = [=] {
+            self->state.epoch_start = clock_type::now();
+            self->state.epoch_start_us = runtime::now_us();
+            begin_eval(self);
+          };
         try {
-          if (!c.init_weights.empty())
-            initial = model_weights(s.model, runtime::load_state_dict(c.init_weights), "init_weights " + c.init_weights);
+          if (!c.init_weights.empty()) {
+            std::vector<std::string> notes;
+            const auto weights = runtime::load_weights(c.init_weights, c.model, &notes);
+            for (const auto& n : notes) spdlog::info("init_weights {}: {}", c.init_weights, n);
+            initial = model_weights(s.model, weights, "init_weights " + c.init_weights, c.init_skip);
+          }
           if (!c.checkpoint.resume.empty()) {
             std::vector<std::string> skipped;
             const auto ck = runtime::read_latest_checkpoint(c.checkpoint.resume, &skipped);
@@ -1341,7 +1358,7 @@ msg::coordinator_actor::behavior_type coordinator_behavior(coord_ptr self, Coord
 runtime::PlanRequest plan_request(const runtime::JobConfig& c, const models::UnitList& units, int frozen_blocks,
                                   int current_stages) {
   runtime::PlanRequest q;
-  q.unit_params = models::parameter_counts(units);
+  q.unit_params = models::planner_costs(units);
   for (const auto& u : units) q.unit_blocks.push_back(u.block);
   q.devices = c.devices;
   q.initial_stages = c.pipeline.length;

@@ -31,6 +31,9 @@ struct CoordinatorSpec {
   bool detached_stages = true;  // for the in-process node of launch::run_job
   // A user policy instead of the one `freeze.*` names (see docs/freeze.md).
   std::function<std::unique_ptr<runtime::FreezePolicy>()> freeze_policy;
+  // Evaluate the initial weights on the test split once, on the planned pipelines, and stop
+  // (floe eval): the summary holds one epoch record without training.
+  bool evaluate_only = false;
   // Compare all replicas' weights and optimizer state at every epoch end (tests, debugging).
   bool verify_replicas = false;
   // Called at each phase of a transition ("export", "spawn"); throwing aborts the transition

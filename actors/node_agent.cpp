@@ -11,8 +11,10 @@
 namespace floe::actors {
 namespace {
 
-runtime::CacheLimits cache_limits(const runtime::CacheConfig& c) {
+runtime::CacheLimits cache_limits(const runtime::JobConfig& job) {
+  const auto& c = job.cache;
   runtime::CacheLimits l;
+  if (job.model.kind == "bert") l.sequence_length = job.model.max_len;
   l.memory_budget = runtime::parse_size(c.budget, runtime::host_memory_bytes());
   l.disk_budget = runtime::parse_size(c.disk_budget, 0);
   l.dir = c.dir;
@@ -47,7 +49,7 @@ std::vector<PipelineHandles> spawn_requested(node_ptr self, const msg::pipelines
   const auto& c = st.spec.config;
   const auto params = msg::to_map(q.parameters), optimizer = msg::to_map(q.optimizer);
   std::vector<models::UnitList> models;
-  for (size_t i = 0; i < q.pieces.size(); ++i) models.push_back(models::build_vit(c.model));
+  for (size_t i = 0; i < q.pieces.size(); ++i) models.push_back(models::build_model(c.model));
   int64_t units = q.frozen_units;
   for (int32_t n : q.units_per_stage) {
     if (n < 1) throw std::invalid_argument("a stage of " + std::to_string(n) + " units");
@@ -66,8 +68,7 @@ std::vector<PipelineHandles> spawn_requested(node_ptr self, const msg::pipelines
   layout.detached = st.spec.detached_stages;
   layout.frozen_units = q.frozen_units;
   layout.cache = st.cache;
-  layout.flip = c.data.augment == "flip";
-  layout.seed = c.seed;
+  layout.batches = runtime::batch_recipe(c);
   layout.events = q.events;
   layout.pieces = q.pieces;
   layout.transport = st.spec.transport;
@@ -162,7 +163,7 @@ msg::node_actor::behavior_type node_behavior(node_ptr self, NodeSpec spec,
           if (!here(stages[0])) continue;
           auto replica = spawn_replica(self->system(), {j.replicas[i], stages, st.spec.train, st.spec.test, j.micro_batches,
                                                         runtime::parse_schedule_kind(c.pipeline.schedule),
-                                                        c.data.augment == "flip", c.seed});
+                                                        runtime::batch_recipe(c)});
           st.hosted->push_back({replica, {}});
           out.replicas.push_back(replica);
         }
@@ -181,7 +182,7 @@ msg::node_actor spawn_node_agent(caf::actor_system& sys, NodeSpec spec) {
   std::shared_ptr<runtime::ActivationCache> cache;
   if (spec.config.cache.enabled) {
     try {
-      cache = std::make_shared<runtime::ActivationCache>(cache_limits(spec.config.cache));
+      cache = std::make_shared<runtime::ActivationCache>(cache_limits(spec.config));
     } catch (const std::invalid_argument& e) {
       throw InputError(std::string("config: cache.dir: ") + e.what());
     }

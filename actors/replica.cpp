@@ -37,15 +37,8 @@ msg::replica_actor::behavior_type replica_behavior(msg::replica_actor::stateful_
           join->promise.deliver(join->report);
           return join->promise;
         }
-        const auto& data = rs.train ? *sp.train : *sp.test;
-        auto uids = torch::tensor(rs.uids, torch::kInt64);
-        auto batch = models::gather(data, uids);
-        if (rs.train && sp.flip) {
-          std::vector<uint8_t> flip;
-          for (auto uid : rs.uids) flip.push_back(runtime::flip_of(sp.seed, rs.epoch, uid));
-          auto mask = torch::tensor(flip, torch::kBool).view({n, 1, 1, 1});
-          batch.x = torch::where(mask, batch.x.flip({3}), batch.x);
-        }
+        const auto batch = runtime::make_batch(rs.train ? *sp.train : *sp.test, rs.uids, rs.train, rs.epoch, sp.batches);
+        const auto uids = torch::tensor(rs.uids, torch::kInt64);
         const int m = static_cast<int>(std::min<int64_t>(rs.micro_batches > 0 ? rs.micro_batches : sp.micro_batches, n));
         const auto sizes = runtime::split_sizes(n, m);
         const auto xs = batch.x.split_with_sizes(sizes), ys = batch.y.split_with_sizes(sizes);
@@ -79,6 +72,7 @@ msg::replica_actor::behavior_type replica_behavior(msg::replica_actor::stateful_
                       join->report.loss_sum = r.loss_sum;
                       join->report.correct = r.correct;
                       join->report.samples = r.samples;
+                      join->report.targets = r.targets;
                     }
                     if (--join->pending == 0) {
                       join->report.seconds =
@@ -160,7 +154,7 @@ std::vector<PipelineHandles> spawn_pipelines(caf::actor_system& sys, const Pipel
       caf::anon_send(p.stages[s], links);
     }
     if (piece.stages == k)
-      p.replica = spawn_replica(sys, {r, p.stages, train, test, layout.micro_batches, layout.schedule, layout.flip, layout.seed});
+      p.replica = spawn_replica(sys, {r, p.stages, train, test, layout.micro_batches, layout.schedule, layout.batches});
     out.push_back(std::move(p));
   }
   return out;

@@ -5,6 +5,7 @@
 #include "actors/stage.hpp"
 #include "messages/membership.hpp"
 #include "models/dataset.hpp"
+#include "runtime/batch.hpp"
 
 namespace floe::actors {
 
@@ -14,8 +15,7 @@ struct ReplicaSpec {
   std::shared_ptr<const models::Dataset> train, test;
   int micro_batches = 1;
   runtime::ScheduleKind schedule = runtime::ScheduleKind::gpipe;
-  bool flip = false;  // data.augment = "flip" on training steps
-  uint64_t seed = 0;
+  runtime::BatchRecipe batches;  // how a step's samples become its inputs and targets
 };
 
 msg::replica_actor spawn_replica(caf::actor_system& sys, ReplicaSpec spec);
@@ -35,8 +35,7 @@ struct PipelineLayout {
   bool detached = true;  // false: on the scheduler (deterministic tests)
   int frozen_units = 0;  // prefix run without gradients on each pipeline's first stage
   std::shared_ptr<runtime::ActivationCache> cache;  // the node's AutoCache for the frozen prefix, or none
-  bool flip = false;  // random horizontal flips of training samples
-  uint64_t seed = 0;
+  runtime::BatchRecipe batches;
   msg::observer_actor events;  // where stages send their spans; invalid: not observed
   std::vector<runtime::PipelinePiece> pieces;  // what to spawn here; empty = all R whole pipelines
   // The gradient group of (stage, replica); unset = one in-memory group per stage, shared by

@@ -198,7 +198,7 @@ void advance(stage_ptr self) {
   try {
     if (!run_ready(self)) return;
     msg::stage_report rep{st.task->step, st.spec.index, st.stats.loss_sum, st.stats.correct, st.stats.samples,
-                          st.busy, {}, {}};
+                          st.stats.targets, st.busy, {}, {}};
     if (st.task->train && st.task->grad_norms)
       for (const auto& [block, sq] : st.compute->block_gradient_norms_sq()) {
         rep.blocks.push_back(block);

@@ -36,7 +36,7 @@ int main(int argc, char** argv) {
     overrides.insert(overrides.end(), sets.begin(), sets.end());
     const auto base = runtime::load_job_config("", overrides);
     const int64_t default_interval = runtime::JobConfig{}.checkpoint.interval;
-    const auto data = launch::load_job_data(base.data, base.seed);
+    const auto data = launch::load_job_data(base);
     struct Side {
       std::vector<double> seconds, per_checkpoint;
     } plain, saved;

@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
     cfg.freeze.policy = "none";
     cfg.data.subset = steps * cfg.batch_size;
     cfg.data.test_subset = cfg.batch_size;
-    const auto data = launch::load_job_data(cfg.data, cfg.seed);
+    const auto data = launch::load_job_data(cfg);
     const auto dir = std::filesystem::temp_directory_path() / "floe-bench-observe";
     std::filesystem::create_directories(dir);
     auto run = [&](bool observed) {

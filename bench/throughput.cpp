@@ -29,7 +29,7 @@ namespace {
 double plain_samples_per_second(const runtime::JobConfig& cfg, const models::Dataset& train) {
   torch::set_num_threads(cfg.threads_per_device);
   torch::manual_seed(cfg.seed);
-  auto units = models::build_vit(cfg.model);
+  auto units = models::build_model(cfg.model);
   auto params = models::parameters_of(units, 0, units.size());
   auto opt = runtime::make_optimizer(params, cfg.optimizer);
   const auto order = runtime::epoch_permutation(train.size(), cfg.seed, 0);
@@ -77,7 +77,7 @@ int main(int argc, char** argv) {
     auto cfg = runtime::load_job_config(config, sets);
     cfg.data.subset = steps * cfg.batch_size;
     cfg.data.test_subset = cfg.batch_size;
-    const auto data = launch::load_job_data(cfg.data, cfg.seed);
+    const auto data = launch::load_job_data(cfg);
     std::printf("model: ViT depth %lld dim %lld heads %lld patch %lld; batch %lld; %lld steps per measurement; "
                 "%d devices x %d thread(s)\n",
                 (long long)cfg.model.depth, (long long)cfg.model.dim, (long long)cfg.model.heads,

@@ -3,6 +3,8 @@
 #include "actors/coordinator.hpp"
 #include "launch/cluster.hpp"
 #include "launch/job.hpp"
+#include "models/sst.hpp"
+#include "models/wordpiece.hpp"
 #include "runtime/checkpoint.hpp"
 #include "runtime/errors.hpp"
 #include "runtime/summary.hpp"
@@ -42,7 +44,9 @@ void add_train_options(CLI::App* cmd, TrainOptions& t) {
   cmd->add_option("--metrics", t.metrics, "write JSONL metrics (a record per step and per epoch) to this file");
   cmd->add_option("--trace", t.trace, "write a Perfetto / Chrome trace of every stage and micro-batch to this file");
   cmd->add_option("--report", t.report, "write a self-contained HTML report to this file");
-  cmd->add_option("--save-weights", t.save_weights, "write the final weights as a PyTorch state dict to this file");
+  cmd->add_option("--save-weights", t.save_weights,
+                  "write the final weights to this file (a PyTorch state dict), or with --set save_format=hf to this "
+                  "folder as a Hugging Face checkpoint");
   cmd->add_option("--resume", t.resume,
                   "continue the job of this checkpoint folder (or of the newest valid one in it); its config applies, "
                   "--set changes keys (docs/checkpoints.md)");
@@ -78,7 +82,8 @@ int train(const TrainOptions& o, const Runner& run) {
   torch::set_num_threads(cfg.threads_per_device);
   std::signal(SIGUSR1, [](int) { runtime::request_checkpoint(); });  // a checkpoint at the next step
   spdlog::info("loading {} data", cfg.data.dataset);
-  const auto data = load_job_data(cfg.data, cfg.seed);
+  const auto data = load_job_data(cfg);
+  check_init_weights(cfg);
   const auto summary = run(cfg, data);
   spdlog::info("done: final test accuracy {:.2f}% after {} epochs in {:.1f}s", 100 * summary.final_test_accuracy,
                summary.epochs.size(), summary.total_seconds);
@@ -104,7 +109,7 @@ int plan(const PlanOptions& o) {
     throw InputError("--frozen " + std::to_string(o.frozen) + ": expected 0.." + std::to_string(cfg.model.depth) +
                      " (model.depth)");
   torch::manual_seed(cfg.seed);
-  const auto units = models::build_vit(cfg.model);
+  const auto units = models::build_model(cfg.model);
   std::vector<std::string> names;
   for (const auto& u : units) names.push_back(u.name + "(" + std::to_string(u.parameter_count()) + ")");
   // Compression is monotone: walk F up from 0 as a run would, so K can only shrink.
@@ -114,10 +119,61 @@ int plan(const PlanOptions& o) {
     q = actors::plan_request(cfg, units, f, p.stages);
     p = runtime::make_plan(q);
   }
-  std::printf("model: ViT depth %lld dim %lld, %zu units; %d devices; planner %s%s\n", (long long)cfg.model.depth,
-              (long long)cfg.model.dim, units.size(), cfg.devices, cfg.planner.mode.c_str(),
+  std::printf("model: %s, %zu units; %d devices; planner %s%s\n", models::describe(cfg.model).c_str(),
+              units.size(), cfg.devices, cfg.planner.mode.c_str(),
               cfg.elastic ? ", elastic" : ", static");
   std::fputs(runtime::describe(p, names).c_str(), stdout);
+  return 0;
+}
+
+struct EvalOptions {
+  std::string config, weights, summary;
+  std::vector<std::string> sets;
+};
+
+// `floe eval`: the weights evaluated on the evaluation split, on the job's pipelines, once.
+int eval(const EvalOptions& o) {
+  auto sets = o.sets;
+  // Every tensor must come from the weights: a skipped head would be evaluated at random.
+  for (const auto& s : {"init_skip=[]", "freeze.policy=\"none\"", "checkpoint.dir=\"\"", "save_weights=\"\""})
+    sets.push_back(s);
+  sets.push_back("init_weights=" + runtime::toml_string(o.weights));
+  const auto cfg = runtime::load_job_config(o.config, sets);
+  if (!o.summary.empty()) runtime::write_file_atomic(o.summary, "{}\n");  // fail early on a bad path
+  torch::set_num_threads(cfg.threads_per_device);
+  const auto data = load_job_data(cfg);
+  check_init_weights(cfg);
+  actors::CoordinatorSpec spec;
+  spec.config = cfg;
+  spec.train = std::make_shared<const models::Dataset>(data.train);
+  spec.test = std::make_shared<const models::Dataset>(data.test);
+  spec.evaluate_only = true;
+  const auto summary = run_job(std::move(spec));
+  std::printf("eval: %s, %lld samples: accuracy %.2f%%, loss %.4f\n", data.test.name.c_str(),
+              static_cast<long long>(data.test.size()), 100 * summary.final_test_accuracy, summary.final_test_loss);
+  if (!o.summary.empty()) runtime::write_file_atomic(o.summary, runtime::to_json(summary) + "\n");
+  return 0;
+}
+
+struct VocabOptions {
+  std::vector<std::string> corpus;
+  bool trees = false;
+  std::string out;
+  models::VocabOptions build;
+};
+
+// `floe vocab`: a WordPiece vocabulary from text (models/wordpiece.hpp), written atomically.
+int vocab(const VocabOptions& o) {
+  std::vector<std::string> lines;
+  if (o.trees) {
+    for (const auto& path : o.corpus) {
+      auto texts = models::read_sst_texts(path);
+      lines.insert(lines.end(), texts.begin(), texts.end());
+    }
+  }
+  const auto v = o.trees ? models::build_vocab(lines, o.build) : models::build_vocab_from_files(o.corpus, o.build);
+  models::write_vocab(v, o.out);
+  std::printf("vocab: %zu tokens from %zu file(s) written to %s\n", v.size(), o.corpus.size(), o.out.c_str());
   return 0;
 }
 
@@ -161,6 +217,25 @@ int main(int argc, char** argv) {
   plan_cmd->add_option("--config", pl.config, "TOML job file")->check(CLI::ExistingFile);
   plan_cmd->add_option("--set", pl.sets, "override a config key: --set key=value (repeatable)")->take_all();
   plan_cmd->add_option("--frozen", pl.frozen, "frozen blocks F (default 0)");
+  EvalOptions eo;
+  auto* eval_cmd = app.add_subcommand("eval", "evaluate weights on the test (or dev) split without training");
+  eval_cmd->add_option("--weights", eo.weights, "a state dict (save_weights) or a Hugging Face checkpoint folder or file")
+      ->required();
+  eval_cmd->add_option("--config", eo.config, "TOML job file: the model and data the weights belong to")
+      ->check(CLI::ExistingFile);
+  eval_cmd->add_option("--set", eo.sets, "override a config key: --set key=value (repeatable)")->take_all();
+  eval_cmd->add_option("--summary", eo.summary, "write the JSON summary (one epoch record, no training) to this file");
+  eval_cmd->footer(config_reference());
+  VocabOptions vo;
+  auto* vocab_cmd = app.add_subcommand("vocab", "build a WordPiece vocabulary (vocab.txt) from text (docs/models.md)");
+  vocab_cmd->add_option("--corpus", vo.corpus, "text files, one text per line (with --trees: SST tree files)")
+      ->required()->check(CLI::ExistingFile);
+  vocab_cmd->add_flag("--trees", vo.trees, "the corpus files are Stanford Sentiment Treebank trees: use their sentences");
+  vocab_cmd->add_option("--size", vo.build.size, "vocabulary size, the 5 special tokens included")->capture_default_str()
+      ->check(CLI::Range(int64_t{6}, int64_t{1} << 22));
+  vocab_cmd->add_option("--min-frequency", vo.build.min_frequency, "pairs seen fewer times are not merged")->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  vocab_cmd->add_option("--out", vo.out, "where to write vocab.txt")->required();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -171,6 +246,8 @@ int main(int argc, char** argv) {
     if (*coord_cmd)
       return train(ct, [&](const runtime::JobConfig& c, const models::TrainTest& d) { return run_coordinator(c, d, cl); });
     if (*node_cmd) return run_node(no);
+    if (*vocab_cmd) return vocab(vo);
+    if (*eval_cmd) return eval(eo);
     return plan(pl);
   });
 }

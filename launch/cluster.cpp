@@ -199,7 +199,7 @@ int run_node(const NodeOptions& o) {
     const auto cfg = runtime::load_job_config("", welcome.config);
     torch::set_num_threads(cfg.threads_per_device);
     spdlog::info("node {}: admitted as node {}; loading {} data", name, welcome.node, cfg.data.dataset);
-    const auto data = load_job_data(cfg.data, cfg.seed);
+    const auto data = load_job_data(cfg);
     if (cfg.pipeline.tensor_plane == "ucx") {
       try {
         // Peer error mode: a peer that dies fails the operations tied to it. In the default

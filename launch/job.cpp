@@ -3,18 +3,33 @@
 #include "actors/coordinator.hpp"
 #include "actors/node_agent.hpp"
 #include "actors/observer.hpp"
+#include "models/text_dataset.hpp"
 #include "messages/registry.hpp"
 #include "runtime/gloo_group.hpp"
+#include "runtime/hf_checkpoint.hpp"
 #include "runtime/progress.hpp"
 
 namespace floe::launch {
 
-models::TrainTest load_job_data(const runtime::DataConfig& data, uint64_t seed) {
-  models::TrainTest tt = data.dataset == "synthetic" ? models::make_synthetic(6000, 1000, 10, seed)
-                                                     : models::load_fashion_mnist(data.root);
+models::TrainTest load_job_data(const runtime::JobConfig& cfg) {
+  const auto& data = cfg.data;
+  const auto root = runtime::data_root(data);
+  models::TrainTest tt = data.dataset == "synthetic" ? models::make_synthetic(6000, 1000, 10, cfg.seed)
+                         : data.dataset == "sst2"
+                             ? models::load_sst2_dataset(root, runtime::vocab_path(cfg), cfg.model.vocab_size,
+                                                         cfg.model.max_len, data.eval_split.empty() ? "dev" : data.eval_split,
+                                                         cfg.model.task == "mlm")
+                             : models::load_fashion_mnist(root);
   tt.train = tt.train.only_classes(data.classes).skip(data.offset).head(data.subset);
   tt.test = tt.test.only_classes(data.classes).head(data.test_subset);
   return tt;
+}
+
+void check_init_weights(const runtime::JobConfig& cfg) {
+  if (cfg.init_weights.empty()) return;
+  torch::NoGradGuard no_grad;
+  models::match_weights(models::build_model(cfg.model), runtime::load_weights(cfg.init_weights, cfg.model),
+                        "init_weights " + cfg.init_weights, cfg.init_skip);
 }
 
 runtime::TrainingSummary run_job(const runtime::JobConfig& cfg, const models::TrainTest& data) {

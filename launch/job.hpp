@@ -10,8 +10,13 @@
 
 namespace floe::launch {
 
-// Throws floe::InputError naming the data file and the problem.
-models::TrainTest load_job_data(const runtime::DataConfig& data, uint64_t seed);
+// The data the job names (data.*, and for text the model's vocabulary and length). Throws
+// floe::InputError naming the data file and the problem.
+models::TrainTest load_job_data(const runtime::JobConfig& cfg);
+
+// Checks that init_weights fits the model before any actor starts, so that a mismatch is bad
+// input (exit code 2) naming the tensor, not a failed job. Throws floe::InputError.
+void check_init_weights(const runtime::JobConfig& cfg);
 
 // Throws std::runtime_error with the coordinator's reason when training fails.
 runtime::TrainingSummary run_job(const runtime::JobConfig& cfg, const models::TrainTest& data);

@@ -47,7 +47,7 @@ ScenarioResult Scenario::run() const {
   actors::CoordinatorSpec spec;
   spec.config = runtime::load_job_config("", sets_);
   spec.config.faults.insert(spec.config.faults.end(), faults_.begin(), faults_.end());
-  const auto data = load_job_data(spec.config.data, spec.config.seed);
+  const auto data = load_job_data(spec.config);
   spec.train = std::make_shared<const models::Dataset>(data.train);
   spec.test = std::make_shared<const models::Dataset>(data.test);
   auto recorder = std::make_shared<runtime::EventRecorder>();

@@ -112,9 +112,10 @@ typename Inspector::result_type inspect(Inspector& f, stage_task& x) {
 struct stage_report {
   int64_t step = 0;
   int32_t stage = 0;
-  double loss_sum = 0;   // sum of per-sample losses
-  int64_t correct = 0;
+  double loss_sum = 0;   // sum of the losses of its targets
+  int64_t correct = 0;   // targets predicted right
   int64_t samples = 0;
+  int64_t targets = 0;   // predictions scored: one per sample, or per masked token (MLM)
   double busy_seconds = 0;
   // Training steps: squared gradient norm per block of this stage (after the all-reduce).
   std::vector<int32_t> blocks;
@@ -123,7 +124,7 @@ struct stage_report {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, stage_report& x) {
   return f(caf::meta::type_name("stage_report"), x.step, x.stage, exact(x.loss_sum), x.correct, x.samples,
-           exact(x.busy_seconds), x.blocks, exact(x.block_grad_sq));
+           x.targets, exact(x.busy_seconds), x.blocks, exact(x.block_grad_sq));
 }
 
 // Parameters (or their gradients) of a stage, by qualified name.
@@ -194,6 +195,7 @@ struct step_report {
   double loss_sum = 0;
   int64_t correct = 0;
   int64_t samples = 0;
+  int64_t targets = 0;
   std::vector<double> stage_busy_seconds;
   std::vector<int32_t> blocks;  // squared gradient norm per block, over all stages
   std::vector<double> block_grad_sq;
@@ -201,7 +203,7 @@ struct step_report {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, step_report& x) {
   return f(caf::meta::type_name("step_report"), x.step, exact(x.seconds), exact(x.loss_sum), x.correct, x.samples,
-           exact(x.stage_busy_seconds), x.blocks, exact(x.block_grad_sq));
+           x.targets, exact(x.stage_busy_seconds), x.blocks, exact(x.block_grad_sq));
 }
 
 using replica_actor = caf::typed_actor<caf::replies_to<replica_step>::with<step_report>>;

@@ -11,16 +11,21 @@
 
 namespace floe::models {
 
+std::vector<int64_t> Dataset::lengths() const {
+  const auto l = inputs.ne(0).sum(1).to(torch::kInt64).contiguous();
+  return {l.data_ptr<int64_t>(), l.data_ptr<int64_t>() + l.numel()};
+}
+
 Dataset Dataset::head(int64_t n) const {
   if (n <= 0 || n >= size()) return *this;
-  return {name, images.slice(0, 0, n), labels.slice(0, 0, n)};
+  return rows(inputs.slice(0, 0, n), labels.slice(0, 0, n));
 }
 
 Dataset Dataset::skip(int64_t n) const {
   if (n <= 0) return *this;
   if (n >= size())
     throw InputError("data.offset = " + std::to_string(n) + " skips all " + std::to_string(size()) + " training samples");
-  return {name, images.slice(0, n), labels.slice(0, n)};
+  return rows(inputs.slice(0, n), labels.slice(0, n));
 }
 
 Dataset Dataset::only_classes(const std::vector<int>& classes) const {
@@ -28,11 +33,16 @@ Dataset Dataset::only_classes(const std::vector<int>& classes) const {
   auto keep = torch::zeros_like(labels, torch::kBool);
   for (int c : classes) keep |= labels == c;
   const auto idx = keep.nonzero().squeeze(1);
-  return {name, images.index_select(0, idx), labels.index_select(0, idx)};
+  return rows(inputs.index_select(0, idx), labels.index_select(0, idx));
 }
 
 Batch gather(const Dataset& d, const torch::Tensor& uids) {
-  return {d.images.index_select(0, uids), d.labels.index_select(0, uids)};
+  auto x = d.inputs.index_select(0, uids);
+  if (d.sequences() && x.size(0) > 0) {
+    const int64_t longest = x.ne(0).any(0).nonzero().max().item<int64_t>() + 1;  // last position any sample uses
+    x = x.narrow(1, 0, longest);
+  }
+  return {x, d.labels.index_select(0, uids)};
 }
 
 namespace {

@@ -1,5 +1,5 @@
 #pragma once
-// An in-memory labelled image dataset. The sample uid is its index.
+// An in-memory labelled dataset of images or token sequences. The sample uid is its index.
 #include <torch/torch.h>
 
 #include <string>
@@ -7,10 +7,22 @@
 
 namespace floe::models {
 
+// What masking needs to know of a vocabulary (token sequences only).
+struct TokenInfo {
+  int64_t vocab_size = 0;
+  int64_t mask = -1;              // [MASK]
+  std::vector<int64_t> specials;  // ids never masked nor drawn as random tokens ([PAD], [CLS], ...)
+};
+
 struct Dataset {
   std::string name;
-  torch::Tensor images;  // float32 [N, C, H, W], normalised
+  torch::Tensor inputs;  // images: float32 [N, C, H, W], normalised; text: int64 token ids [N, L], 0-padded
   torch::Tensor labels;  // int64 [N]
+  TokenInfo tokens;      // text only
+
+  bool sequences() const { return inputs.defined() && inputs.scalar_type() == torch::kInt64; }
+  // Tokens per sample, padding excluded (token sequences only).
+  std::vector<int64_t> lengths() const;
 
   int64_t size() const { return labels.defined() ? labels.size(0) : 0; }
   // The first n samples (n <= 0 or n >= size keeps all).
@@ -19,13 +31,16 @@ struct Dataset {
   Dataset skip(int64_t n) const;
   // The samples whose label is in `classes`, in their order (empty keeps all).
   Dataset only_classes(const std::vector<int>& classes) const;
+  // These rows, with this dataset's name and tokens.
+  Dataset rows(torch::Tensor x, torch::Tensor y) const { return {name, std::move(x), std::move(y), tokens}; }
 };
 
 struct Batch {
   torch::Tensor x, y;
 };
 
-// Gathers the samples with the given uids (int64 tensor) in that order.
+// Gathers the samples with the given uids (int64 tensor) in that order; token sequences are
+// cut to the longest one among them (padding to the longest in the batch).
 Batch gather(const Dataset& d, const torch::Tensor& uids);
 
 struct TrainTest {

@@ -1,5 +1,9 @@
 #include "models/unit.hpp"
 
+#include "runtime/errors.hpp"
+
+#include <algorithm>
+#include <set>
 #include <stdexcept>
 
 namespace floe::models {
@@ -46,6 +50,12 @@ std::vector<int64_t> parameter_counts(const UnitList& units) {
   return out;
 }
 
+std::vector<int64_t> planner_costs(const UnitList& units) {
+  std::vector<int64_t> out;
+  for (const auto& u : units) out.push_back(u.planner_cost());
+  return out;
+}
+
 }  // namespace floe::models
 
 namespace floe::models {
@@ -61,6 +71,49 @@ void load_parameters(const UnitList& units, const std::map<std::string, torch::T
       throw std::invalid_argument("load_parameters: " + names[i] + " has another shape");
     params[i].copy_(it->second);
   }
+}
+
+namespace {
+bool skippable(const std::string& name, const std::vector<std::string>& skip) {
+  return std::any_of(skip.begin(), skip.end(), [&](const std::string& p) { return name.rfind(p, 0) == 0; });
+}
+}  // namespace
+
+WeightMatch match_weights(const UnitList& model, const std::map<std::string, torch::Tensor>& weights,
+                          const std::string& what, const std::vector<std::string>& skip) {
+  WeightMatch out;
+  out.names = parameter_names_of(model, 0, model.size());
+  const auto params = parameters_of(model, 0, model.size());
+  for (size_t i = 0; i < params.size(); ++i) {
+    const auto& name = out.names[i];
+    const auto it = weights.find(name);
+    if (it == weights.end()) {
+      if (!skippable(name, skip))
+        throw InputError(what + ": has no tensor '" + name + "' (the model's parameter " + std::to_string(i) +
+                         "; init_skip lists name prefixes that may be missing)");
+      out.kept.push_back(name);
+      out.values.push_back(params[i].detach().clone());
+      continue;
+    }
+    const auto& t = it->second;
+    if (t.sizes() != params[i].sizes() || t.scalar_type() != params[i].scalar_type()) {
+      // The position table is where a longer model.max_len shows up: say so.
+      if (name == "embed.position.weight" && t.dim() == 2 && params[i].dim() == 2 && t.size(0) < params[i].size(0))
+        throw InputError("model.max_len = " + std::to_string(params[i].size(0)) + " exceeds the position table of " +
+                         what + " (" + std::to_string(t.size(0)) + " positions)");
+      throw InputError(what + ": tensor '" + name + "' is " + c10::str(t.scalar_type(), t.sizes()) +
+                       ", the model expects " + c10::str(params[i].scalar_type(), params[i].sizes()));
+    }
+    out.values.push_back(t);
+  }
+  const std::set<std::string> known(out.names.begin(), out.names.end());
+  for (const auto& [name, t] : weights) {
+    if (known.count(name)) continue;
+    if (!skippable(name, skip))
+      throw InputError(what + ": tensor '" + name + "' is not a parameter of this model (model.* differs?)");
+    out.ignored.push_back(name);
+  }
+  return out;
 }
 
 }  // namespace floe::models

@@ -20,6 +20,16 @@ namespace {
 using clock_type = std::chrono::steady_clock;
 double since(clock_type::time_point t) { return std::chrono::duration<double>(clock_type::now() - t).count(); }
 
+// Rows [n, L, ...] cut or zero-padded along L to `length`.
+torch::Tensor fit_length(const torch::Tensor& t, int64_t length) {
+  const int64_t l = t.size(1);
+  if (l == length) return t;
+  if (l > length) return t.narrow(1, 0, length);
+  auto shape = t.sizes().vec();
+  shape[1] = length - l;
+  return torch::cat({t, torch::zeros(shape, t.options())}, 1);
+}
+
 }  // namespace
 
 struct ActivationCache::Chunk {
@@ -189,7 +199,8 @@ void ActivationCache::drop_store(std::pair<int, int> key) {
 std::vector<int64_t> ActivationCache::put(int split, int level, const std::vector<int64_t>& uids,
                                          const std::vector<int64_t>& rows, const torch::Tensor& t,
                                          bool drop_lower) {
-  auto& s = store(split, level, t);
+  const auto& rows_t = cfg_.sequence_length > 0 ? fit_length(t, cfg_.sequence_length).contiguous() : t;
+  auto& s = store(split, level, rows_t);
   std::vector<int64_t> admitted;
   for (size_t j = 0; j < rows.size(); ++j) {
     const int64_t uid = uids[rows[j]];
@@ -198,7 +209,7 @@ std::vector<int64_t> ActivationCache::put(int split, int level, const std::vecto
       ++stats_.rejected;
       continue;
     }
-    std::memcpy(s.row(s.slot(uid)), static_cast<const char*>(t.data_ptr()) + j * s.row_bytes,
+    std::memcpy(s.row(s.slot(uid)), static_cast<const char*>(rows_t.data_ptr()) + j * s.row_bytes,
                 static_cast<size_t>(s.row_bytes));
     // A row held at this level will not be advanced: its lower levels go, and an emptied
     // level frees its arenas.
@@ -286,15 +297,19 @@ torch::Tensor ActivationCache::fetch(int split, const std::vector<int64_t>& uids
   }
   // Copy out what the arenas hold: the hits, and the sources of rows to advance.
   const auto t_read = clock_type::now();
+  // Stored sequences come back cut to this batch's length (CacheLimits::sequence_length).
+  auto batch_length = [&](torch::Tensor rows) {
+    return cfg_.sequence_length > 0 ? fit_length(rows, raw.size(-1)) : rows;
+  };
   torch::Tensor hits;
   if (!hit_rows.empty()) {
-    hits = exact->second->gather(uids, hit_rows);
+    hits = batch_length(exact->second->gather(uids, hit_rows));
     stats_.hits += static_cast<int64_t>(hit_rows.size());
   }
   std::map<int, torch::Tensor> inputs;
   for (auto& [from, rows] : groups)
     inputs[from] = from == 0 ? raw.index_select(0, torch::tensor(rows, torch::kInt64))
-                             : stores_.at({split, from})->gather(uids, rows);
+                             : batch_length(stores_.at({split, from})->gather(uids, rows));
   stats_.read_seconds += since(t_read);
   lock.unlock();
 

@@ -41,6 +41,11 @@ struct CacheLimits {
   int64_t disk_budget = 0;    // bytes of arenas in memory-mapped files; 0 = no disk tier
   std::string dir;            // where the disk tier's files go (created, unlinked at once)
   int64_t chunk_bytes = 8 << 20;  // arena chunk size (rounded to whole rows)
+  // > 0: inputs are token sequences padded to the longest of their batch, so rows have a
+  // sequence dimension first ([L, D + 1] with the mask channel, models/transformer.hpp).
+  // Rows are kept zero-padded (mask 0) to this length and handed out cut to the length of
+  // the batch that asks: every sample's tokens fit in its batch's length, the rest is padding.
+  int64_t sequence_length = 0;
 };
 
 

@@ -62,6 +62,7 @@ nlohmann::json to_json(const JobState& s) {
           {"loss_sum", s.loss_sum},
           {"correct", s.correct},
           {"samples", s.samples},
+          {"targets", s.targets},
           {"busy", s.busy},
           {"makespan", s.makespan},
           {"epoch_seconds", s.epoch_seconds},
@@ -84,6 +85,7 @@ JobState job_state_from(const nlohmann::json& j) {
   j.at("loss_sum").get_to(s.loss_sum);
   s.correct = json_integer<int64_t>(j.at("correct"), "correct");
   s.samples = json_integer<int64_t>(j.at("samples"), "samples");
+  s.targets = j.contains("targets") ? json_integer<int64_t>(j.at("targets"), "targets") : s.samples;
   j.at("busy").get_to(s.busy);
   j.at("makespan").get_to(s.makespan);
   j.at("epoch_seconds").get_to(s.epoch_seconds);

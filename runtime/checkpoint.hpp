@@ -39,7 +39,7 @@ struct JobState {
   std::vector<double> policy_state;   // the freeze policy's (FreezePolicy::state)
   // The epoch so far, so that its record comes out whole.
   double loss_sum = 0;
-  int64_t correct = 0, samples = 0;
+  int64_t correct = 0, samples = 0, targets = 0;
   std::vector<double> busy;
   double makespan = 0;
   double epoch_seconds = 0;

@@ -3,14 +3,23 @@
 #include "runtime/activation_cache.hpp"
 #include "runtime/errors.hpp"
 #include "runtime/faults.hpp"
+#include "runtime/hf_checkpoint.hpp"
+#include "models/wordpiece.hpp"
 
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <functional>
 #include <limits>
+#include <set>
 #include <sstream>
+
+// Where the data the repository ships (data/) is; the build sets it to the source tree's.
+#ifndef FLOE_DATA_DIR
+#define FLOE_DATA_DIR "data"
+#endif
 
 namespace floe::runtime {
 namespace {
@@ -145,13 +154,28 @@ const std::vector<Entry>& entries() {
   static const std::vector<Entry> all = [] {
     using C = JobConfig;
     std::vector<Entry> e{
+        text("model.kind", "model family (docs/models.md): vit (images) or bert (text)", [](C& c) -> std::string& { return c.model.kind; }, {"vit", "bert"}),
+        text("task", "what the head learns: classify (a label per sample) or mlm (masked-language modelling, model.kind = \"bert\")", [](C& c) -> std::string& { return c.model.task; }, {"classify", "mlm"}),
         integer<int64_t>("model.depth", "transformer blocks", [](C& c) -> int64_t& { return c.model.depth; }, 1, 256),
         integer<int64_t>("model.dim", "embedding width (a multiple of model.heads)", [](C& c) -> int64_t& { return c.model.dim; }, 1, 65536),
         integer<int64_t>("model.heads", "attention heads", [](C& c) -> int64_t& { return c.model.heads; }, 1, 1024),
-        integer<int64_t>("model.mlp_ratio", "MLP hidden width / dim", [](C& c) -> int64_t& { return c.model.mlp_ratio; }, 1, 64),
-        integer<int64_t>("model.patch", "patch size in pixels (divides 28)", [](C& c) -> int64_t& { return c.model.patch; }, 1, 28),
-        text("data.dataset", "training data", [](C& c) -> std::string& { return c.data.dataset; }, {"fashion-mnist", "synthetic"}),
-        text("data.root", "folder with the gzipped IDX files of Fashion-MNIST", [](C& c) -> std::string& { return c.data.root; }),
+        integer<int64_t>("model.mlp_ratio", "MLP hidden width / dim (unless model.ffn_dim is set)", [](C& c) -> int64_t& { return c.model.mlp_ratio; }, 1, 64),
+        integer<int64_t>("model.ffn_dim", "MLP hidden width; 0 = model.dim x model.mlp_ratio", [](C& c) -> int64_t& { return c.model.ffn_dim; }, 0, 1 << 20),
+        integer<int64_t>("model.classes", "output classes of a classifier head", [](C& c) -> int64_t& { return c.model.classes; }, 2, 1 << 20),
+        number("model.dropout", "bert: dropout on hidden states and attention probabilities while training (0 keeps steps deterministic)", [](C& c) -> double& { return c.model.dropout; }, 0.0, 0.99),
+        number("model.layer_norm_eps", "LayerNorm epsilon; 0 = the family's own (vit 1e-5, bert 1e-12)", [](C& c) -> double& { return c.model.layer_norm_eps; }, 0.0, 0.5),
+        integer<int64_t>("model.patch", "vit: patch size in pixels (divides model.image_size)", [](C& c) -> int64_t& { return c.model.patch; }, 1, 4096),
+        integer<int64_t>("model.image_size", "vit: image height and width in pixels", [](C& c) -> int64_t& { return c.model.image_size; }, 1, 65536),
+        integer<int64_t>("model.channels", "vit: image channels", [](C& c) -> int64_t& { return c.model.channels; }, 1, 64),
+        integer<int64_t>("model.vocab_size", "bert: token vocabulary; 0 = the size of data.vocab", [](C& c) -> int64_t& { return c.model.vocab_size; }, 0, 1 << 24),
+        integer<int64_t>("model.max_len", "bert: longest sequence in tokens, [CLS] and [SEP] included (the position table; longer texts are truncated)", [](C& c) -> int64_t& { return c.model.max_len; }, 2, 1 << 20),
+        integer<int64_t>("model.type_vocab_size", "bert: token types (segments)", [](C& c) -> int64_t& { return c.model.type_vocab_size; }, 1, 1024),
+        text("data.dataset", "training data: fashion-mnist and synthetic for vit, sst2 (GLUE's SST-2 from the Stanford Sentiment Treebank) for bert", [](C& c) -> std::string& { return c.data.dataset; }, {"fashion-mnist", "synthetic", "sst2"}),
+        text("data.root", "folder of the dataset's files; \"\" = its default (/usr/share/datasets/fashion-mnist; data/sst of this repository for sst2)", [](C& c) -> std::string& { return c.data.root; }),
+        text("data.vocab", "sst2: the WordPiece vocab.txt (floe vocab builds one); \"\" = vocab.txt in data.root", [](C& c) -> std::string& { return c.data.vocab; }),
+        text("data.eval_split", "what evaluation reads: \"\" = the dataset's own (fashion-mnist: test; sst2: dev, as GLUE reports), or \"dev\" / \"test\" for sst2", [](C& c) -> std::string& { return c.data.eval_split; }, {"", "dev", "test"}),
+        integer<int64_t>("data.length_buckets", "text: each window of this many batches of the epoch's order is sorted by length and cut into batches again (batches are padded to their longest text); 0 = off", [](C& c) -> int64_t& { return c.data.length_buckets; }, 0, 1 << 20),
+        number("data.mlm_probability", "task mlm: share of tokens chosen for prediction (80% become [MASK], 10% a random token, 10% stay)", [](C& c) -> double& { return c.data.mlm_probability; }, 0.0, 1.0),
         integer<int64_t>("data.offset", "skip the first N training samples (applied before data.subset), e.g. to fine-tune on samples a pre-training run did not see", [](C& c) -> int64_t& { return c.data.offset; }, 0, std::numeric_limits<int32_t>::max() - 1),
         integer<int64_t>("data.subset", "train on the first N samples only (0 = all)", [](C& c) -> int64_t& { return c.data.subset; }, 0, std::numeric_limits<int32_t>::max() - 1),
         integer<int64_t>("data.test_subset", "evaluate on the first N test samples only (0 = all)", [](C& c) -> int64_t& { return c.data.test_subset; }, 0, std::numeric_limits<int32_t>::max() - 1),
@@ -196,7 +220,9 @@ const std::vector<Entry>& entries() {
         text("observe.trace", "write a Chrome Trace Event / Perfetto timeline to this file (\"\" = off)", [](C& c) -> std::string& { return c.observe.trace; }),
         text("observe.report", "write a self-contained HTML report to this file (\"\" = off)", [](C& c) -> std::string& { return c.observe.report; }),
         text("save_weights", "write the final model weights as a PyTorch state dict (torch.load reads it) to this file (\"\" = off)", [](C& c) -> std::string& { return c.save_weights; }),
-        text("init_weights", "start from the weights of this PyTorch state dict (torch.save of a floe or matching model; \"\" = random)", [](C& c) -> std::string& { return c.init_weights; }),
+        text("save_format", "how save_weights writes: pytorch (a state dict in floe's names) or hf (a Hugging Face folder: config.json and model.safetensors)", [](C& c) -> std::string& { return c.save_format; }, {"pytorch", "hf"}),
+        text("init_weights", "start from these weights: a PyTorch state dict in floe's names, or a Hugging Face checkpoint (a folder with config.json, or a .safetensors / .bin file); \"\" = random", [](C& c) -> std::string& { return c.init_weights; }),
+        text_list("init_skip", "init_weights may lack, or hold extra, tensors whose names start with one of these (e.g. [\"head.\"] to fine-tune an MLM checkpoint for classification); the log lists them", [](C& c) -> std::vector<std::string>& { return c.init_skip; }),
         text("checkpoint.dir", "write checkpoints into this folder (\"\" = off; docs/checkpoints.md)", [](C& c) -> std::string& { return c.checkpoint.dir; }),
         integer<int64_t>("checkpoint.interval", "training steps between checkpoints (0 = only at the end and on SIGUSR1)", [](C& c) -> int64_t& { return c.checkpoint.interval; }, 0, std::numeric_limits<int32_t>::max() - 1),
         integer<int>("checkpoint.keep", "checkpoints kept (the oldest are removed)", [](C& c) -> int& { return c.checkpoint.keep; }, 1, 1000000),
@@ -225,22 +251,24 @@ std::string known_keys() {
   return s;
 }
 
-void apply(JobConfig& cfg, const std::string& name, const Value& v) {
+void apply(JobConfig& cfg, const std::string& name, const Value& v, std::set<std::string>& set_keys) {
   const Entry* e = find_entry(name);
   if (!e) throw InputError(v.where + ": unknown config key '" + name + "' (known keys: " + known_keys() + ")");
   e->set(cfg, v);
+  set_keys.insert(name);
 }
 
-void apply_table(JobConfig& cfg, const toml::table& t, const std::string& prefix, const std::string& where) {
+void apply_table(JobConfig& cfg, const toml::table& t, const std::string& prefix, const std::string& where,
+                 std::set<std::string>& set_keys) {
   for (const auto& [k, node] : t) {
     const std::string name = prefix + std::string(k.str());
     if (const auto* sub = node.as_table()) {
-      apply_table(cfg, *sub, name + ".", where);
+      apply_table(cfg, *sub, name + ".", where, set_keys);
       continue;
     }
     std::ostringstream text;
     node.visit([&](const auto& n) { text << n; });
-    apply(cfg, name, {toml::node_view<const toml::node>(node), where, text.str()});
+    apply(cfg, name, {toml::node_view<const toml::node>(node), where, text.str()}, set_keys);
   }
 }
 
@@ -257,6 +285,7 @@ const std::vector<ConfigKey>& config_keys() {
 
 JobConfig load_job_config(const std::string& path, const std::vector<std::string>& overrides) {
   JobConfig cfg;
+  std::set<std::string> set_keys;  // what the job says, against what a checkpoint's config.json says
   if (!path.empty()) {
     toml::table t;
     try {
@@ -267,7 +296,7 @@ JobConfig load_job_config(const std::string& path, const std::vector<std::string
       if (e.source().begin) msg << " at line " << e.source().begin.line << ", column " << e.source().begin.column;
       throw InputError(msg.str());
     }
-    apply_table(cfg, t, "", "config file " + path);
+    apply_table(cfg, t, "", "config file " + path, set_keys);
   }
   for (const auto& o : overrides) {
     const auto eq = o.find('=');
@@ -287,10 +316,35 @@ JobConfig load_job_config(const std::string& path, const std::vector<std::string
         throw InputError(where + ": expected a TOML value or UTF-8 text");
       }
     }
-    apply(cfg, key, {toml::node_view<const toml::node>(t.get("v")), where, raw});
+    apply(cfg, key, {toml::node_view<const toml::node>(t.get("v")), where, raw}, set_keys);
   }
+  // A Hugging Face checkpoint folder brings its shapes (docs/models.md, Bringing a checkpoint).
+  if (!cfg.init_weights.empty())
+    if (const auto hf = read_hf_config(cfg.init_weights); !hf.is_null()) {
+      try {
+        apply_hf_config(hf, cfg.model, set_keys, cfg.init_weights + "/config.json");
+      } catch (const std::invalid_argument& e) {
+        throw InputError(std::string("init_weights: ") + e.what());
+      }
+    }
+  if (cfg.model.kind == "bert" && cfg.model.vocab_size == 0 && cfg.data.dataset == "sst2")
+    cfg.model.vocab_size = static_cast<int64_t>(models::read_vocab(vocab_path(cfg)).size());
   validate(cfg);
   return cfg;
+}
+
+std::string data_root(const DataConfig& data) {
+  if (!data.root.empty()) return data.root;
+  if (data.dataset == "sst2") return FLOE_DATA_DIR "/sst";
+  return "/usr/share/datasets/fashion-mnist";
+}
+
+std::string vocab_path(const JobConfig& cfg) {
+  if (!cfg.data.vocab.empty()) return cfg.data.vocab;
+  std::error_code ec;
+  if (!cfg.init_weights.empty() && std::filesystem::is_regular_file(cfg.init_weights + "/vocab.txt", ec))
+    return cfg.init_weights + "/vocab.txt";
+  return data_root(cfg.data) + "/vocab.txt";
 }
 
 void validate(const JobConfig& c) {
@@ -300,7 +354,7 @@ void validate(const JobConfig& c) {
     throw InputError(std::string("config: ") + e.what());
   }
   auto fail = [](const std::string& m) { throw InputError("config: " + m); };
-  const int64_t units = models::vit_unit_count(c.model);
+  const int64_t units = models::unit_count(c.model);
   const int k = c.pipeline.length;
   if (k > units)
     fail("pipeline.length = " + std::to_string(k) + " exceeds the model's " + std::to_string(units) + " units");
@@ -340,6 +394,17 @@ void validate(const JobConfig& c) {
     } catch (const std::invalid_argument& e) {
       fail(std::string(key) + " = \"" + *value + "\": " + e.what());
     }
+  const bool text = c.data.dataset == "sst2";
+  if (text != (c.model.kind == "bert"))
+    fail("data.dataset = \"" + c.data.dataset + "\" needs model.kind = \"" + (text ? "bert" : "vit") + "\", got \"" +
+         c.model.kind + "\"");
+  if (!text && !c.data.eval_split.empty())
+    fail("data.eval_split = \"" + c.data.eval_split + "\": " + c.data.dataset + " has a test split only");
+  if (c.data.augment != "none" && text) fail("data.augment = \"" + c.data.augment + "\" is for images, not data.dataset = \"sst2\"");
+  if (c.cache.enabled && c.model.task == "mlm" && !c.cache.frozen_augmentation)
+    fail("cache.enabled = true with task = \"mlm\": the masking changes every epoch, so a cached frozen-prefix output would "
+         "keep one masking of each sample for the rest of training; set cache.enabled = false, or "
+         "cache.frozen_augmentation = true to accept that (docs/cache.md)");
   if (c.cache.enabled && c.data.augment != "none" && !c.cache.frozen_augmentation)
     fail("cache.enabled = true with data.augment = \"" + c.data.augment +
          "\": a cached frozen-prefix output would keep one random view of each sample for the rest of training; set "

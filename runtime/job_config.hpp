@@ -2,7 +2,7 @@
 // The job's configuration: a TOML file plus `--set key=value` overrides, both addressed by
 // dotted keys. Every key is declared once in a schema (name, meaning, default) that drives
 // parsing, validation, `floe train --help` and docs/config.md.
-#include "models/vit.hpp"
+#include "models/model.hpp"
 #include "runtime/schedule.hpp"
 
 #include <cstdint>
@@ -13,8 +13,12 @@
 namespace floe::runtime {
 
 struct DataConfig {
-  std::string dataset = "fashion-mnist";  // fashion-mnist | synthetic
-  std::string root = "/usr/share/datasets/fashion-mnist";
+  std::string dataset = "fashion-mnist";  // fashion-mnist | synthetic | sst2
+  std::string root;   // the dataset's files; empty = its default folder (default_data_root)
+  std::string vocab;  // sst2: vocab.txt; empty = vocab.txt in the data folder
+  double mlm_probability = 0.15;
+  int64_t length_buckets = 0;  // text: batches of similar length from windows of this many batches (0 = off)
+  std::string eval_split;  // sst2: "dev" (GLUE's convention) or "test"; empty = the dataset's own
   int64_t offset = 0;       // skip the first N training samples (before subset)
   int64_t subset = 0;       // use only the first N training samples (0 = all)
   int64_t test_subset = 0;  // use only the first N test samples (0 = all)
@@ -79,7 +83,7 @@ struct CheckpointConfig {
 };
 
 struct JobConfig {
-  models::VitConfig model;
+  models::ModelConfig model;  // with the task (key `task`)
   DataConfig data;
   int devices = 2;
   int threads_per_device = 1;
@@ -100,7 +104,9 @@ struct JobConfig {
   bool recover = true;  // on the loss of a node: re-plan over the rest and continue (docs/checkpoints.md)
   double step_timeout = 600;  // seconds a step may take before the job stops as hung (0 = no limit)
   std::string save_weights;  // write the final weights (a PyTorch state dict) here; empty = no
-  std::string init_weights;  // start from these weights (a PyTorch state dict); empty = random
+  std::string save_format = "pytorch";  // pytorch (floe's names) | hf (a Hugging Face folder)
+  std::string init_weights;  // a state dict or a Hugging Face checkpoint (runtime/hf_checkpoint.hpp); empty = random
+  std::vector<std::string> init_skip;  // name prefixes init_weights may lack or hold in excess
   CheckpointConfig checkpoint;
   std::vector<std::string> faults;  // fault script (runtime/faults.hpp), e.g. "slow stage=1 seconds=0.01 at=5"
 };
@@ -125,6 +131,12 @@ void validate(const JobConfig& cfg);
 // Every key as a `key=value` override that load_job_config reads back to an equal config
 // (how a coordinator hands its job to the nodes that join it).
 std::vector<std::string> to_overrides(const JobConfig& cfg);
+
+// The folder data.root names, or the dataset's default when it is empty.
+std::string data_root(const DataConfig& data);
+// The vocabulary of a text job: data.vocab; else the vocab.txt of an init_weights checkpoint
+// folder (Hugging Face ships the tokenizer with the weights); else vocab.txt in data_root.
+std::string vocab_path(const JobConfig& cfg);
 
 // A TOML basic string: quoted, with quotes and backslashes escaped.
 std::string toml_string(const std::string& s);

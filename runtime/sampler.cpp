@@ -5,7 +5,6 @@
 #include <stdexcept>
 
 namespace floe::runtime {
-namespace {
 
 uint64_t splitmix64(uint64_t& s) {
   uint64_t z = (s += 0x9e3779b97f4a7c15ull);
@@ -13,8 +12,6 @@ uint64_t splitmix64(uint64_t& s) {
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   return z ^ (z >> 31);
 }
-
-}  // namespace
 
 bool flip_of(uint64_t seed, int epoch, int64_t uid) {
   uint64_t state = seed ^ (uint64_t(uint32_t(epoch)) << 40) ^ uint64_t(uid) * 0x9E3779B97F4A7C15ull;
@@ -30,6 +27,30 @@ std::vector<int64_t> epoch_permutation(int64_t n, uint64_t seed, int64_t epoch) 
     std::swap(p[i], p[j]);
   }
   return p;
+}
+
+std::vector<int64_t> length_bucketed(const std::vector<int64_t>& perm, const std::vector<int64_t>& lengths,
+                                     int64_t batch_size, int64_t window, uint64_t seed, int64_t epoch) {
+  if (batch_size <= 0 || window <= 0) throw std::invalid_argument("length_bucketed: batch size and window must be positive");
+  auto sorted = perm;
+  const int64_t n = static_cast<int64_t>(perm.size()), span = batch_size * window;
+  for (int64_t a = 0; a < n; a += span) {
+    const auto b = sorted.begin() + a, e = sorted.begin() + std::min(n, a + span);
+    std::stable_sort(b, e, [&](int64_t x, int64_t y) { return lengths[x] < lengths[y]; });
+  }
+  const int64_t full = n / batch_size;
+  std::vector<int64_t> batches(static_cast<size_t>(full));
+  std::iota(batches.begin(), batches.end(), 0);
+  uint64_t state = seed * 0x100000001b3ull + static_cast<uint64_t>(epoch) + 0x5bd1e995ull;
+  for (int64_t i = full - 1; i > 0; --i) {
+    const auto j = static_cast<int64_t>(splitmix64(state) % static_cast<uint64_t>(i + 1));
+    std::swap(batches[i], batches[j]);
+  }
+  std::vector<int64_t> out;
+  out.reserve(perm.size());
+  for (int64_t bi : batches) out.insert(out.end(), sorted.begin() + bi * batch_size, sorted.begin() + (bi + 1) * batch_size);
+  out.insert(out.end(), sorted.begin() + full * batch_size, sorted.end());
+  return out;
 }
 
 int64_t steps_per_epoch(int64_t samples, int64_t batch_size) {

@@ -8,12 +8,22 @@
 
 namespace floe::runtime {
 
+// The next value of the splitmix64 sequence at `state` (portable, seedable randomness).
+uint64_t splitmix64(uint64_t& state);
+
 // Whether training sample `uid` is flipped in `epoch` (data.augment = "flip"): a seeded,
 // portable coin per (seed, epoch, uid), the same on every replica and after a transition.
 bool flip_of(uint64_t seed, int epoch, int64_t uid);
 
 // Fisher-Yates over 0..n-1 driven by splitmix64(seed, epoch): portable and deterministic.
 std::vector<int64_t> epoch_permutation(int64_t n, uint64_t seed, int64_t epoch);
+
+// `perm` regrouped so that each batch holds texts of similar length (less padding, since a
+// batch is padded to its longest): every window of `window` consecutive batches is sorted by
+// `lengths` and cut into batches again, then the full batches are shuffled by (seed, epoch);
+// a last partial batch stays last. Still every sample exactly once.
+std::vector<int64_t> length_bucketed(const std::vector<int64_t>& perm, const std::vector<int64_t>& lengths,
+                                     int64_t batch_size, int64_t window, uint64_t seed, int64_t epoch);
 
 int64_t steps_per_epoch(int64_t samples, int64_t batch_size);
 

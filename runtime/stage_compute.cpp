@@ -1,5 +1,7 @@
 #include "runtime/stage_compute.hpp"
 
+#include "models/bert.hpp"
+
 #include <stdexcept>
 
 namespace floe::runtime {
@@ -13,6 +15,19 @@ std::unique_ptr<torch::optim::AdamW> make_optimizer(const std::vector<torch::Ten
 
 void set_learning_rate(torch::optim::Optimizer& opt, double lr) {
   for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+}
+
+LossTerms loss_terms(const torch::Tensor& logits, const torch::Tensor& target) {
+  namespace F = torch::nn::functional;
+  const auto flat_logits = logits.dim() == 3 ? logits.reshape({-1, logits.size(-1)}) : logits;
+  const auto flat_target = target.reshape({-1});
+  LossTerms t;
+  t.loss_sum = F::cross_entropy(flat_logits, flat_target,
+                                F::CrossEntropyFuncOptions().reduction(torch::kSum).ignore_index(models::kIgnoreTarget));
+  const auto scored = flat_target != models::kIgnoreTarget;
+  t.targets = scored.sum().item<int64_t>();
+  t.correct = (flat_logits.detach().argmax(1).eq(flat_target) & scored).sum().item<int64_t>();
+  return t;
 }
 
 namespace {
@@ -102,23 +117,21 @@ void StageCompute::forward_loss(int mb, torch::Tensor input, torch::Tensor targe
   input = run_frozen(input, uids);
   if (!train_) {
     torch::NoGradGuard no_grad;
-    auto logits = models::forward_range(units_, 0, units_.size(), input);
-    stats.loss_sum += torch::nn::functional::cross_entropy(
-                          logits, target, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
-                          .item<double>();
-    stats.correct += logits.argmax(1).eq(target).sum().item<int64_t>();
+    auto terms = loss_terms(models::forward_range(units_, 0, units_.size(), input), target);
+    stats.loss_sum += terms.loss_sum.item<double>();
+    stats.correct += terms.correct;
+    stats.targets += terms.targets;
     stats.samples += target.size(0);
     return;
   }
   torch::AutoGradMode grad(true);
   if (!first_) input = input.detach().requires_grad_(true);
-  auto logits = models::forward_range(units_, 0, units_.size(), input);
-  auto loss_sum = torch::nn::functional::cross_entropy(
-      logits, target, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
-  stats.loss_sum += loss_sum.item<double>();
-  stats.correct += logits.detach().argmax(1).eq(target).sum().item<int64_t>();
+  auto terms = loss_terms(models::forward_range(units_, 0, units_.size(), input), target);
+  stats.loss_sum += terms.loss_sum.item<double>();
+  stats.correct += terms.correct;
+  stats.targets += terms.targets;
   stats.samples += target.size(0);
-  saved_[mb] = {input, loss_sum * scale};
+  saved_[mb] = {input, terms.loss_sum * scale};
 }
 
 torch::Tensor StageCompute::run_frozen(torch::Tensor x, const torch::Tensor& uids) const {

@@ -22,10 +22,20 @@ void set_learning_rate(torch::optim::Optimizer& opt, double lr);
 using NamedTensors = std::map<std::string, torch::Tensor>;
 
 struct LossStats {
-  double loss_sum = 0;  // sum of per-sample cross-entropy
-  int64_t correct = 0;
+  double loss_sum = 0;  // sum of the targets' cross-entropy
+  int64_t correct = 0;  // targets predicted right
   int64_t samples = 0;
+  int64_t targets = 0;  // one per sample (classification) or per masked token (MLM)
 };
+
+// The summed cross-entropy of `logits` against `target`, how many targets it scores and how
+// many the argmax gets right. Logits [N, C] against labels [N]; or logits [N, L, V] against
+// token ids [N, L], where models::kIgnoreTarget marks positions not predicted (MLM).
+struct LossTerms {
+  torch::Tensor loss_sum;
+  int64_t correct = 0, targets = 0;
+};
+LossTerms loss_terms(const torch::Tensor& logits, const torch::Tensor& target);
 
 class StageCompute {
  public:

@@ -55,7 +55,7 @@ int main() {
                                            "batch_size=64", "epochs=1", "devices=2", "freeze.policy=\"none\""});
   actors::CoordinatorSpec spec;
   spec.config = cfg;
-  const auto data = launch::load_job_data(cfg.data, cfg.seed);
+  const auto data = launch::load_job_data(cfg);
   spec.train = std::make_shared<const models::Dataset>(data.train);
   spec.test = std::make_shared<const models::Dataset>(data.test);
 

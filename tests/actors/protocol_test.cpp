@@ -5,6 +5,7 @@
 #include "actors/node_agent.hpp"
 #include "actors/replica.hpp"
 #include "launch/job.hpp"
+#include "models/vit.hpp"
 #include "messages/registry.hpp"
 
 #include "tests/caf_catch_dsl.hpp"
@@ -18,7 +19,7 @@ struct fixture : test_coordinator_fixture<msg::system_config> {};
 }  // namespace
 
 TEST_CASE_METHOD(fixture, "a K=2 M=2 GPipe step, message by message", "[protocol]") {
-  models::VitConfig cfg;
+  models::ModelConfig cfg;
   cfg.patch = 14;
   cfg.dim = 8;
   cfg.depth = 1;
@@ -69,7 +70,7 @@ std::vector<std::string> job_messages(fixture& f, runtime::TrainingSummary& summ
                                            "batch_size=64", "epochs=2", "devices=2", "pipeline.length=2",
                                            "pipeline.micro_batches=2", "freeze.policy=\"manual\"",
                                            "freeze.script=[0, 1]", "cache.enabled=false", "elastic=false"});
-  const auto data = launch::load_job_data(cfg.data, cfg.seed);
+  const auto data = launch::load_job_data(cfg);
   actors::NodeSpec node;
   node.config = cfg;
   node.train = std::make_shared<const models::Dataset>(data.train);

@@ -1,9 +1,9 @@
 // libFuzzer target for floe's decoders of bytes it does not control (docs/checkpoints.md →
 // Fuzzing the decoders): every message type registered for the network, decoded alone and inside a whole
 // message as CAF's middleman decodes it; the files of a checkpoint folder; the config
-// overrides a joining node receives; fault scripts. The first input byte picks the decoder,
-// the rest is its input. A decoder must return or refuse with its documented error: a crash,
-// another exception, a leak, a hang or a huge allocation is a finding.
+// overrides a joining node receives; fault scripts; safetensors files. The first input byte
+// picks the decoder, the rest is its input. A decoder must return or refuse with its
+// documented error: a crash, another exception, a leak, a hang or a huge allocation is a finding.
 //
 //   fuzz_decoders [--unguarded] --write-seeds=DIR    a valid input of every decoder into DIR
 //   fuzz_decoders [--unguarded] [--only=PREFIX] [libFuzzer flags] DIR...
@@ -20,6 +20,7 @@
 #include "runtime/errors.hpp"
 #include "runtime/faults.hpp"
 #include "runtime/job_config.hpp"
+#include "runtime/safetensors.hpp"
 #include "runtime/state_dict.hpp"
 #include "runtime/summary.hpp"
 
@@ -171,6 +172,38 @@ void decode_overrides(std::string_view in) {
   }
 }
 
+// A safetensors file that decodes must re-encode to a canonical file with the same names,
+// dtypes, shapes, bytes and metadata, which decodes and re-encodes to itself.
+void decode_safetensors_file(std::string_view in) {
+  bool decoded = false;
+  runtime::SafetensorsHeader header;
+  std::map<std::string, torch::Tensor> tensors;
+  expect_input_error("safetensors", "<bytes>: ", [&] {
+    header = runtime::parse_safetensors_header(in, "<bytes>");
+    tensors = runtime::decode_safetensors(in, "<bytes>");
+    decoded = true;
+  });
+  if (!decoded) return;
+  try {
+    const auto canonical = runtime::encode_safetensors(tensors, header.metadata, "<canonical>");
+    const auto again = runtime::parse_safetensors_header(canonical, "<canonical>");
+    if (again.metadata != header.metadata) finding("safetensors", "the metadata differs once re-encoded");
+    if (again.tensors.size() != header.tensors.size()) finding("safetensors", "the tensors differ once re-encoded");
+    for (const auto& [name, t] : header.tensors) {
+      const auto it = again.tensors.find(name);
+      if (it == again.tensors.end() || it->second.dtype != t.dtype || it->second.shape != t.shape ||
+          canonical.compare(again.data_start + it->second.begin, it->second.nbytes(), in.data() + header.data_start + t.begin,
+                            t.nbytes()) != 0)
+        finding("safetensors", "tensor \"" + name + "\" differs once re-encoded");
+    }
+    if (runtime::encode_safetensors(runtime::decode_safetensors(canonical, "<canonical>"), again.metadata, "<canonical>") !=
+        canonical)
+      finding("safetensors", "a canonical file does not re-encode to itself");
+  } catch (const std::exception& e) {
+    finding("safetensors", std::string("a decoded file does not round-trip: ") + e.what());
+  }
+}
+
 std::map<std::string, torch::Tensor> sample_state_dict() {
   return {{"block0.attn.w", torch::arange(12, torch::kFloat32).reshape({3, 4})},
           {"head.b#step", torch::full({1}, 7.0, torch::kFloat64)},
@@ -235,6 +268,7 @@ std::vector<Decoder> decoders(bool unguarded) {
   out.push_back({"fault", [](std::string_view in) {
                    expect_input_error("fault", "fault \"", [&] { runtime::parse_fault(std::string(in)); });
                  }, {}});
+  out.push_back({"safetensors", decode_safetensors_file, {}});
   if (unguarded) {
     out.push_back({"any message", decode_message, {}});
     out.push_back({"state dict file", [](std::string_view in) {
@@ -402,6 +436,35 @@ void add_seeds(std::vector<Decoder>& all) {
   for (const char* f : {"delay activation replica=0 stage=1 seconds=0.05 at=10 count=4", "drop gradient stage=1",
                         "slow stage=1 seconds=0.01", "kill replica=1 stage=-1 at=30", "kill node=1 at=30"})
     add("fault", f);
+  add("safetensors", runtime::encode_safetensors(sample_state_dict(), {{"format", "pt"}}, "seed"));
+  add("safetensors", runtime::encode_safetensors({{"f64", torch::tensor({1.5}, torch::kFloat64)},
+                                                  {"f16", torch::tensor({0.5, 2.0}).to(torch::kFloat16)},
+                                                  {"bf16", torch::tensor({-1.0}).to(torch::kBFloat16)},
+                                                  {"i32", torch::tensor({-7}, torch::kInt32)},
+                                                  {"i16", torch::tensor({3}, torch::kInt16)},
+                                                  {"i8", torch::tensor({-1, 1}, torch::kInt8)},
+                                                  {"u8", torch::tensor({255}, torch::kUInt8)},
+                                                  {"bool", torch::tensor({true, false})},
+                                                  {"scalar", torch::tensor(2.5)},
+                                                  {"empty", torch::zeros({0, 3})}},
+                                                 {}, "seed"));
+  auto safetensors_file = [](const std::string& header, const std::string& data) {
+    std::string length(8, '\0');
+    for (size_t i = 0; i < 8; ++i) length[i] = static_cast<char>((uint64_t(header.size()) >> (8 * i)) & 0xff);
+    return length + header + data;
+  };
+  // Not canonical: data in reverse name order, whitespace, an unknown field, zero-length tensors.
+  add("safetensors", safetensors_file("{\"b\": {\"dtype\": \"U8\", \"shape\": [2], \"data_offsets\": [0, 2], \"x\": 0},\n"
+                                      " \"a\": {\"dtype\": \"I16\", \"shape\": [1, 1], \"data_offsets\": [2, 4]},"
+                                      " \"z\": {\"dtype\": \"I64\", \"shape\": [0, 9], \"data_offsets\": [4, 4]},"
+                                      " \"__metadata__\": {\"k\": \"v\"}}  ",
+                                      "\x01\x02\x03\x04"));
+  // Refused, a byte away from valid: overlapping tensors, a size that is not the dtype's.
+  add("safetensors", safetensors_file("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                                      "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
+                                      std::string(12, '\0')));
+  add("safetensors", safetensors_file("{\"a\":{\"dtype\":\"F64\",\"shape\":[2],\"data_offsets\":[0,8]}}",
+                                      std::string(8, '\0')));
   add("state dict file", files.at("parameters.pt"));
   add("state dict file", files.at("optimizer.pt"));
   caffe2::serialize::PyTorchStreamReader reader(std::make_shared<caffe2::serialize::MemoryReadAdapter>(

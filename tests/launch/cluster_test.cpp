@@ -70,7 +70,7 @@ TEST_CASE("two node processes train to the same weights as one process, through 
   // The reference: the whole job in this process.
   auto cfg = runtime::load_job_config("", job);
   cfg.save_weights = (dir / "single.pt").string();
-  const auto single = launch::run_job(cfg, launch::load_job_data(cfg.data, cfg.seed));
+  const auto single = launch::run_job(cfg, launch::load_job_data(cfg));
   REQUIRE(single.transitions.size() == 1);
   REQUIRE(single.transitions[0].to.replicas > 2);  // replicas spread over both nodes after it
 
@@ -557,7 +557,7 @@ TEST_CASE("a pipeline split over two node processes moves its tensors over UCX, 
   split_job.push_back("pipeline.span_nodes=true");
   auto cfg = runtime::load_job_config("", split_job);
   cfg.save_weights = (dir / "single.pt").string();
-  const auto single = launch::run_job(cfg, launch::load_job_data(cfg.data, cfg.seed));
+  const auto single = launch::run_job(cfg, launch::load_job_data(cfg));
   REQUIRE(single.transitions.size() == 1);
   REQUIRE(single.transitions[0].to.replicas == 2);
 

@@ -43,7 +43,7 @@ TEST_CASE("unexpected and malformed remote messages are answered with an error, 
   node.config = runtime::load_job_config("", {"data.dataset=\"synthetic\"", "model.depth=2", "model.dim=16",
                                               "model.heads=2", "model.patch=7", "cache.enabled=false", "devices=1",
                                               "pipeline.length=1"});
-  const auto data = launch::load_job_data(node.config.data, node.config.seed);
+  const auto data = launch::load_job_data(node.config);
   node.train = std::make_shared<const models::Dataset>(data.train);
   node.test = std::make_shared<const models::Dataset>(data.test);
   auto agent = actors::spawn_node_agent(here, node);
@@ -66,7 +66,7 @@ TEST_CASE("unexpected and malformed remote messages are answered with an error, 
   peer->send(*r, msg::late_nodes_to{caf::actor_cast<caf::actor>(peer.ptr())});  // local only: not sendable
 
   CHECK_THAT(error_of<std::string>(peer, untyped_n, 42), Catch::Contains("unexpected_message"));
-  const auto model = models::build_vit(node.config.model);
+  const auto model = models::build_model(node.config.model);
   msg::pipelines_request q;
   q.units_per_stage = {static_cast<int32_t>(model.size())};
   q.replicas = 1;

@@ -91,9 +91,9 @@ TEST_CASE("the Debian Fashion-MNIST package loads with its documented sizes", "[
   auto tt = models::load_fashion_mnist(root);
   CHECK(tt.train.size() == 60000);
   CHECK(tt.test.size() == 10000);
-  CHECK(tt.train.images.sizes() == torch::IntArrayRef({60000, 1, 28, 28}));
+  CHECK(tt.train.inputs.sizes() == torch::IntArrayRef({60000, 1, 28, 28}));
   CHECK(tt.train.labels.max().item<int64_t>() == 9);
-  CHECK(std::abs(tt.train.images.mean().item<double>()) < 0.01);  // normalised
+  CHECK(std::abs(tt.train.inputs.mean().item<double>()) < 0.01);  // normalised
 }
 
 TEST_CASE("only_classes keeps the samples of the listed labels, in their order", "[data]") {
@@ -101,7 +101,7 @@ TEST_CASE("only_classes keeps the samples of the listed labels, in their order",
   const auto kept = d.only_classes({3, 0});
   REQUIRE(kept.size() == 4);
   CHECK(kept.labels.equal(torch::tensor({3, 0, 3, 0}, torch::kInt64)));
-  CHECK(kept.images.flatten().equal(torch::tensor({0.f, 1.f, 3.f, 5.f})));
+  CHECK(kept.inputs.flatten().equal(torch::tensor({0.f, 1.f, 3.f, 5.f})));
   CHECK(d.only_classes({}).size() == 6);
   CHECK(d.only_classes({7}).size() == 0);
   const auto rest = d.skip(4);

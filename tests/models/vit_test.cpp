@@ -7,7 +7,7 @@
 using namespace floe::models;
 
 TEST_CASE("the ViT decomposes into the paper's units", "[model]") {
-  VitConfig c;
+  ModelConfig c;
   c.depth = 3;
   auto units = build_vit(c);
   REQUIRE(units.size() == size_t(vit_unit_count(c)));
@@ -27,7 +27,7 @@ TEST_CASE("the ViT decomposes into the paper's units", "[model]") {
 }
 
 TEST_CASE("bad model shapes name the field", "[model]") {
-  VitConfig c;
+  ModelConfig c;
   c.patch = 5;
   CHECK_THROWS_WITH(build_vit(c), Catch::Contains("model.patch"));
   c = {};

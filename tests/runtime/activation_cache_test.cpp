@@ -2,6 +2,7 @@
 // budget holds (spill to disk, then refusal), and invalidation drops what it must.
 #include <torch/torch.h>
 
+#include "models/model.hpp"
 #include "models/vit.hpp"
 #include "runtime/activation_cache.hpp"
 
@@ -24,7 +25,7 @@ struct Fixture {
 
   Fixture() {
     torch::manual_seed(3);
-    models::VitConfig c;
+    models::ModelConfig c;
     c.depth = 3;
     c.dim = 32;
     units = models::build_vit(c);
@@ -208,4 +209,42 @@ TEST_CASE("sizes parse with units and percentages", "[cache]") {
   CHECK_THROWS_WITH(runtime::parse_size("nanGiB", 0), Catch::Contains("\"nanGiB\""));
   CHECK_THROWS_WITH(runtime::parse_size("1e308TiB", 0), Catch::Contains("below 8 EiB"));
   CHECK_THROWS(runtime::parse_size("nan%", 100));
+}
+
+TEST_CASE("token sequences: rows are kept at the longest length and read back cut to each batch's", "[cache][bert]") {
+  torch::manual_seed(4);
+  models::ModelConfig c;
+  c.kind = "bert";
+  c.vocab_size = 30;
+  c.max_len = 10;
+  c.dim = 8;
+  c.depth = 2;
+  c.heads = 2;
+  auto units = models::build_model(c);
+  for (auto& u : units) u.module->eval();
+  auto prefix = [&](int from, int to, torch::Tensor x) {
+    torch::NoGradGuard g;
+    return models::forward_range(units, from, to, x);
+  };
+  // Two texts of 4 and 6 tokens, first in a batch padded to 6, then one in a batch of 9.
+  auto a = torch::tensor({2, 7, 8, 3, 0, 0}, torch::kInt64), b = torch::tensor({2, 9, 10, 11, 12, 3}, torch::kInt64);
+  runtime::CacheLimits l = memory_only(1 << 20);
+  l.sequence_length = c.max_len;
+  ActivationCache cache(l);
+  const int level = 3;
+  const auto first = cache.fetch(0, {0, 1}, torch::stack({a, b}), level, true, prefix);
+  REQUIRE(first.sizes() == torch::IntArrayRef({2, 6, 9}));
+  REQUIRE(cache.stats().bypassed_levels.empty());
+  auto longer = torch::zeros({2, 9}, torch::kInt64);
+  longer[0].narrow(0, 0, 6).copy_(a);
+  longer[1] = torch::tensor({2, 5, 6, 7, 8, 9, 10, 11, 3}, torch::kInt64);  // a new sample, uid 5
+  const auto again = cache.fetch(0, {0, 5}, longer, level, true, prefix);
+  REQUIRE(again.sizes() == torch::IntArrayRef({2, 9, 9}));
+  CHECK(cache.stats().hits == 1);
+  CHECK(torch::equal(again[0].narrow(0, 0, 6), first[0]));  // the cached row, bit for bit
+  CHECK(again[0].narrow(0, 6, 3).eq(0).all().item<bool>());  // padding, mask 0
+  CHECK(torch::allclose(again[1], prefix(0, level, longer[1].unsqueeze(0))[0]));
+  // and cut shorter than it was stored
+  const auto shorter = cache.fetch(0, {0}, a.narrow(0, 0, 4).unsqueeze(0), level, true, prefix);
+  CHECK(torch::equal(shorter[0], first[0].narrow(0, 0, 4)));
 }
