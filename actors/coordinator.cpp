@@ -3,7 +3,6 @@
 #include "actors/event_bus.hpp"
 #include "actors/freeze_controller.hpp"
 #include "actors/node_agent.hpp"
-#include "models/wordpiece.hpp"
 #include "runtime/checkpoint.hpp"
 #include "runtime/errors.hpp"
 #include "runtime/hf_checkpoint.hpp"
@@ -669,13 +668,7 @@ void finish(coord_ptr self) {
       [=](std::vector<msg::stage_state>& states) {
         if (!path.empty()) {
           try {
-            if (st.spec.config.save_format == "hf") {
-              const auto& c = st.spec.config;
-              runtime::write_hf_checkpoint(path, msg::to_map(states[0].parameters), c.model);
-              if (c.model.kind == "bert")  // the tokenizer travels with the weights, as transformers' do
-                models::write_vocab(models::read_vocab(runtime::vocab_path(c)), path + "/vocab.txt");
-            } else
-              runtime::save_state_dict(path, msg::to_map(states[0].parameters));
+            runtime::save_weights(path, msg::to_map(states[0].parameters), st.spec.config);
           } catch (const std::exception& e) {
             return fail(self, caf::make_error(caf::sec::runtime_error, std::string("save_weights: ") + e.what()));
           }
@@ -1104,6 +1097,7 @@ void train_step(coord_ptr self) {
       auto e = event(self, runtime::EventKind::step, start_us);
       e.values = {{"loss", rep.targets ? rep.loss_sum / rep.targets : 0.0},
                   {"samples", static_cast<double>(rep.samples)},
+                  {"targets", static_cast<double>(rep.targets)},
                   {"correct", static_cast<double>(rep.correct)},
                   {"lr", lr},
                   {"makespan", rep.seconds / std::max(1, replicas(self))}};

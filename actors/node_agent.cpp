@@ -11,10 +11,11 @@
 namespace floe::actors {
 namespace {
 
-runtime::CacheLimits cache_limits(const runtime::JobConfig& job) {
+// `longest`: the longest token sequence of the data (0 for images), the length cached rows keep.
+runtime::CacheLimits cache_limits(const runtime::JobConfig& job, int64_t longest) {
   const auto& c = job.cache;
   runtime::CacheLimits l;
-  if (job.model.kind == "bert") l.sequence_length = job.model.max_len;
+  l.sequence_length = longest;
   l.memory_budget = runtime::parse_size(c.budget, runtime::host_memory_bytes());
   l.disk_budget = runtime::parse_size(c.disk_budget, 0);
   l.dir = c.dir;
@@ -182,7 +183,10 @@ msg::node_actor spawn_node_agent(caf::actor_system& sys, NodeSpec spec) {
   std::shared_ptr<runtime::ActivationCache> cache;
   if (spec.config.cache.enabled) {
     try {
-      cache = std::make_shared<runtime::ActivationCache>(cache_limits(spec.config));
+      int64_t longest = 0;
+      for (const auto& d : {spec.train, spec.test})
+        if (d && d->sequences()) longest = std::max(longest, d->inputs.size(1));
+      cache = std::make_shared<runtime::ActivationCache>(cache_limits(spec.config, longest));
     } catch (const std::invalid_argument& e) {
       throw InputError(std::string("config: cache.dir: ") + e.what());
     }

@@ -82,8 +82,8 @@ int train(const TrainOptions& o, const Runner& run) {
   torch::set_num_threads(cfg.threads_per_device);
   std::signal(SIGUSR1, [](int) { runtime::request_checkpoint(); });  // a checkpoint at the next step
   spdlog::info("loading {} data", cfg.data.dataset);
-  const auto data = load_job_data(cfg);
   check_init_weights(cfg);
+  const auto data = load_job_data(cfg);
   const auto summary = run(cfg, data);
   spdlog::info("done: final test accuracy {:.2f}% after {} epochs in {:.1f}s", 100 * summary.final_test_accuracy,
                summary.epochs.size(), summary.total_seconds);
@@ -135,14 +135,15 @@ struct EvalOptions {
 int eval(const EvalOptions& o) {
   auto sets = o.sets;
   // Every tensor must come from the weights: a skipped head would be evaluated at random.
-  for (const auto& s : {"init_skip=[]", "freeze.policy=\"none\"", "checkpoint.dir=\"\"", "save_weights=\"\""})
+  for (const auto& s : {"init_skip=[]", "freeze.policy=\"none\"", "checkpoint.dir=\"\"", "checkpoint.resume=\"\"",
+                        "save_weights=\"\""})
     sets.push_back(s);
   sets.push_back("init_weights=" + runtime::toml_string(o.weights));
   const auto cfg = runtime::load_job_config(o.config, sets);
   if (!o.summary.empty()) runtime::write_file_atomic(o.summary, "{}\n");  // fail early on a bad path
   torch::set_num_threads(cfg.threads_per_device);
-  const auto data = load_job_data(cfg);
   check_init_weights(cfg);
+  const auto data = load_job_data(cfg);
   actors::CoordinatorSpec spec;
   spec.config = cfg;
   spec.train = std::make_shared<const models::Dataset>(data.train);

@@ -21,13 +21,12 @@ struct EmbeddingsUnit : UnitModule {
     drop = register_module("drop", nn::Dropout(c.dropout));
   }
   torch::Tensor forward(torch::Tensor x) override {
-    auto ids = x.dim() == 3 ? x.select(1, 0) : x;
-    auto types = x.dim() == 3 ? x.select(1, 1) : torch::zeros_like(ids);
+    const auto& ids = x;
     const int64_t l = ids.size(1);
     TORCH_CHECK(l <= position->weight.size(0), "a sequence of ", l, " tokens exceeds model.max_len = ",
                 position->weight.size(0));
     auto positions = torch::arange(l, ids.options()).unsqueeze(0);
-    auto h = word->forward(ids) + position->forward(positions) + token_type->forward(types);
+    auto h = word->forward(ids) + position->forward(positions) + token_type->forward(torch::zeros_like(ids));
     return pack_sequence(drop->forward(ln->forward(h)), ids != kPadId);
   }
 };

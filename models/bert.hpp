@@ -6,8 +6,9 @@
 //   FFN unit:       LN(x + dropout(W2 gelu(W1 x)))   (GELU in its erf form)
 //   head, task classify: pooler (dense + tanh on [CLS]) then classifier, logits [N, classes];
 //   head, task mlm: dense + GELU + LN, then the decoder over the vocabulary, logits [N, L, V].
-// Input: token ids [N, L] (int64; id 0 is [PAD]), or [N, 2, L] with token-type ids as the
-// second row. Between units a sequence travels with its mask (models/transformer.hpp).
+// Input: token ids [N, L] (int64; id 0 is [PAD]), one segment (token type 0; sentence pairs
+// need a second row of types through batches and the cache first). Between units a sequence
+// travels with its mask (models/transformer.hpp).
 // Weights start as BERT's: normal(0, 0.02), zero biases, LayerNorm one and zero.
 #include "models/model.hpp"
 

@@ -31,7 +31,7 @@ torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, const torch::Te
   const double lowest = std::numeric_limits<float>::lowest();
   if (key_mask.defined()) scores = scores.masked_fill(key_mask.logical_not().view({n, 1, 1, l}), lowest);
   if (causal)
-    scores = scores.masked_fill(torch::ones({l, l}, torch::dtype(torch::kBool)).triu(1), lowest);
+    scores = scores.masked_fill(torch::ones({l, l}, x.options().dtype(torch::kBool)).triu(1), lowest);
   auto probs = drop->forward(torch::softmax(scores, -1));
   auto context = torch::matmul(probs, v).transpose(1, 2).reshape({n, l, d});
   return output->forward(context);

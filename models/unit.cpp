@@ -96,6 +96,11 @@ WeightMatch match_weights(const UnitList& model, const std::map<std::string, tor
       continue;
     }
     const auto& t = it->second;
+    if ((t.sizes() != params[i].sizes() || t.scalar_type() != params[i].scalar_type()) && skippable(name, skip)) {
+      out.kept.push_back(name);  // e.g. a classifier for other classes: a fresh one
+      out.values.push_back(params[i].detach().clone());
+      continue;
+    }
     if (t.sizes() != params[i].sizes() || t.scalar_type() != params[i].scalar_type()) {
       // The position table is where a longer model.max_len shows up: say so.
       if (name == "embed.position.weight" && t.dim() == 2 && params[i].dim() == 2 && t.size(0) < params[i].size(0))

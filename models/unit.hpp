@@ -44,8 +44,8 @@ std::vector<int64_t> parameter_counts(const UnitList& units);
 std::vector<int64_t> planner_costs(const UnitList& units);
 
 // The model's parameters, in parameters_of order, taken from `weights` by qualified name.
-// A tensor whose name starts with one of `skip` may be missing (the model keeps its own
-// value: `kept`) or extra (`ignored`); any other missing, extra or mis-shaped tensor throws
+// A tensor whose name starts with one of `skip` may be missing or of another shape (the
+// model keeps its own value: `kept`) or extra (`ignored`); any other missing, extra or mis-shaped tensor throws
 // floe::InputError naming `what`, the tensor and both shapes.
 struct WeightMatch {
   std::vector<std::string> names;

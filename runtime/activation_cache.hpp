@@ -43,7 +43,7 @@ struct CacheLimits {
   int64_t chunk_bytes = 8 << 20;  // arena chunk size (rounded to whole rows)
   // > 0: inputs are token sequences padded to the longest of their batch, so rows have a
   // sequence dimension first ([L, D + 1] with the mask channel, models/transformer.hpp).
-  // Rows are kept zero-padded (mask 0) to this length and handed out cut to the length of
+  // This is the longest sequence of the data; rows are kept zero-padded (mask 0) to it and handed out cut to the length of
   // the batch that asks: every sample's tokens fit in its batch's length, the rest is padding.
   int64_t sequence_length = 0;
 };

@@ -1,5 +1,6 @@
 #include "runtime/hf_checkpoint.hpp"
 
+#include "models/wordpiece.hpp"
 #include "runtime/errors.hpp"
 #include "runtime/json_integer.hpp"
 #include "runtime/safetensors.hpp"
@@ -505,6 +506,12 @@ nlohmann::json read_hf_config(const std::string& path) {
   } catch (const json::exception& e) {
     throw InputError(file.string() + ": not JSON (" + e.what() + ")");
   }
+}
+
+void save_weights(const std::string& path, const std::map<std::string, torch::Tensor>& weights, const JobConfig& cfg) {
+  if (cfg.save_format != "hf") return save_state_dict(path, weights);
+  write_hf_checkpoint(path, weights, cfg.model);
+  if (cfg.model.kind == "bert") models::write_vocab(models::read_vocab(vocab_path(cfg)), path + "/vocab.txt");
 }
 
 }  // namespace floe::runtime

@@ -36,6 +36,7 @@
 // position_embedding_type other than "absolute", a decoder), a q/k/v triple with a part
 // missing, a config key that the job set to another value.
 #include "models/model.hpp"
+#include "runtime/job_config.hpp"
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -91,6 +92,11 @@ std::map<std::string, torch::Tensor> load_weights(const std::string& path, const
 // The config.json of the checkpoint at `path`, or null when it has none (not a folder, or
 // no config.json in it). Throws floe::InputError when the file is not JSON.
 nlohmann::json read_hf_config(const std::string& path);
+
+// The job's final weights as save_format says: a state dict in floe's names at `path`, or a
+// Hugging Face folder (write_hf_checkpoint) with, for BERT, the job's vocab.txt beside the
+// weights, as transformers ships a tokenizer with its model.
+void save_weights(const std::string& path, const std::map<std::string, torch::Tensor>& weights, const JobConfig& cfg);
 
 // Writes floe weights of a model of `cfg` as a Hugging Face folder that transformers loads:
 // config.json (BertForSequenceClassification, BertForMaskedLM or ViTForImageClassification,

@@ -321,11 +321,14 @@ JobConfig load_job_config(const std::string& path, const std::vector<std::string
   // A Hugging Face checkpoint folder brings its shapes (docs/models.md, Bringing a checkpoint).
   if (!cfg.init_weights.empty())
     if (const auto hf = read_hf_config(cfg.init_weights); !hf.is_null()) {
-      try {
-        apply_hf_config(hf, cfg.model, set_keys, cfg.init_weights + "/config.json");
-      } catch (const std::invalid_argument& e) {
-        throw InputError(std::string("init_weights: ") + e.what());
-      }
+      apply_hf_config(hf, cfg.model, set_keys, cfg.init_weights + "/config.json");
+      // Its word embeddings are indexed by its own vocabulary: another one would train on
+      // the wrong rows without a word of complaint.
+      std::error_code ec;
+      if (cfg.model.kind == "bert" && cfg.data.vocab.empty() &&
+          !std::filesystem::is_regular_file(cfg.init_weights + "/vocab.txt", ec))
+        throw InputError("init_weights " + cfg.init_weights +
+                         " has no vocab.txt: set data.vocab to the vocabulary its word embeddings belong to");
     }
   if (cfg.model.kind == "bert" && cfg.model.vocab_size == 0 && cfg.data.dataset == "sst2")
     cfg.model.vocab_size = static_cast<int64_t>(models::read_vocab(vocab_path(cfg)).size());
@@ -395,6 +398,12 @@ void validate(const JobConfig& c) {
       fail(std::string(key) + " = \"" + *value + "\": " + e.what());
     }
   const bool text = c.data.dataset == "sst2";
+  if (!text && c.model.kind == "vit" && (c.model.image_size != 28 || c.model.channels != 1))
+    fail("data.dataset = \"" + c.data.dataset + "\" has 28x28 images of 1 channel, but model.image_size = " +
+         std::to_string(c.model.image_size) + " and model.channels = " + std::to_string(c.model.channels));
+  if (c.model.task == "mlm" && !(c.data.mlm_probability > 0))
+    fail("task = \"mlm\" needs data.mlm_probability > 0 (the share of tokens to predict), got " +
+         fmt::format("{}", c.data.mlm_probability));
   if (text != (c.model.kind == "bert"))
     fail("data.dataset = \"" + c.data.dataset + "\" needs model.kind = \"" + (text ? "bert" : "vit") + "\", got \"" +
          c.model.kind + "\"");

@@ -36,17 +36,21 @@ class ConsoleWriter : public EventWriter {
       epoch_ = e.epoch;
       start_us_ = e.start_us;
       samples_ = 0;
+      targets_ = 0;
       loss_sum_ = 0;
       last_draw_us_ = 0;
     }
     const double n = value(e, "samples");
     samples_ += n;
-    loss_sum_ += value(e, "loss") * n;
+    // The loss is per target: per sample, or per masked token (MLM).
+    const double t = e.values.count("targets") ? value(e, "targets") : n;
+    targets_ += t;
+    loss_sum_ += value(e, "loss") * t;
     const int64_t done = e.step - e.epoch * steps_per_epoch_ + 1, total = steps_per_epoch_;
     const int64_t now_us = e.start_us + e.duration_us;
     const double elapsed = (now_us - start_us_) / 1e6;
     const double rate = elapsed > 0 ? samples_ / elapsed : 0;
-    const double loss = samples_ > 0 ? loss_sum_ / samples_ : 0;
+    const double loss = targets_ > 0 ? loss_sum_ / targets_ : 0;
     const double eta = done > 0 ? elapsed * double(total - done) / double(done) : 0;
     const auto label = "epoch " + std::to_string(epoch_ + 1) + "/" + std::to_string(epochs_);
     if (terminal_) {
@@ -79,7 +83,7 @@ class ConsoleWriter : public EventWriter {
   int64_t epochs_ = 0, steps_per_epoch_ = 0;
   int32_t epoch_ = -1;
   int64_t start_us_ = 0, last_draw_us_ = 0;
-  double samples_ = 0, loss_sum_ = 0;
+  double samples_ = 0, targets_ = 0, loss_sum_ = 0;
 };
 
 }  // namespace

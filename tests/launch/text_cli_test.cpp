@@ -169,6 +169,11 @@ TEST_CASE("a Hugging Face BERT folder fine-tunes elastically; floe eval of the r
   REQUIRE(r.code == 0);
   CHECK_THAT(r.output, Catch::Contains("eval: sst2/dev, 200 samples"));
   CHECK(nlohmann::json::parse(slurp(eval_summary))["final_test_accuracy"].get<double>() == trained);
+  // A checkpoint's word embeddings need its own vocabulary.
+  fs::remove(folder / "vocab.txt");
+  r = floe("train " + job + " --set epochs=1 --set init_weights=\\\"" + folder.string() + "\\\"");
+  CHECK(r.code == 2);
+  CHECK_THAT(r.output, Catch::Contains("has no vocab.txt: set data.vocab"));
   // A job that disagrees with the checkpoint names both values.
   r = floe("eval --weights " + out.string() + " " + job + " --set model.dim=64");
   CHECK(r.code == 2);

@@ -126,3 +126,25 @@ TEST_CASE("bad BERT shapes name the key", "[model][bert]") {
   c.kind = "gpt";
   CHECK_THROWS_WITH(validate(c), Catch::Contains("model.kind"));
 }
+
+TEST_CASE("init weights: skipped prefixes may be missing, extra or of another shape; nothing else", "[model][bert]") {
+  torch::manual_seed(5);
+  auto three = small_bert();  // 3 classes
+  auto two = small_bert();
+  two.classes = 2;
+  const auto from = build_model(three), to = build_model(two);
+  std::map<std::string, torch::Tensor> weights;
+  const auto names = parameter_names_of(from, 0, from.size());
+  const auto params = parameters_of(from, 0, from.size());
+  for (size_t i = 0; i < names.size(); ++i) weights[names[i]] = params[i].detach();
+  weights["head.extra"] = torch::zeros({1});
+  CHECK_THROWS_WITH(match_weights(to, weights, "w.pt"), Catch::Contains("w.pt") && Catch::Contains("head.classifier.weight"));
+  const auto m = match_weights(to, weights, "w.pt", {"head.classifier.", "head.extra"});
+  CHECK(m.kept == std::vector<std::string>{"head.classifier.weight", "head.classifier.bias"});
+  CHECK(m.ignored == std::vector<std::string>{"head.extra"});
+  // everything else comes from the weights
+  for (size_t i = 0; i < m.names.size(); ++i)
+    if (m.names[i].rfind("head.classifier.", 0) != 0) CHECK(torch::equal(m.values[i], weights.at(m.names[i])));
+  weights.erase("embed.ln.bias");
+  CHECK_THROWS_WITH(match_weights(to, weights, "w.pt", {"head."}), Catch::Contains("has no tensor 'embed.ln.bias'"));
+}

@@ -95,3 +95,20 @@ TEST_CASE("a bare --set string comes back from the overrides too, or is refused"
   CHECK(back.data.root == cfg.data.root);
   CHECK(back.faults == cfg.faults);
 }
+
+TEST_CASE("text and model keys that do not fit together are refused naming them", "[config][text]") {
+  CHECK_THROWS_WITH(load_job_config("", {"data.dataset=sst2"}), Catch::Contains("model.kind = \"bert\""));
+  CHECK_THROWS_WITH(load_job_config("", {"model.kind=bert", "model.vocab_size=100"}),
+                    Catch::Contains("data.dataset = \"fashion-mnist\" needs model.kind = \"vit\""));
+  CHECK_THROWS_WITH(load_job_config("", {"model.image_size=32"}), Catch::Contains("model.image_size = 32"));
+  CHECK_THROWS_WITH(load_job_config("", {"data.eval_split=dev"}), Catch::Contains("test split only"));
+  CHECK_THROWS_WITH(load_job_config("", {"model.kind=bert", "data.dataset=sst2", "task=mlm", "cache.enabled=false",
+                                         "data.mlm_probability=0"}),
+                    Catch::Contains("data.mlm_probability > 0"));
+  CHECK_THROWS_WITH(load_job_config("", {"model.kind=bert", "data.dataset=sst2", "data.vocab=/nonexistent/vocab.txt"}),
+                    Catch::Contains("/nonexistent/vocab.txt"));
+  // vocab_size 0 is the size of the vocabulary the job reads
+  const auto cfg = load_job_config("", {"model.kind=bert", "data.dataset=sst2"});
+  CHECK(cfg.model.vocab_size == 8000);
+  CHECK(cfg.model.task == "classify");
+}
