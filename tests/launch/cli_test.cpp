@@ -1,77 +1,57 @@
 // The floe binary as a user runs it: bad input exits non-zero with a message naming it;
 // a small job runs end to end and writes its summary.
+#include "tests/launch/processes.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <catch2/catch.hpp>
 
-#include <array>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <sstream>
-#include <sys/wait.h>
 
-namespace {
-
-struct Run {
-  int code = -1;
-  std::string output;
-};
-
-Run floe(const std::string& args) {
-  Run r;
-  const std::string cmd = std::string(FLOE_BINARY) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p);
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
-}  // namespace
+using floe::test::run_floe;
 
 TEST_CASE("an unknown config key exits non-zero and names the key", "[cli]") {
-  auto r = floe("train --set model.dpeth=3");
+  auto r = run_floe("train --set model.dpeth=3");
   CHECK(r.code != 0);
   CHECK_THAT(r.output, Catch::Contains("unknown config key 'model.dpeth'"));
 }
 
 TEST_CASE("a bad value exits non-zero and names key, value and expectation", "[cli]") {
-  auto r = floe("train --set epochs=many");
+  auto r = run_floe("train --set epochs=many");
   CHECK(r.code != 0);
   CHECK_THAT(r.output, Catch::Contains("'epochs'") && Catch::Contains("many") && Catch::Contains("expected"));
   auto f = std::filesystem::temp_directory_path() / "floe-bad.toml";
   std::ofstream(f) << "[pipeline]\nlength = \"two\"\n";
-  r = floe("train --config " + f.string());
+  r = run_floe("train --config " + f.string());
   CHECK(r.code != 0);
   CHECK_THAT(r.output, Catch::Contains(f.string()) && Catch::Contains("pipeline.length"));
   std::filesystem::remove(f);
 }
 
 TEST_CASE("a missing data file exits non-zero and names the file", "[cli]") {
-  auto r = floe("train --set data.root=/nonexistent/fmnist --set epochs=1");
+  auto r = run_floe("train --set data.root=/nonexistent/fmnist --set epochs=1");
   CHECK(r.code != 0);
   CHECK_THAT(r.output, Catch::Contains("/nonexistent/fmnist/train-images-idx3-ubyte.gz"));
 }
 
 TEST_CASE("a missing config file and an unknown flag are refused", "[cli]") {
-  auto r = floe("train --config /nonexistent/job.toml");
+  auto r = run_floe("train --config /nonexistent/job.toml");
   CHECK(r.code != 0);
   CHECK_THAT(r.output, Catch::Contains("/nonexistent/job.toml"));
-  r = floe("train --frobnicate");
+  r = run_floe("train --frobnicate");
   CHECK(r.code != 0);
   CHECK_THAT(r.output, Catch::Contains("frobnicate"));
 }
 
 TEST_CASE("help explains the options and every config key", "[cli]") {
-  auto r = floe("--help");
+  auto r = run_floe("--help");
   CHECK(r.code == 0);
   CHECK_THAT(r.output, Catch::Contains("train"));
-  r = floe("train --help");
+  r = run_floe("train --help");
   CHECK(r.code == 0);
   CHECK_THAT(r.output, Catch::Contains("--summary") && Catch::Contains("pipeline.micro_batches") &&
                            Catch::Contains("optimizer.warmup"));
@@ -80,7 +60,7 @@ TEST_CASE("help explains the options and every config key", "[cli]") {
 TEST_CASE("a small pipelined, data-parallel job trains end to end and writes its summary", "[cli]") {
   const auto out = std::filesystem::temp_directory_path() / "floe-cli-summary.json";
   std::filesystem::remove(out);
-  auto r = floe("train --set data.dataset=synthetic --set data.subset=512 --set data.test_subset=256 "
+  auto r = run_floe("train --set data.dataset=synthetic --set data.subset=512 --set data.test_subset=256 "
                 "--set model.depth=2 --set model.dim=16 --set model.heads=2 --set model.patch=7 --set epochs=2 "
                 "--set devices=4 --set pipeline.length=2 --set replicas=2 --set batch_size=32 --set optimizer.warmup=4 "
                 "--set log_interval=8 --summary " + out.string());
@@ -104,7 +84,7 @@ TEST_CASE("a small pipelined, data-parallel job trains end to end and writes its
 }
 
 TEST_CASE("docs/config.md documents every config key that floe accepts", "[cli][docs]") {
-  auto r = floe("train --help");
+  auto r = run_floe("train --help");
   REQUIRE(r.code == 0);
   std::ifstream doc(std::string(FLOE_SOURCE_DIR) + "/docs/config.md");
   const std::string text((std::istreambuf_iterator<char>(doc)), std::istreambuf_iterator<char>());

@@ -1,44 +1,23 @@
 // The text job as a user runs it: the shipped vocabulary is what `floe vocab` builds, a tiny
 // BERT trains on SST-2 end to end (MLM, then fine-tuning from its weights), and bad text
 // input stops with exit code 2 and a message naming it.
+#include "tests/launch/processes.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <catch2/catch.hpp>
 
-#include <array>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
-#include <sys/wait.h>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
+using floe::test::run_floe;
+using floe::test::slurp;
 
 namespace {
-
-struct Run {
-  int code = -1;
-  std::string output;
-};
-
-Run floe(const std::string& args) {
-  Run r;
-  const std::string cmd = std::string(FLOE_BINARY) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p);
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 struct Scratch {
   fs::path dir;
@@ -62,7 +41,7 @@ const std::string kTiny =
 TEST_CASE("data/sst/vocab.txt is what floe vocab builds from the SST training text", "[cli][text]") {
   Scratch s("vocab");
   const auto out = s.dir / "vocab.txt";
-  auto r = floe("vocab --trees --corpus " + kSst + "/train.txt --size 8000 --out " + out.string());
+  auto r = run_floe("vocab --trees --corpus " + kSst + "/train.txt --size 8000 --out " + out.string());
   INFO(r.output);
   REQUIRE(r.code == 0);
   CHECK_THAT(r.output, Catch::Contains("8000 tokens"));
@@ -72,7 +51,7 @@ TEST_CASE("data/sst/vocab.txt is what floe vocab builds from the SST training te
 TEST_CASE("a tiny BERT pre-trains by MLM and fine-tunes on SST-2 from those weights, elastically", "[cli][text]") {
   Scratch s("train");
   const auto mlm = s.dir / "mlm.pt", pre = s.dir / "mlm.json", fine = s.dir / "fine.json";
-  auto r = floe("train " + kTiny + " --set task=mlm --set cache.enabled=false --set freeze.policy=none --set epochs=1 "
+  auto r = run_floe("train " + kTiny + " --set task=mlm --set cache.enabled=false --set freeze.policy=none --set epochs=1 "
                 "--set optimizer.lr=1e-3 --save-weights " + mlm.string() + " --summary " + pre.string());
   INFO(r.output);
   REQUIRE(r.code == 0);
@@ -80,7 +59,7 @@ TEST_CASE("a tiny BERT pre-trains by MLM and fine-tunes on SST-2 from those weig
   // accuracy over masked tokens: well above chance over an 8000-token vocabulary
   CHECK(p["final_test_accuracy"].get<double>() > 0.02);
 
-  r = floe("train " + kTiny + " --set epochs=3 --set freeze.policy=manual --set freeze.script=[0,1,2] "
+  r = run_floe("train " + kTiny + " --set epochs=3 --set freeze.policy=manual --set freeze.script=[0,1,2] "
            "--set init_weights=\\\"" + mlm.string() + "\\\" --set init_skip=[\\\"head.\\\"] --summary " + fine.string());
   INFO(r.output);
   REQUIRE(r.code == 0);
@@ -102,37 +81,37 @@ TEST_CASE("bad text input stops with exit code 2 naming it", "[cli][text]") {
   SECTION("a malformed tree line names file, line and column") {
     for (auto f : {"dev.txt", "test.txt", "vocab.txt"}) fs::copy_file(kSst + "/" + f, s.dir / f);
     std::ofstream(s.dir / "train.txt") << "(3 (2 good) (3 film))\n(4 (2 a) (x b))\n";
-    auto r = floe("train " + kTiny + " --set data.root=\\\"" + s.dir.string() + "\\\" --set epochs=1");
+    auto r = run_floe("train " + kTiny + " --set data.root=\\\"" + s.dir.string() + "\\\" --set epochs=1");
     CHECK(r.code == 2);
     CHECK_THAT(r.output, Catch::Contains((s.dir / "train.txt").string() + ":2:11"));
   }
   SECTION("a vocabulary with a duplicate, or without [UNK]") {
     std::ofstream(s.dir / "dup.txt") << "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nfilm\ngood\nfilm\n";
-    auto r = floe("train " + kTiny + " --set data.vocab=\\\"" + (s.dir / "dup.txt").string() + "\\\"");
+    auto r = run_floe("train " + kTiny + " --set data.vocab=\\\"" + (s.dir / "dup.txt").string() + "\\\"");
     CHECK(r.code == 2);
     CHECK_THAT(r.output, Catch::Contains("dup.txt:8") && Catch::Contains("duplicate"));
     std::ofstream(s.dir / "nounk.txt") << "[PAD]\n[CLS]\n[SEP]\n[MASK]\nfilm\ngood\n";
-    r = floe("train " + kTiny + " --set data.vocab=\\\"" + (s.dir / "nounk.txt").string() + "\\\"");
+    r = run_floe("train " + kTiny + " --set data.vocab=\\\"" + (s.dir / "nounk.txt").string() + "\\\"");
     CHECK(r.code == 2);
     CHECK_THAT(r.output, Catch::Contains("nounk.txt") && Catch::Contains("[UNK]"));
   }
   SECTION("init_weights with another shape, and a model.max_len above its position table") {
     const auto w = s.dir / "w.pt";
-    auto r = floe("train " + kTiny + " --set epochs=1 --set data.subset=64 --set freeze.policy=none --save-weights " +
+    auto r = run_floe("train " + kTiny + " --set epochs=1 --set data.subset=64 --set freeze.policy=none --save-weights " +
                   w.string());
     REQUIRE(r.code == 0);
-    r = floe("train " + kTiny + " --set model.max_len=64 --set init_weights=\\\"" + w.string() + "\\\"");
+    r = run_floe("train " + kTiny + " --set model.max_len=64 --set init_weights=\\\"" + w.string() + "\\\"");
     CHECK(r.code == 2);
     CHECK_THAT(r.output, Catch::Contains("model.max_len = 64 exceeds the position table") && Catch::Contains("48 positions"));
-    r = floe("train " + kTiny + " --set model.ffn_dim=48 --set init_weights=\\\"" + w.string() + "\\\"");
+    r = run_floe("train " + kTiny + " --set model.ffn_dim=48 --set init_weights=\\\"" + w.string() + "\\\"");
     CHECK(r.code == 2);
     CHECK_THAT(r.output, Catch::Contains("block0.ffn.ffn.intermediate.weight") && Catch::Contains("[48, 32]"));
   }
   SECTION("text keys that do not fit") {
-    auto r = floe("train --set data.dataset=sst2");
+    auto r = run_floe("train --set data.dataset=sst2");
     CHECK(r.code == 2);
     CHECK_THAT(r.output, Catch::Contains("model.kind = \"bert\""));
-    r = floe("train " + kTiny + " --set task=mlm");
+    r = run_floe("train " + kTiny + " --set task=mlm");
     CHECK(r.code == 2);
     CHECK_THAT(r.output, Catch::Contains("task = \"mlm\"") && Catch::Contains("cache.frozen_augmentation"));
   }
@@ -150,7 +129,7 @@ TEST_CASE("a Hugging Face BERT folder fine-tunes elastically; floe eval of the r
   // Its config.json sets the shapes the job leaves open; the job's own keys must agree with it.
   const std::string job = "--set data.dataset=sst2 --set model.classes=2 --set data.subset=2000 --set data.test_subset=200 "
                           "--set batch_size=64 --set data.length_buckets=8 --set log_interval=1000 --set init_skip=[\\\"head.\\\"]";
-  auto r = floe("train " + job + " --set epochs=2 --set freeze.policy=manual --set freeze.script=[0,2] "
+  auto r = run_floe("train " + job + " --set epochs=2 --set freeze.policy=manual --set freeze.script=[0,2] "
                 "--set init_weights=\\\"" + folder.string() + "\\\" --set save_format=hf --save-weights " + out.string() +
                 " --summary " + summary.string());
   INFO(r.output);
@@ -164,18 +143,18 @@ TEST_CASE("a Hugging Face BERT folder fine-tunes elastically; floe eval of the r
   const double trained = fine["final_test_accuracy"].get<double>();
 
   const auto eval_summary = s.dir / "eval.json";
-  r = floe("eval --weights " + out.string() + " " + job + " --set model.kind=bert --summary " + eval_summary.string());
+  r = run_floe("eval --weights " + out.string() + " " + job + " --set model.kind=bert --summary " + eval_summary.string());
   INFO(r.output);
   REQUIRE(r.code == 0);
   CHECK_THAT(r.output, Catch::Contains("eval: sst2/dev, 200 samples"));
   CHECK(nlohmann::json::parse(slurp(eval_summary))["final_test_accuracy"].get<double>() == trained);
   // A checkpoint's word embeddings need its own vocabulary.
   fs::remove(folder / "vocab.txt");
-  r = floe("train " + job + " --set epochs=1 --set init_weights=\\\"" + folder.string() + "\\\"");
+  r = run_floe("train " + job + " --set epochs=1 --set init_weights=\\\"" + folder.string() + "\\\"");
   CHECK(r.code == 2);
   CHECK_THAT(r.output, Catch::Contains("has no vocab.txt: set data.vocab"));
   // A job that disagrees with the checkpoint names both values.
-  r = floe("eval --weights " + out.string() + " " + job + " --set model.dim=64");
+  r = run_floe("eval --weights " + out.string() + " " + job + " --set model.dim=64");
   CHECK(r.code == 2);
   CHECK_THAT(r.output, Catch::Contains("model.dim = 64 in the job but hidden_size = 32"));
 }
