@@ -4,7 +4,7 @@ JOBS  ?= $(shell nproc)
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_DIR ?= $(HOME)/.cache/ccache
 
-.PHONY: demo test build deps clean
+.PHONY: demo test test-unit build deps clean
 
 deps:
 	@bash .ci/install-deps
@@ -21,6 +21,10 @@ demo: build
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure --timeout 900
+
+# The fast tier only (docs/testing.md): ctest's `unit` label.
+test-unit: build
+	cd $(BUILD) && ctest -L unit -j $(JOBS) --output-on-failure --timeout 900
 
 clean:
 	rm -rf $(BUILD)

@@ -7,9 +7,10 @@
 #include "actors/replica.hpp"
 #include "messages/control.hpp"
 #include "messages/membership.hpp"
-#include "runtime/elastic_plan.hpp"
-#include "runtime/freeze_policy.hpp"
-#include "runtime/job_config.hpp"
+#include "models/unit.hpp"
+#include "runtime/config/job_config.hpp"
+#include "runtime/plan/elastic_plan.hpp"
+#include "runtime/train/freeze_policy.hpp"
 
 #include <functional>
 
@@ -34,6 +35,12 @@ struct CoordinatorSpec {
   // Evaluate the initial weights on the test split once, on the planned pipelines, and stop
   // (floe eval): the summary holds one epoch record without training.
   bool evaluate_only = false;
+  // config.init_weights, already read and matched (runtime::read_init_weights: floe train
+  // and eval read them before the data, to fail fast); null: the coordinator reads them.
+  std::shared_ptr<const models::WeightMatch> init_weights;
+  // Evaluation: every evaluated sample's class probabilities [n, classes], batch by batch as
+  // the steps complete (floe eval --predictions). Called on the coordinator's thread.
+  std::function<void(const std::vector<int64_t>& uids, const torch::Tensor& probabilities)> predictions;
   // Compare all replicas' weights and optimizer state at every epoch end (tests, debugging).
   bool verify_replicas = false;
   // Called at each phase of a transition ("export", "spawn"); throwing aborts the transition
@@ -42,9 +49,5 @@ struct CoordinatorSpec {
 };
 
 msg::coordinator_actor spawn_coordinator(caf::actor_system& sys, CoordinatorSpec spec);
-
-// The plan request for this job's model and devices with `frozen_blocks` frozen.
-runtime::PlanRequest plan_request(const runtime::JobConfig& cfg, const models::UnitList& units, int frozen_blocks,
-                                  int current_stages);
 
 }  // namespace floe::actors

@@ -1,5 +1,7 @@
 #include "actors/event_bus.hpp"
 
+#include "actors/fan_in.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -40,25 +42,21 @@ msg::event_bus_actor::behavior_type bus_behavior(msg::event_bus_actor::stateful_
       },
       [=](msg::flush_atom) -> caf::typed_response_promise<bool> {
         auto promise = self->make_response_promise<bool>();
-        auto& obs = self->state.observers;
-        if (obs.empty()) {
-          promise.deliver(true);
-          return promise;
-        }
-        auto pending = std::make_shared<size_t>(obs.size());
+        std::vector<msg::observer_actor> to;
+        for (auto& [o, spans] : self->state.observers) to.push_back(o);
         auto ok = std::make_shared<bool>(true);
-        for (auto& [o, spans] : obs)
-          self->request(o, std::chrono::seconds(120), msg::flush_atom::value)
-              .then(
-                  [=](bool good) mutable {
-                    *ok = *ok && good;
-                    if (--*pending == 0) promise.deliver(*ok);
-                  },
-                  [=](caf::error& e) mutable {
-                    spdlog::warn("an observer did not flush: {}", self->system().render(e));
-                    *ok = false;
-                    if (--*pending == 0) promise.deliver(*ok);
-                  });
+        fan_in<bool>(self, to, [](size_t) { return msg::flush_atom::value; },
+                     {caf::duration{std::chrono::seconds(120)},
+                      [=](size_t, bool& good) {
+                        *ok = *ok && good;
+                        return std::string();
+                      },
+                      [=]() mutable { promise.deliver(*ok); }, [=](const std::string&) mutable { promise.deliver(false); },
+                      nullptr,
+                      [=](size_t, const caf::error& e) -> std::optional<bool> {
+                        spdlog::warn("an observer did not flush: {}", self->system().render(e));
+                        return false;  // the others still finish writing
+                      }});
         return promise;
       },
   };

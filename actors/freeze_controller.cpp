@@ -1,10 +1,6 @@
 #include "actors/freeze_controller.hpp"
 
-#include "runtime/errors.hpp"
-
 #include <spdlog/spdlog.h>
-
-#include <cmath>
 
 namespace floe::actors {
 namespace {
@@ -13,29 +9,7 @@ struct FreezeControllerState {
   static inline const char* name = "floe.freeze_controller";
 };
 
-// α as an exact fraction (1/3 stays 1/3) so that the schedule's integer arithmetic applies.
-std::pair<int, int> as_fraction(double alpha) {
-  for (int den = 1; den <= 1000; ++den) {
-    const double num = std::round(alpha * den);
-    if (std::abs(alpha - num / den) < 1e-9) return {static_cast<int>(num), den};
-  }
-  return {static_cast<int>(std::round(alpha * 1000000)), 1000000};
-}
-
 }  // namespace
-
-std::unique_ptr<runtime::FreezePolicy> make_configured_policy(const runtime::JobConfig& cfg) {
-  runtime::FreezePolicyConfig pc;
-  pc.layers = static_cast<int>(cfg.model.depth);
-  std::tie(pc.alpha_num, pc.alpha_den) = as_fraction(cfg.freeze.alpha);
-  pc.start = cfg.freeze.start;
-  for (size_t i = 0; i < cfg.freeze.script.size(); ++i) pc.script.emplace_back(static_cast<long>(i), cfg.freeze.script[i]);
-  try {
-    return runtime::make_freeze_policy(cfg.freeze.policy, pc);
-  } catch (const std::invalid_argument& e) {
-    throw InputError(std::string("config: freeze: ") + e.what());
-  }
-}
 
 msg::freeze_controller_actor spawn_freeze_controller(caf::actor_system& sys,
                                                      std::unique_ptr<runtime::FreezePolicy> policy) {

@@ -1,7 +1,7 @@
 #include "actors/node_agent.hpp"
 
-#include "runtime/errors.hpp"
-#include "runtime/gloo_group.hpp"
+#include "models/errors.hpp"
+#include "runtime/comm/gloo_group.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -174,6 +174,7 @@ msg::node_actor::behavior_type node_behavior(node_ptr self, NodeSpec spec,
         if (self->state.cache) self->state.cache->invalidate();
       },
       [=](msg::cache_stats_atom) { return self->state.cache ? self->state.cache->stats() : runtime::CacheStats{}; },
+      [=](msg::heartbeat_atom) { return true; },
   };
 }
 

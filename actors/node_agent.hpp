@@ -5,8 +5,8 @@
 // in Gloo gradient groups; stages of one node without a remote peer meet in memory.
 #include "actors/replica.hpp"
 #include "messages/membership.hpp"
-#include "runtime/gloo_group.hpp"
-#include "runtime/job_config.hpp"
+#include "runtime/comm/gloo_group.hpp"
+#include "runtime/config/job_config.hpp"
 
 namespace floe::actors {
 

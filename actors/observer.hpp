@@ -3,7 +3,7 @@
 // writing never stalls a device. Built-in observers (metrics, trace, report) and users'
 // writers all run in it.
 #include "messages/events.hpp"
-#include "runtime/event_writer.hpp"
+#include "runtime/observe/event_writer.hpp"
 
 namespace floe::actors {
 

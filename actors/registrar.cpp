@@ -1,6 +1,6 @@
 #include "actors/registrar.hpp"
 
-#include "runtime/secret.hpp"
+#include "runtime/comm/secret.hpp"
 
 #include <spdlog/spdlog.h>
 

@@ -1,6 +1,6 @@
 #pragma once
 // The registrar: what a coordinator process publishes for nodes to join. It admits a node
-// only when the node proves that it knows the cluster secret (runtime/secret.hpp), hands it
+// only when the node proves that it knows the cluster secret (runtime/comm/secret.hpp), hands it
 // the job, and tells `waiter` once the expected nodes are all ready. Nodes that join after
 // those (a node that comes back, or a new one) go to the coordinator named by a local
 // `late_nodes_to` once they are ready; it admits them at its next step boundary. A join with

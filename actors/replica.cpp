@@ -1,7 +1,7 @@
 #include "actors/replica.hpp"
 
-#include "runtime/local_allreduce.hpp"
-#include "runtime/sampler.hpp"
+#include "runtime/comm/local_allreduce.hpp"
+#include "runtime/train/sampler.hpp"
 
 namespace floe::actors {
 namespace {
@@ -54,6 +54,7 @@ msg::replica_actor::behavior_type replica_behavior(msg::replica_actor::stateful_
           task.program = schedule[s];
           task.grad_norms = rs.grad_norms;
           task.epoch = rs.epoch;
+          task.predictions = rs.predictions && s == k - 1;
           if (s == 0) {
             for (auto& x : xs) task.inputs.push_back({x});
             for (auto& u : ids) task.uids.push_back({u});
@@ -73,6 +74,8 @@ msg::replica_actor::behavior_type replica_behavior(msg::replica_actor::stateful_
                       join->report.correct = r.correct;
                       join->report.samples = r.samples;
                       join->report.targets = r.targets;
+                      join->report.probabilities = std::move(r.probabilities);
+                      if (!join->report.probabilities.empty()) join->report.uids = rs.uids;
                     }
                     if (--join->pending == 0) {
                       join->report.seconds =

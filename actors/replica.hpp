@@ -5,7 +5,7 @@
 #include "actors/stage.hpp"
 #include "messages/membership.hpp"
 #include "models/dataset.hpp"
-#include "runtime/batch.hpp"
+#include "runtime/train/batch.hpp"
 
 namespace floe::actors {
 

@@ -72,7 +72,7 @@ int64_t to_us(clock_type::time_point t) {
   return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
 }
 
-// An injected slowdown (runtime/faults.hpp): the device takes this much longer per action.
+// An injected slowdown (runtime/control/faults.hpp): the device takes this much longer per action.
 void slow_down(const StageState& st) {
   if (st.slow_seconds > 0) std::this_thread::sleep_for(std::chrono::duration<double>(st.slow_seconds));
 }
@@ -198,7 +198,8 @@ void advance(stage_ptr self) {
   try {
     if (!run_ready(self)) return;
     msg::stage_report rep{st.task->step, st.spec.index, st.stats.loss_sum, st.stats.correct, st.stats.samples,
-                          st.stats.targets, st.busy, {}, {}};
+                          st.stats.targets, st.busy, {}, {}, {}};
+    for (auto& [mb, p] : st.stats.probabilities) rep.probabilities.push_back({p});
     if (st.task->train && st.task->grad_norms)
       for (const auto& [block, sq] : st.compute->block_gradient_norms_sq()) {
         rep.blocks.push_back(block);
@@ -282,6 +283,7 @@ msg::stage_actor::behavior_type stage_behavior(stage_ptr self, StageSpec spec) {
             s.slow_seconds = f.seconds;
         s.pc = 0;
         s.stats = {};
+        s.stats.keep_probabilities = task.predictions && !task.train;
         s.busy = 0;
         s.compute->begin_step(task.train);
         s.task = std::move(task);
@@ -341,7 +343,8 @@ msg::stage_actor::behavior_type stage_behavior(stage_ptr self, StageSpec spec) {
       },
       [=](msg::export_atom) {
         auto& c = *self->state.compute;
-        return msg::stage_state{msg::from_map(c.export_parameters()), msg::from_map(c.export_optimizer_state())};
+        return msg::stage_state{msg::from_map(c.export_parameters()), msg::from_map(c.export_optimizer_state()),
+                                {c.optimizer_step()}};
       },
       [=](msg::grads_atom) {
         auto& c = *self->state.compute;

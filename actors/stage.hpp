@@ -1,10 +1,10 @@
 #pragma once
 // The stage actor: owns a contiguous range of units on one device and runs, per step, the
-// program the replica hands it (runtime/schedule.hpp), one action at a time as its inputs
+// program the replica hands it (runtime/plan/schedule.hpp), one action at a time as its inputs
 // arrive from its neighbours.
 #include "messages/training.hpp"
-#include "runtime/stage_compute.hpp"
-#include "runtime/ucx_transport.hpp"
+#include "runtime/train/stage_compute.hpp"
+#include "runtime/comm/ucx_transport.hpp"
 
 namespace floe::actors {
 

@@ -3,9 +3,10 @@
 // per checkpoint, the overhead measured at --every, and that overhead projected to the
 // default interval (checkpoint.interval). Goal: < 3 % at the default interval.
 // Usage: checkpoint [--steps N] [--every N] [--rounds N] [--set key=value]... [--json out.json]
+#include "models/files.hpp"
 #include "launch/job.hpp"
-#include "runtime/checkpoint.hpp"
-#include "runtime/errors.hpp"
+#include "runtime/state/checkpoint.hpp"
+#include "models/errors.hpp"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -81,7 +82,7 @@ int main(int argc, char** argv) {
                 without, (long long)every, with, 100 * measured, each, megabytes, (long long)default_interval,
                 100 * projected);
     if (!json_out.empty())
-      runtime::write_file_atomic(json_out, nlohmann::json{{"without_seconds", plain.seconds},
+      floe::write_file_atomic(json_out, nlohmann::json{{"without_seconds", plain.seconds},
                                                           {"with_seconds", saved.seconds},
                                                           {"seconds_per_checkpoint", saved.per_checkpoint},
                                                           {"every", every},

@@ -7,8 +7,9 @@
 // every activation and gradient crosses processes, and the node processes run twice, with
 // the tensors over UCX and inside CAF messages (pipeline.tensor_plane).
 // Usage: cluster [--steps N] [--rounds N] [--nodes N] [--split] [--set key=value]... [--json out.json]
-#include "runtime/errors.hpp"
-#include "runtime/summary.hpp"
+#include "models/files.hpp"
+#include "models/errors.hpp"
+#include "runtime/observe/summary.hpp"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -117,7 +118,7 @@ int main(int argc, char** argv) {
       out["multi_process_caf"] = caf;
       out["ucx_over_caf_median"] = median(multi) / median(caf);
     }
-    if (!json_out.empty()) runtime::write_file_atomic(json_out, out.dump(2) + "\n");
+    if (!json_out.empty()) floe::write_file_atomic(json_out, out.dump(2) + "\n");
     return 0;
   });
 }

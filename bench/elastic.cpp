@@ -17,9 +17,10 @@
 // masked-language modelling on the SST training text; every row then fine-tunes from it.
 // Usage: elastic [--model vit|bert] [--config FILE] [--set key=value]... [--rows a,b,...] [--pretrain N]
 //                [--json out.json]
+#include "models/files.hpp"
 #include "launch/job.hpp"
-#include "runtime/errors.hpp"
-#include "runtime/summary.hpp"
+#include "models/errors.hpp"
+#include "runtime/observe/summary.hpp"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -235,7 +236,7 @@ int main(int argc, char** argv) {
                     t.from.replicas, t.to.replicas, t.seconds, t.ok ? "" : (" FAILED: " + t.error).c_str());
       j["four_devices"] = nlohmann::json::parse(runtime::to_json(s, -1));
     }
-    if (!json_out.empty()) runtime::write_file_atomic(json_out, j.dump(2) + "\n");
+    if (!json_out.empty()) floe::write_file_atomic(json_out, j.dump(2) + "\n");
     return 0;
   });
 }

@@ -4,9 +4,10 @@
 // best-of and mean, the median of the rounds' paired ratios (each round runs both sides back
 // to back), which cancels drift slower than a round.
 // Usage: observe [--steps N] [--rounds N] [--config FILE] [--set key=value]... [--json out.json]
+#include "models/files.hpp"
 #include "launch/job.hpp"
-#include "runtime/errors.hpp"
-#include "runtime/summary.hpp"
+#include "models/errors.hpp"
+#include "runtime/observe/summary.hpp"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -78,7 +79,7 @@ int main(int argc, char** argv) {
     std::printf("  trace of the last round: %s (%.1f MiB)\n", (dir / "trace.json").c_str(),
                 std::filesystem::file_size(dir / "trace.json") / 1048576.0);
     if (!json_out.empty())
-      runtime::write_file_atomic(json_out, nlohmann::json{{"step_seconds_off", off},
+      floe::write_file_atomic(json_out, nlohmann::json{{"step_seconds_off", off},
                                                           {"step_seconds_on", on},
                                                           {"overhead_best", overhead},
                                                           {"overhead_mean", overhead_mean},

@@ -3,8 +3,9 @@
 // and from the newest checkpoint (the killed node held the only pipeline). Real processes on
 // loopback; each kill lands at a random point of a training step or an evaluation.
 // Usage: recovery [--rounds N] [--json out.json]
-#include "runtime/errors.hpp"
-#include "runtime/summary.hpp"
+#include "models/files.hpp"
+#include "models/errors.hpp"
+#include "runtime/observe/summary.hpp"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -134,7 +135,7 @@ int main(int argc, char** argv) {
       std::printf("  median time from the kill to training resumed: %.3f s (goal < 2 s from a replica)\n\n",
                   resumed[resumed.size() / 2]);
     }
-    if (!json_out.empty()) runtime::write_file_atomic(json_out, out.dump(2) + "\n");
+    if (!json_out.empty()) floe::write_file_atomic(json_out, out.dump(2) + "\n");
     fs::remove_all(dir);
     return 0;
   });

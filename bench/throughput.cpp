@@ -3,13 +3,14 @@
 //     units, batch, data order and thread count (samples/s ratio; goal >= 0.97);
 //  2. samples/s of floe for several (K, M, R) layouts on the configured devices.
 // Usage: throughput [--steps N] [--config FILE] [--set key=value]... [--json out.json]
+#include "models/files.hpp"
 #include "actors/coordinator.hpp"
 #include "launch/job.hpp"
-#include "runtime/errors.hpp"
-#include "runtime/lr_schedule.hpp"
-#include "runtime/sampler.hpp"
-#include "runtime/stage_compute.hpp"
-#include "runtime/summary.hpp"
+#include "models/errors.hpp"
+#include "runtime/train/lr_schedule.hpp"
+#include "runtime/train/sampler.hpp"
+#include "runtime/train/stage_compute.hpp"
+#include "runtime/observe/summary.hpp"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -117,7 +118,7 @@ int main(int argc, char** argv) {
       std::printf("  %-3d %-3d %-3d %12.1f %10.3f\n", l[0], l[1], l[2], sps, sps / base);
       j["layouts"].push_back({{"K", l[0]}, {"M", l[1]}, {"R", l[2]}, {"samples_per_second", sps}});
     }
-    if (!json_out.empty()) runtime::write_file_atomic(json_out, j.dump(2) + "\n");
+    if (!json_out.empty()) floe::write_file_atomic(json_out, j.dump(2) + "\n");
     return 0;
   });
 }

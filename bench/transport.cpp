@@ -9,10 +9,11 @@
 // The parent re-executes itself (/proc/self/exe --peer) as the receiving process; control
 // between the two goes through CAF remote actors (middleman publish + remote_actor).
 // Usage: transport [--rounds N] [--sizes-mib 1,64] [--error-mode none|peer] [--json out.json] [--verbose]
+#include "models/files.hpp"
 #include "messages/tensor.hpp"
-#include "runtime/errors.hpp"
-#include "runtime/summary.hpp"
-#include "runtime/ucx_transport.hpp"
+#include "models/errors.hpp"
+#include "runtime/observe/summary.hpp"
+#include "runtime/comm/ucx_transport.hpp"
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -272,7 +273,7 @@ int run_parent(int rounds, const std::vector<int64_t>& sizes_mib, const std::str
                           {"ucx_median_mib_s", ucx_med},
                           {"ratio_ucx_over_caf", ucx_med / caf_med}});
   }
-  if (!json_out.empty()) runtime::write_file_atomic(json_out, j.dump(2) + "\n");
+  if (!json_out.empty()) floe::write_file_atomic(json_out, j.dump(2) + "\n");
   return 0;
 }
 

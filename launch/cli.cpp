@@ -1,15 +1,17 @@
 #include "launch/cli.hpp"
 
-#include "actors/coordinator.hpp"
 #include "launch/cluster.hpp"
 #include "launch/job.hpp"
+#include "models/errors.hpp"
+#include "models/files.hpp"
 #include "models/sst.hpp"
 #include "models/wordpiece.hpp"
-#include "runtime/checkpoint.hpp"
-#include "runtime/errors.hpp"
-#include "runtime/summary.hpp"
+#include "runtime/observe/summary.hpp"
+#include "runtime/plan/plan_request.hpp"
+#include "runtime/state/checkpoint.hpp"
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <csignal>
@@ -54,7 +56,7 @@ void add_train_options(CLI::App* cmd, TrainOptions& t) {
   cmd->footer(config_reference());
 }
 
-using Runner = std::function<runtime::TrainingSummary(const runtime::JobConfig&, const models::TrainTest&)>;
+using Runner = std::function<runtime::TrainingSummary(actors::CoordinatorSpec)>;
 
 int train(const TrainOptions& o, const Runner& run) {
   auto sets = o.sets;  // the shortcut flags are overrides like any other, applied last
@@ -78,17 +80,17 @@ int train(const TrainOptions& o, const Runner& run) {
     sets.push_back(list + "]");
   }
   const auto cfg = runtime::load_job_config(o.config, sets);
-  if (!o.summary.empty()) runtime::write_file_atomic(o.summary, "{}\n");  // fail early on a bad path
+  if (!o.summary.empty()) floe::write_file_atomic(o.summary, "{}\n");  // fail early on a bad path
   torch::set_num_threads(cfg.threads_per_device);
   std::signal(SIGUSR1, [](int) { runtime::request_checkpoint(); });  // a checkpoint at the next step
+  auto init = read_init_weights(cfg);
   spdlog::info("loading {} data", cfg.data.dataset);
-  check_init_weights(cfg);
   const auto data = load_job_data(cfg);
-  const auto summary = run(cfg, data);
+  const auto summary = run(job_spec(cfg, data, std::move(init)));
   spdlog::info("done: final test accuracy {:.2f}% after {} epochs in {:.1f}s", 100 * summary.final_test_accuracy,
                summary.epochs.size(), summary.total_seconds);
   if (!o.summary.empty()) {
-    runtime::write_file_atomic(o.summary, runtime::to_json(summary) + "\n");
+    floe::write_file_atomic(o.summary, runtime::to_json(summary) + "\n");
     spdlog::info("summary written to {}", o.summary);
   }
   if (!cfg.observe.metrics.empty()) spdlog::info("metrics written to {}", cfg.observe.metrics);
@@ -113,10 +115,10 @@ int plan(const PlanOptions& o) {
   std::vector<std::string> names;
   for (const auto& u : units) names.push_back(u.name + "(" + std::to_string(u.parameter_count()) + ")");
   // Compression is monotone: walk F up from 0 as a run would, so K can only shrink.
-  auto q = actors::plan_request(cfg, units, 0, cfg.pipeline.length);
+  auto q = runtime::plan_request(cfg, units, 0, cfg.pipeline.length);
   auto p = runtime::make_plan(q);
   for (int f = 1; f <= o.frozen; ++f) {
-    q = actors::plan_request(cfg, units, f, p.stages);
+    q = runtime::plan_request(cfg, units, f, p.stages);
     p = runtime::make_plan(q);
   }
   std::printf("model: %s, %zu units; %d devices; planner %s%s\n", models::describe(cfg.model).c_str(),
@@ -127,9 +129,25 @@ int plan(const PlanOptions& o) {
 }
 
 struct EvalOptions {
-  std::string config, weights, summary;
+  std::string config, weights, summary, predictions;
   std::vector<std::string> sets;
 };
+
+// One JSON line per evaluated sample: its index in the split, its label, the predicted class
+// and the class probabilities.
+std::string prediction_lines(const models::Dataset& test, const std::vector<int64_t>& uids, const torch::Tensor& probs) {
+  std::string out;
+  const auto p = probs.contiguous().to(torch::kFloat);
+  const auto predicted = p.argmax(1);
+  for (size_t i = 0; i < uids.size(); ++i) {
+    nlohmann::json row{{"id", uids[i]}, {"label", test.labels[uids[i]].item<int64_t>()},
+                       {"predicted", predicted[static_cast<int64_t>(i)].item<int64_t>()}};
+    const auto r = p[static_cast<int64_t>(i)];
+    row["probabilities"] = std::vector<float>(r.data_ptr<float>(), r.data_ptr<float>() + r.numel());
+    out += row.dump() + "\n";
+  }
+  return out;
+}
 
 // `floe eval`: the weights evaluated on the evaluation split, on the job's pipelines, once.
 int eval(const EvalOptions& o) {
@@ -140,19 +158,29 @@ int eval(const EvalOptions& o) {
     sets.push_back(s);
   sets.push_back("init_weights=" + runtime::toml_string(o.weights));
   const auto cfg = runtime::load_job_config(o.config, sets);
-  if (!o.summary.empty()) runtime::write_file_atomic(o.summary, "{}\n");  // fail early on a bad path
+  if (!o.predictions.empty() && cfg.model.task != "classify")
+    throw InputError("--predictions " + o.predictions + ": predictions are per sample, for model.task = \"classify\"; "
+                     "this job's task is \"" + cfg.model.task + "\"");
+  for (const auto& out : {o.summary, o.predictions})  // fail early on a bad path
+    if (!out.empty()) floe::write_file_atomic(out, "");
   torch::set_num_threads(cfg.threads_per_device);
-  check_init_weights(cfg);
+  auto init = read_init_weights(cfg);
   const auto data = load_job_data(cfg);
-  actors::CoordinatorSpec spec;
-  spec.config = cfg;
-  spec.train = std::make_shared<const models::Dataset>(data.train);
-  spec.test = std::make_shared<const models::Dataset>(data.test);
+  auto spec = job_spec(cfg, data, std::move(init));
   spec.evaluate_only = true;
+  std::string lines;
+  if (!o.predictions.empty())
+    spec.predictions = [&](const std::vector<int64_t>& uids, const torch::Tensor& probs) {
+      lines += prediction_lines(data.test, uids, probs);
+    };
   const auto summary = run_job(std::move(spec));
   std::printf("eval: %s, %lld samples: accuracy %.2f%%, loss %.4f\n", data.test.name.c_str(),
               static_cast<long long>(data.test.size()), 100 * summary.final_test_accuracy, summary.final_test_loss);
-  if (!o.summary.empty()) runtime::write_file_atomic(o.summary, runtime::to_json(summary) + "\n");
+  if (!o.summary.empty()) floe::write_file_atomic(o.summary, runtime::to_json(summary) + "\n");
+  if (!o.predictions.empty()) {
+    floe::write_file_atomic(o.predictions, lines);
+    std::printf("eval: predictions written to %s\n", o.predictions.c_str());
+  }
   return 0;
 }
 
@@ -226,6 +254,8 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   eval_cmd->add_option("--set", eo.sets, "override a config key: --set key=value (repeatable)")->take_all();
   eval_cmd->add_option("--summary", eo.summary, "write the JSON summary (one epoch record, no training) to this file");
+  eval_cmd->add_option("--predictions", eo.predictions,
+                       "write one JSON line per sample (id, label, predicted, probabilities) to this file");
   eval_cmd->footer(config_reference());
   VocabOptions vo;
   auto* vocab_cmd = app.add_subcommand("vocab", "build a WordPiece vocabulary (vocab.txt) from text (docs/models.md)");
@@ -243,9 +273,9 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   return exit_code_of([&] {
-    if (*train_cmd) return train(t, [](const runtime::JobConfig& c, const models::TrainTest& d) { return run_job(c, d); });
+    if (*train_cmd) return train(t, [](actors::CoordinatorSpec spec) { return run_job(std::move(spec)); });
     if (*coord_cmd)
-      return train(ct, [&](const runtime::JobConfig& c, const models::TrainTest& d) { return run_coordinator(c, d, cl); });
+      return train(ct, [&](actors::CoordinatorSpec spec) { return run_coordinator(std::move(spec), cl); });
     if (*node_cmd) return run_node(no);
     if (*vocab_cmd) return vocab(vo);
     if (*eval_cmd) return eval(eo);

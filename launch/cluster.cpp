@@ -4,11 +4,11 @@
 #include "actors/registrar.hpp"
 #include "launch/job.hpp"
 #include "messages/registry.hpp"
-#include "runtime/errors.hpp"
-#include "runtime/gloo_group.hpp"
-#include "runtime/net.hpp"
-#include "runtime/secret.hpp"
-#include "runtime/ucx_transport.hpp"
+#include "models/errors.hpp"
+#include "runtime/comm/gloo_group.hpp"
+#include "runtime/comm/net.hpp"
+#include "runtime/comm/secret.hpp"
+#include "runtime/comm/ucx_transport.hpp"
 
 #include <caf/io/all.hpp>
 #include <caf/openssl/all.hpp>
@@ -69,8 +69,7 @@ int parse_devices(const std::string& text) {
   return n;
 }
 
-runtime::TrainingSummary run_coordinator(const runtime::JobConfig& config, const models::TrainTest& data,
-                                         const ClusterOptions& o) {
+runtime::TrainingSummary run_coordinator(actors::CoordinatorSpec spec, const ClusterOptions& o) {
   const auto secret = runtime::read_secret(o.secret_file);
   const auto listen = runtime::parse_host_port(o.listen, "--listen", true);
   int nodes = o.nodes;
@@ -89,7 +88,7 @@ runtime::TrainingSummary run_coordinator(const runtime::JobConfig& config, const
   }
   caf::scoped_actor self{sys};
   auto registrar = actors::spawn_registrar(
-      sys, {secret, nodes, runtime::to_overrides(config), store->port(), caf::actor_cast<caf::actor>(self)});
+      sys, {secret, nodes, runtime::to_overrides(spec.config), store->port(), caf::actor_cast<caf::actor>(self)});
   const auto at = static_cast<uint16_t>(listen.port);
   auto port = o.tls.on() ? caf::openssl::publish(registrar, at, listen.host.c_str(), true)
                          : sys.middleman().publish(registrar, at, listen.host.c_str(), true);
@@ -108,16 +107,12 @@ runtime::TrainingSummary run_coordinator(const runtime::JobConfig& config, const
     throw std::runtime_error("coordinator: not all " + std::to_string(nodes) + " node(s) joined within " +
                              std::to_string(static_cast<int>(o.join_timeout)) + " s");
   }
-  actors::CoordinatorSpec spec;
-  spec.config = config;
   spec.config.devices = 0;
   for (const auto& n : ready) {
     spec.nodes.push_back({n.agent, n.devices, n.name});
     spec.config.devices += n.devices;
     self->monitor(n.agent);
   }
-  spec.train = std::make_shared<const models::Dataset>(data.train);
-  spec.test = std::make_shared<const models::Dataset>(data.test);
   std::string failure;
   runtime::TrainingSummary summary;
   JobHooks hooks;  // nodes that join later go to the coordinator, which admits them

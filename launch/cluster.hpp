@@ -3,9 +3,10 @@
 // its nodes, then trains on their devices; `floe node` joins a coordinator and hosts
 // pipelines until the job ends. Control travels as CAF messages through the middleman (with
 // heartbeats, so a hung peer is noticed), gradients through Gloo.
+#include "actors/coordinator.hpp"
 #include "models/dataset.hpp"
-#include "runtime/job_config.hpp"
-#include "runtime/summary.hpp"
+#include "runtime/config/job_config.hpp"
+#include "runtime/observe/summary.hpp"
 
 #include <caf/actor_system_config.hpp>
 
@@ -28,10 +29,10 @@ struct ClusterOptions {
   TlsFiles tls;
 };
 
-// Publishes the registrar, waits for the nodes, trains on them. Throws floe::InputError for
-// bad options and std::runtime_error when training fails or the nodes do not come.
-runtime::TrainingSummary run_coordinator(const runtime::JobConfig& cfg, const models::TrainTest& data,
-                                         const ClusterOptions& options);
+// Publishes the registrar, waits for the nodes, trains the job of `spec` on them (its nodes
+// and device count are theirs). Throws floe::InputError for bad options and
+// std::runtime_error when training fails or the nodes do not come.
+runtime::TrainingSummary run_coordinator(actors::CoordinatorSpec spec, const ClusterOptions& options);
 
 struct NodeOptions {
   std::string join;         // HOST:PORT of the coordinator; empty = MASTER_ADDR:MASTER_PORT

@@ -5,9 +5,10 @@
 #include "actors/observer.hpp"
 #include "models/text_dataset.hpp"
 #include "messages/registry.hpp"
-#include "runtime/gloo_group.hpp"
-#include "runtime/hf_checkpoint.hpp"
-#include "runtime/progress.hpp"
+#include "runtime/comm/gloo_group.hpp"
+#include "runtime/state/hf_checkpoint.hpp"
+#include "runtime/state/init_weights.hpp"
+#include "runtime/observe/progress.hpp"
 
 namespace floe::launch {
 
@@ -25,19 +26,23 @@ models::TrainTest load_job_data(const runtime::JobConfig& cfg) {
   return tt;
 }
 
-void check_init_weights(const runtime::JobConfig& cfg) {
-  if (cfg.init_weights.empty()) return;
-  torch::NoGradGuard no_grad;
-  models::match_weights(models::build_model(cfg.model), runtime::load_weights(cfg.init_weights, cfg.model),
-                        "init_weights " + cfg.init_weights, cfg.init_skip);
+std::shared_ptr<const models::WeightMatch> read_init_weights(const runtime::JobConfig& cfg) {
+  if (cfg.init_weights.empty()) return nullptr;
+  return std::make_shared<const models::WeightMatch>(runtime::read_init_weights(cfg));
 }
 
-runtime::TrainingSummary run_job(const runtime::JobConfig& cfg, const models::TrainTest& data) {
+actors::CoordinatorSpec job_spec(const runtime::JobConfig& cfg, const models::TrainTest& data,
+                                 std::shared_ptr<const models::WeightMatch> init) {
   actors::CoordinatorSpec spec;
   spec.config = cfg;
   spec.train = std::make_shared<const models::Dataset>(data.train);
   spec.test = std::make_shared<const models::Dataset>(data.test);
-  return run_job(std::move(spec));
+  spec.init_weights = std::move(init);
+  return spec;
+}
+
+runtime::TrainingSummary run_job(const runtime::JobConfig& cfg, const models::TrainTest& data) {
+  return run_job(job_spec(cfg, data));
 }
 
 runtime::TrainingSummary run_job(actors::CoordinatorSpec spec, const JobHooks& hooks) {

@@ -5,8 +5,8 @@
 #include "actors/coordinator.hpp"
 #include "messages/events.hpp"
 #include "models/dataset.hpp"
-#include "runtime/job_config.hpp"
-#include "runtime/summary.hpp"
+#include "runtime/config/job_config.hpp"
+#include "runtime/observe/summary.hpp"
 
 namespace floe::launch {
 
@@ -14,9 +14,15 @@ namespace floe::launch {
 // floe::InputError naming the data file and the problem.
 models::TrainTest load_job_data(const runtime::JobConfig& cfg);
 
-// Checks that init_weights fits the model before any actor starts, so that a mismatch is bad
-// input (exit code 2) naming the tensor, not a failed job. Throws floe::InputError.
-void check_init_weights(const runtime::JobConfig& cfg);
+// init_weights read and matched to the model before any actor starts (and before the data
+// loads), so that a mismatch is bad input (exit code 2) naming the tensor, not a failed job.
+// The coordinator takes them from CoordinatorSpec::init_weights and does not read them
+// again. Null when init_weights is not set. Throws floe::InputError.
+std::shared_ptr<const models::WeightMatch> read_init_weights(const runtime::JobConfig& cfg);
+
+// The job's spec: its config, its data and the initial weights already read (or null).
+actors::CoordinatorSpec job_spec(const runtime::JobConfig& cfg, const models::TrainTest& data,
+                                 std::shared_ptr<const models::WeightMatch> init = nullptr);
 
 // Throws std::runtime_error with the coordinator's reason when training fails.
 runtime::TrainingSummary run_job(const runtime::JobConfig& cfg, const models::TrainTest& data);

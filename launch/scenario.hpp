@@ -5,7 +5,7 @@
 // (docs/hooks.md). Every actor's own events come in the same order on every run of the same
 // script; devices run concurrently, so only their interleaving may differ.
 #include "launch/job.hpp"
-#include "runtime/event_writer.hpp"
+#include "runtime/observe/event_writer.hpp"
 
 namespace floe::launch {
 
@@ -23,7 +23,7 @@ class Scenario {
   explicit Scenario(int devices = 2);
   Scenario& set(const std::string& key_value);      // a config override, as `--set`
   Scenario& freeze_at(int64_t step, int frozen);     // a live freeze before global step `step`
-  Scenario& fault(const std::string& spec);          // runtime/faults.hpp text form
+  Scenario& fault(const std::string& spec);          // runtime/control/faults.hpp text form
   Scenario& nodes(std::vector<int> devices);         // virtual nodes with these devices (JobHooks)
   Scenario& join_at(int64_t step, int devices);      // a virtual node joins before global step `step`
   ScenarioResult run() const;

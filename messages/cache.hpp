@@ -1,9 +1,9 @@
 #pragma once
 // The cache protocol: coordinator <-> a node agent, the owner of the node's AutoCache
-// (runtime/activation_cache.hpp holds the store; the stages of the node read and fill it
+// (runtime/state/activation_cache.hpp holds the store; the stages of the node read and fill it
 // directly). The frozen boundary moves with every pipelines_request (messages/membership.hpp).
 #include "messages/exact.hpp"
-#include "runtime/summary.hpp"
+#include "runtime/observe/summary.hpp"
 
 #include <caf/all.hpp>
 

@@ -2,7 +2,7 @@
 // The job protocol: whoever launches a job <-> the coordinator.
 #include "messages/events.hpp"
 #include "messages/membership.hpp"
-#include "runtime/summary.hpp"
+#include "runtime/observe/summary.hpp"
 
 #include <caf/all.hpp>
 

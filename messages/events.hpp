@@ -2,8 +2,8 @@
 // The observation protocol: actors -> event bus -> observers, and what a hook may send a
 // running job (subscribe an observer, inject a fault, script a freeze).
 #include "messages/exact.hpp"
-#include "runtime/events.hpp"
-#include "runtime/faults.hpp"
+#include "runtime/observe/events.hpp"
+#include "runtime/control/faults.hpp"
 
 #include <caf/all.hpp>
 

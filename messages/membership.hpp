@@ -3,7 +3,7 @@
 // the cluster secret), and the coordinator asks node agents to host pipelines.
 #include "messages/cache.hpp"
 #include "messages/training.hpp"
-#include "runtime/placement.hpp"
+#include "runtime/plan/placement.hpp"
 
 #include <caf/all.hpp>
 
@@ -11,7 +11,7 @@
 #include <vector>
 
 namespace floe::runtime {
-// A piece of a pipeline (runtime/placement.hpp) travels in pipelines_request.
+// A piece of a pipeline (runtime/plan/placement.hpp) travels in pipelines_request.
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, PipelinePiece& x) {
   return f(caf::meta::type_name("pipeline_piece"), x.replica, x.first_stage, x.stages);
@@ -71,9 +71,13 @@ typename Inspector::result_type inspect(Inspector& f, pipelines_join& x) {
   return f(caf::meta::type_name("pipelines_join"), x.replicas, x.micro_batches, x.stages, x.addresses);
 }
 
+// Coordinator -> node agent after a failed step: are you there? (A lost node does not answer.)
+using heartbeat_atom = caf::atom_constant<caf::atom("heartbeat")>;
+
 // A node agent: hosts pipelines and the node's AutoCache (the cache protocol).
 using node_actor = cache_actor::extend<caf::replies_to<pipelines_request>::with<pipelines_built>,
-                                       caf::replies_to<pipelines_join>::with<pipelines_built>>;
+                                       caf::replies_to<pipelines_join>::with<pipelines_built>,
+                                       caf::replies_to<heartbeat_atom>::with<bool>>;
 
 using challenge_atom = caf::atom_constant<caf::atom("challenge")>;
 

@@ -32,7 +32,7 @@ inline bool plain_dtype(int8_t dt) {
   }
 }
 
-// A tensor whose bytes travel outside the message, over UCX (runtime/ucx_transport.hpp):
+// A tensor whose bytes travel outside the message, over UCX (runtime/comm/ucx_transport.hpp):
 // the receiver posts a receive with `tag` into a buffer of this dtype and shape. Tag 0: no
 // ticket (the tensor is in the message).
 struct tensor_ticket {

@@ -3,7 +3,7 @@
 #include "messages/events.hpp"
 #include "messages/exact.hpp"
 #include "messages/tensor.hpp"
-#include "runtime/schedule.hpp"
+#include "runtime/plan/schedule.hpp"
 
 #include <caf/all.hpp>
 
@@ -101,11 +101,12 @@ struct stage_task {
   std::vector<wire_tensor> targets;  // last stage: one per micro-batch
   bool grad_norms = false;           // report per-block gradient norms (the adaptive freeze policy)
   int32_t epoch = 0;
+  bool predictions = false;          // last stage, evaluation: report each sample's class probabilities
 };
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, stage_task& x) {
   return f(caf::meta::type_name("stage_task"), x.step, x.train, exact(x.lr), exact(x.loss_scale), x.program,
-           x.inputs, x.uids, x.targets, x.grad_norms, x.epoch);
+           x.inputs, x.uids, x.targets, x.grad_norms, x.epoch, x.predictions);
 }
 
 // Stage -> replica when its program has run. Loss and accuracy come from the last stage.
@@ -120,11 +121,13 @@ struct stage_report {
   // Training steps: squared gradient norm per block of this stage (after the all-reduce).
   std::vector<int32_t> blocks;
   std::vector<double> block_grad_sq;
+  // stage_task::predictions: per micro-batch, softmax of the logits [n, classes] (float).
+  std::vector<wire_tensor> probabilities;
 };
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, stage_report& x) {
   return f(caf::meta::type_name("stage_report"), x.step, x.stage, exact(x.loss_sum), x.correct, x.samples,
-           x.targets, exact(x.busy_seconds), x.blocks, exact(x.block_grad_sq));
+           x.targets, exact(x.busy_seconds), x.blocks, exact(x.block_grad_sq), x.probabilities);
 }
 
 // Parameters (or their gradients) of a stage, by qualified name.
@@ -154,16 +157,30 @@ inline std::map<std::string, torch::Tensor> to_map(const named_tensors& x) {
 
 // Everything a stage holds, for moving its units to another stage: every parameter
 // (frozen ones too) and the AdamW state of the trainable ones ("<name>#exp_avg", ...).
+// `optimizer_steps`: the optimizer steps the stage has applied, one entry per stage (a
+// replica's merged state has one per stage); -1 for a stage with nothing to train. Recovery
+// reads whether the step in flight was applied from it (runtime/control/recovery.hpp).
 struct stage_state {
   named_tensors parameters;
   named_tensors optimizer;
+  std::vector<int64_t> optimizer_steps;
 };
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, stage_state& x) {
-  return f(caf::meta::type_name("stage_state"), x.parameters, x.optimizer);
+  return f(caf::meta::type_name("stage_state"), x.parameters, x.optimizer, x.optimizer_steps);
 }
 
-// A fault to apply (runtime/faults.hpp); sent by the coordinator at the fault's step.
+// Adds a stage's exported state into a replica's: the stages hold disjoint units.
+inline void add_to(stage_state& replica, const stage_state& stage) {
+  for (auto [dst, src] : {std::pair{&replica.parameters, &stage.parameters}, std::pair{&replica.optimizer, &stage.optimizer}}) {
+    dst->names.insert(dst->names.end(), src->names.begin(), src->names.end());
+    dst->values.insert(dst->values.end(), src->values.begin(), src->values.end());
+  }
+  replica.optimizer_steps.insert(replica.optimizer_steps.end(), stage.optimizer_steps.begin(),
+                                 stage.optimizer_steps.end());
+}
+
+// A fault to apply (runtime/control/faults.hpp); sent by the coordinator at the fault's step.
 using stage_actor = stage_peer::extend<caf::replies_to<stage_task>::with<stage_report>, caf::reacts_to<runtime::Fault>,
                                        caf::reacts_to<stage_links>, caf::reacts_to<transfer_failed>,
                                        caf::replies_to<params_atom>::with<named_tensors>,
@@ -182,11 +199,12 @@ struct replica_step {
   bool grad_norms = false;     // stages report per-block gradient norms
   int32_t epoch = 0;           // for per-epoch augmentation
   int32_t micro_batches = 0;   // M for this step (0: the replica's own); the profiler varies it
+  bool predictions = false;    // evaluation: report each sample's class probabilities
 };
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, replica_step& x) {
   return f(caf::meta::type_name("replica_step"), x.step, x.train, exact(x.lr), x.uids, x.global_samples, x.grad_norms,
-           x.epoch, x.micro_batches);
+           x.epoch, x.micro_batches, x.predictions);
 }
 
 struct step_report {
@@ -199,11 +217,34 @@ struct step_report {
   std::vector<double> stage_busy_seconds;
   std::vector<int32_t> blocks;  // squared gradient norm per block, over all stages
   std::vector<double> block_grad_sq;
+  // replica_step::predictions: the samples and their class probabilities [n, classes].
+  std::vector<int64_t> uids;
+  std::vector<wire_tensor> probabilities;
 };
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, step_report& x) {
   return f(caf::meta::type_name("step_report"), x.step, exact(x.seconds), exact(x.loss_sum), x.correct, x.samples,
-           x.targets, exact(x.stage_busy_seconds), x.blocks, exact(x.block_grad_sq));
+           x.targets, exact(x.stage_busy_seconds), x.blocks, exact(x.block_grad_sq), x.uids, x.probabilities);
+}
+
+// Adds `r` (another replica's report of the same step, or the next step's) into `sum`: times,
+// losses and counts add up, busy time per stage position too, predictions are appended. The
+// gradient norms are all-reduced, the same on every replica: `sum` keeps the first it got.
+inline void add_to(step_report& sum, const step_report& r) {
+  sum.seconds += r.seconds;
+  sum.loss_sum += r.loss_sum;
+  sum.correct += r.correct;
+  sum.samples += r.samples;
+  sum.targets += r.targets;
+  if (sum.stage_busy_seconds.size() < r.stage_busy_seconds.size())
+    sum.stage_busy_seconds.resize(r.stage_busy_seconds.size(), 0.0);
+  for (size_t s = 0; s < r.stage_busy_seconds.size(); ++s) sum.stage_busy_seconds[s] += r.stage_busy_seconds[s];
+  if (sum.blocks.empty()) {
+    sum.blocks = r.blocks;
+    sum.block_grad_sq = r.block_grad_sq;
+  }
+  sum.uids.insert(sum.uids.end(), r.uids.begin(), r.uids.end());
+  sum.probabilities.insert(sum.probabilities.end(), r.probabilities.begin(), r.probabilities.end());
 }
 
 using replica_actor = caf::typed_actor<caf::replies_to<replica_step>::with<step_report>>;

@@ -1,6 +1,6 @@
 #include "models/dataset.hpp"
 
-#include "runtime/errors.hpp"
+#include "models/errors.hpp"
 
 #include <zlib.h>
 

@@ -1,6 +1,6 @@
 #include "models/sst.hpp"
 
-#include "runtime/errors.hpp"
+#include "models/errors.hpp"
 
 #include <cerrno>
 #include <cstring>

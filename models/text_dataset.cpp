@@ -1,6 +1,6 @@
 #include "models/text_dataset.hpp"
 
-#include "runtime/errors.hpp"
+#include "models/errors.hpp"
 
 #include <algorithm>
 

@@ -1,6 +1,6 @@
 #include "models/unit.hpp"
 
-#include "runtime/errors.hpp"
+#include "models/errors.hpp"
 
 #include <algorithm>
 #include <set>

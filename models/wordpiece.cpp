@@ -1,7 +1,7 @@
 #include "models/wordpiece.hpp"
 
-#include "runtime/errors.hpp"
-#include "runtime/summary.hpp"
+#include "models/files.hpp"
+#include "models/errors.hpp"
 
 #include <utf8proc.h>
 
@@ -446,7 +446,7 @@ void write_vocab(const Vocab& vocab, const std::string& path) {
     text += t;
     text += '\n';
   }
-  runtime::write_file_atomic(path, text);
+  floe::write_file_atomic(path, text);
 }
 
 std::vector<std::string> basic_tokenize(const std::string& text, bool lower_case) {

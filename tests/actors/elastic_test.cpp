@@ -3,7 +3,7 @@
 #include <torch/torch.h>
 
 #include "launch/job.hpp"
-#include "runtime/errors.hpp"
+#include "models/errors.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -58,12 +58,32 @@ TEST_CASE("freezing step by step on 8 devices shortens the pipeline and multipli
   CHECK(ks.front() == 8);
   CHECK(ks.back() == 1);
   CHECK(s.epochs.back().replicas == 8);
+  // Each transition starts from the plan the one before it left, and leaves the plan that the
+  // epochs with its frozen blocks then ran on. (How long one takes is the machine's business,
+  // not the test's: no wall-clock bound here.)
   int changes = 0;
-  for (const auto& t : s.transitions) {
+  for (size_t i = 0; i < s.transitions.size(); ++i) {
+    const auto& t = s.transitions[i];
+    INFO("transition " << i << " at step " << t.step << " to F=" << t.frozen_layers << ": K " << t.from.pipeline_length
+                       << " -> " << t.to.pipeline_length << ", " << t.seconds << " s");
     CHECK(t.ok);
-    CHECK(t.seconds < 5.0);
+    CHECK(t.error.empty());
+    CHECK(t.cause == "freeze");
     if (t.to.pipeline_length != t.from.pipeline_length) ++changes;
     CHECK(t.to.replicas == 8 / t.to.pipeline_length);
+    if (i > 0) {
+      CHECK(t.step > s.transitions[i - 1].step);
+      CHECK(t.from.pipeline_length == s.transitions[i - 1].to.pipeline_length);
+      CHECK(t.from.replicas == s.transitions[i - 1].to.replicas);
+    }
+    int ran_on = 0;
+    for (const auto& r : s.epochs)
+      if (r.frozen_layers == t.frozen_layers) {
+        ++ran_on;
+        CHECK(r.pipeline_length == t.to.pipeline_length);
+        CHECK(r.replicas == t.to.replicas);
+      }
+    CHECK(ran_on == 1);
   }
   CHECK(changes >= 2);
 }

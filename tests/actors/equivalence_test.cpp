@@ -3,8 +3,8 @@
 
 #include "actors/replica.hpp"
 #include "messages/registry.hpp"
-#include "runtime/batch.hpp"
-#include "runtime/stage_compute.hpp"
+#include "runtime/train/batch.hpp"
+#include "runtime/train/stage_compute.hpp"
 
 #include <catch2/catch.hpp>
 

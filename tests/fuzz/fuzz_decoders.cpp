@@ -16,13 +16,13 @@
 #include <torch/torch.h>
 
 #include "messages/registry.hpp"
-#include "runtime/checkpoint.hpp"
-#include "runtime/errors.hpp"
-#include "runtime/faults.hpp"
-#include "runtime/job_config.hpp"
-#include "runtime/safetensors.hpp"
-#include "runtime/state_dict.hpp"
-#include "runtime/summary.hpp"
+#include "runtime/state/checkpoint.hpp"
+#include "models/errors.hpp"
+#include "runtime/control/faults.hpp"
+#include "runtime/config/job_config.hpp"
+#include "runtime/state/safetensors.hpp"
+#include "runtime/state/state_dict.hpp"
+#include "runtime/observe/summary.hpp"
 
 #include <caf/binary_deserializer.hpp>
 #include <caf/binary_serializer.hpp>

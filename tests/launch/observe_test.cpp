@@ -2,6 +2,7 @@
 // report renders in a real browser, injected faults show up where they should, and a
 // scripted scenario gives the same event order twice.
 #include "launch/scenario.hpp"
+#include "tests/skip.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -139,12 +140,9 @@ TEST_CASE("a run with a live transition leaves a valid trace, JSONL metrics and 
   for (const auto& p : {trace, metrics, report}) fs::remove(p);
 }
 
-TEST_CASE("the HTML report draws its charts in headless Chromium", "[observe][browser]") {
-  const std::string chromium = fs::exists("/usr/bin/chromium") ? "/usr/bin/chromium" : "";
-  if (chromium.empty()) {
-    WARN("SKIPPED: /usr/bin/chromium is not installed (make test installs Debian's chromium package)");
-    return;
-  }
+TEST_CASE("the HTML report draws its charts in headless Chromium", "[observe][browser][needs-chromium]") {
+  const std::string chromium = "/usr/bin/chromium";
+  if (!fs::exists(chromium)) FLOE_SKIP(chromium + " is not installed (make test installs Debian's chromium package)");
   const auto report = temp("browser.html");
   auto r = Scenario(2).set("observe.report=\"" + report.string() + "\"").freeze_at(10, 1).run();
   REQUIRE(r.error.empty());
@@ -198,8 +196,10 @@ TEST_CASE("a slowed stage is busier and its neighbour waits for it", "[observe][
     for (double x : v) s += x;
     return s / v.size();
   };
-  // 4 forwards and 4 backwards sleep 10 ms each on stage 1.
-  CHECK(mean(busy1[true]) - mean(busy1[false]) > 0.8 * 8 * 0.01);
+  // 4 forwards and 4 backwards sleep 10 ms each on stage 1: at least 80 ms more of its busy
+  // time (a sleep never ends early), however loaded the machine is.
+  CHECK(mean(busy1[true]) >= 8 * 0.01);
+  CHECK(mean(busy1[true]) > mean(busy1[false]));
   CHECK(mean(bubble0[true]) > mean(bubble0[false]));
 }
 

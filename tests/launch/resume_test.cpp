@@ -4,7 +4,7 @@
 // checkpoint; a state dict starts a job. Real processes, real files.
 #include <torch/torch.h>
 
-#include "runtime/state_dict.hpp"
+#include "runtime/state/state_dict.hpp"
 
 #include "tests/launch/processes.hpp"
 

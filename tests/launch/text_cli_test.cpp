@@ -7,6 +7,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <set>
+#include <sstream>
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -142,12 +145,34 @@ TEST_CASE("a Hugging Face BERT folder fine-tunes elastically; floe eval of the r
   CHECK(fine["epochs"][1]["replicas"] == 2);
   const double trained = fine["final_test_accuracy"].get<double>();
 
-  const auto eval_summary = s.dir / "eval.json";
-  r = run_floe("eval --weights " + out.string() + " " + job + " --set model.kind=bert --summary " + eval_summary.string());
+  const auto eval_summary = s.dir / "eval.json", predictions = s.dir / "predictions.jsonl";
+  r = run_floe("eval --weights " + out.string() + " " + job + " --set model.kind=bert --summary " + eval_summary.string() +
+               " --predictions " + predictions.string());
   INFO(r.output);
   REQUIRE(r.code == 0);
   CHECK_THAT(r.output, Catch::Contains("eval: sst2/dev, 200 samples"));
   CHECK(nlohmann::json::parse(slurp(eval_summary))["final_test_accuracy"].get<double>() == trained);
+  // One line per sample, each sample once; the predicted classes give the accuracy printed.
+  std::istringstream lines(slurp(predictions));
+  std::set<int64_t> ids;
+  int right = 0;
+  for (std::string line; std::getline(lines, line);) {
+    const auto row = nlohmann::json::parse(line);
+    ids.insert(row["id"].get<int64_t>());
+    const auto p = row["probabilities"].get<std::vector<double>>();
+    REQUIRE(p.size() == 2);
+    CHECK(p[0] + p[1] == Approx(1.0).epsilon(1e-5));
+    CHECK(row["predicted"] == (p[1] > p[0] ? 1 : 0));
+    right += row["predicted"] == row["label"];
+  }
+  CHECK(ids.size() == 200);
+  CHECK(*ids.begin() == 0);
+  CHECK(*ids.rbegin() == 199);
+  CHECK(right / 200.0 == Approx(trained).margin(1e-9));
+  // A masked-language model has no class per sample.
+  r = run_floe("eval --weights " + out.string() + " " + job + " --set task=mlm --set cache.enabled=false --predictions " + predictions.string());
+  CHECK(r.code == 2);
+  CHECK_THAT(r.output, Catch::Contains("--predictions") && Catch::Contains("\"mlm\""));
   // A checkpoint's word embeddings need its own vocabulary.
   fs::remove(folder / "vocab.txt");
   r = run_floe("train " + job + " --set epochs=1 --set init_weights=\\\"" + folder.string() + "\\\"");

@@ -70,10 +70,27 @@ TEST_CASE("training messages round-trip exactly", "[messages]") {
   CHECK(torch::equal(t2.targets[0].t, t.targets[0].t));
 
   msg::replica_step r{3, true, 0.1, {5, 6, 7}, 9};
+  r.predictions = true;
   msg::replica_step r2;
   REQUIRE(!load(sys, save(sys, r), r2));
   CHECK(r2.uids == r.uids);
   CHECK(r2.global_samples == 9);
+  CHECK(r2.predictions);
+
+  // What floe eval --predictions and a recovery read travel across processes too.
+  msg::step_report rep;
+  rep.uids = {4, 9};
+  rep.probabilities = {{torch::tensor({{0.25f, 0.75f}, {0.5f, 0.5f}})}};
+  msg::step_report rep2;
+  REQUIRE(!load(sys, save(sys, rep), rep2));
+  CHECK(rep2.uids == rep.uids);
+  REQUIRE(rep2.probabilities.size() == 1);
+  CHECK(torch::equal(rep2.probabilities[0].t, rep.probabilities[0].t));
+  msg::stage_state st{{{"w"}, {{torch::ones({2})}}}, {}, {12, -1}};
+  msg::stage_state st2;
+  REQUIRE(!load(sys, save(sys, st), st2));
+  CHECK(st2.optimizer_steps == std::vector<int64_t>{12, -1});
+  CHECK(st2.parameters.names == st.parameters.names);
 
   runtime::TrainingSummary s;
   s.final_test_accuracy = 0.9;

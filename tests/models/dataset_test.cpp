@@ -1,7 +1,8 @@
 #include <torch/torch.h>
 
 #include "models/dataset.hpp"
-#include "runtime/errors.hpp"
+#include "models/errors.hpp"
+#include "tests/skip.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -82,12 +83,10 @@ TEST_CASE("labels and images must agree", "[data]") {
   CHECK_THROWS_WITH(models::load_fashion_mnist(d.path), Catch::Contains("has 3 labels but"));
 }
 
-TEST_CASE("the Debian Fashion-MNIST package loads with its documented sizes", "[data]") {
+TEST_CASE("the Debian Fashion-MNIST package loads with its documented sizes", "[data][needs-fashion-mnist]") {
   const std::string root = "/usr/share/datasets/fashion-mnist";
-  if (!std::filesystem::exists(root + "/train-images-idx3-ubyte.gz")) {
-    WARN("dataset-fashion-mnist is not installed; skipped");
-    return;
-  }
+  if (!std::filesystem::exists(root + "/train-images-idx3-ubyte.gz"))
+    FLOE_SKIP(root + " is not there (make test installs Debian's dataset-fashion-mnist package)");
   auto tt = models::load_fashion_mnist(root);
   CHECK(tt.train.size() == 60000);
   CHECK(tt.test.size() == 10000);

@@ -1,5 +1,5 @@
 #include "models/wordpiece.hpp"
-#include "runtime/errors.hpp"
+#include "models/errors.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""A reference for floe's Hugging Face checkpoint reader and writer (runtime/hf_checkpoint.hpp).
+"""A reference for floe's Hugging Face checkpoint reader and writer (runtime/state/hf_checkpoint.hpp).
 
 The transformers package is not available here, so this file re-implements the forward passes
 of BertForSequenceClassification, BertForMaskedLM and ViTForImageClassification (transformers

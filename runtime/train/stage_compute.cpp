@@ -1,0 +1,204 @@
+#include "runtime/train/stage_compute.hpp"
+
+#include "models/bert.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace floe::runtime {
+
+std::unique_ptr<torch::optim::AdamW> make_optimizer(const std::vector<torch::Tensor>& params,
+                                                    const OptimizerConfig& cfg) {
+  torch::optim::AdamWOptions o(cfg.lr);
+  o.betas({cfg.beta1, cfg.beta2}).weight_decay(cfg.weight_decay);
+  return std::make_unique<torch::optim::AdamW>(params, o);
+}
+
+void set_learning_rate(torch::optim::Optimizer& opt, double lr) {
+  for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+}
+
+LossTerms loss_terms(const torch::Tensor& logits, const torch::Tensor& target) {
+  namespace F = torch::nn::functional;
+  const auto flat_logits = logits.dim() == 3 ? logits.reshape({-1, logits.size(-1)}) : logits;
+  const auto flat_target = target.reshape({-1});
+  LossTerms t;
+  t.loss_sum = F::cross_entropy(flat_logits, flat_target,
+                                F::CrossEntropyFuncOptions().reduction(torch::kSum).ignore_index(models::kIgnoreTarget));
+  const auto scored = flat_target != models::kIgnoreTarget;
+  t.targets = scored.sum().item<int64_t>();
+  t.correct = (flat_logits.detach().argmax(1).eq(flat_target) & scored).sum().item<int64_t>();
+  return t;
+}
+
+namespace {
+std::string state_key(const torch::Tensor& p) { return c10::guts::to_string(p.unsafeGetTensorImpl()); }
+}  // namespace
+
+StageCompute::StageCompute(models::UnitList frozen, models::UnitList units, bool first, bool last,
+                           const OptimizerConfig& opt, std::shared_ptr<GradientGroup> group, int rank,
+                           const NamedTensors& optimizer_state, std::shared_ptr<ActivationCache> cache)
+    : frozen_(std::move(frozen)), units_(std::move(units)), first_(first), last_(last), group_(std::move(group)),
+      rank_(rank), cache_(std::move(cache)) {
+  for (auto& u : frozen_) {
+    u.module->eval();
+    for (auto& p : u.module->parameters()) p.set_requires_grad(false);
+  }
+  params_ = models::parameters_of(units_, 0, units_.size());
+  optimizer_ = make_optimizer(params_, opt);
+  if (optimizer_state.empty()) return;
+  const auto names = parameter_names();
+  for (size_t i = 0; i < params_.size(); ++i) {
+    auto step = optimizer_state.find(names[i] + "#step");
+    if (step == optimizer_state.end()) continue;  // never stepped before
+    auto st = std::make_unique<torch::optim::AdamWParamState>();
+    st->step(step->second.item<int64_t>());
+    st->exp_avg(optimizer_state.at(names[i] + "#exp_avg").clone());
+    st->exp_avg_sq(optimizer_state.at(names[i] + "#exp_avg_sq").clone());
+    optimizer_->state()[state_key(params_[i])] = std::move(st);
+  }
+}
+
+NamedTensors StageCompute::export_parameters() const {
+  NamedTensors out;
+  for (const auto* list : {&frozen_, &units_}) {
+    auto names = models::parameter_names_of(*list, 0, list->size());
+    auto params = models::parameters_of(*list, 0, list->size());
+    for (size_t i = 0; i < params.size(); ++i) out[names[i]] = params[i].detach().clone();
+  }
+  return out;
+}
+
+NamedTensors StageCompute::export_optimizer_state() const {
+  NamedTensors out;
+  const auto names = parameter_names();
+  auto& state = optimizer_->state();
+  for (size_t i = 0; i < params_.size(); ++i) {
+    auto it = state.find(state_key(params_[i]));
+    if (it == state.end()) continue;
+    const auto& st = static_cast<const torch::optim::AdamWParamState&>(*it->second);
+    out[names[i] + "#step"] = torch::tensor(st.step(), torch::kInt64);
+    out[names[i] + "#exp_avg"] = st.exp_avg().clone();
+    out[names[i] + "#exp_avg_sq"] = st.exp_avg_sq().clone();
+  }
+  return out;
+}
+
+int64_t StageCompute::optimizer_step() const {
+  if (params_.empty()) return -1;
+  int64_t step = 0;  // a parameter that never had a gradient has no state
+  auto& state = optimizer_->state();
+  for (const auto& p : params_)
+    if (auto it = state.find(state_key(p)); it != state.end())
+      step = std::max<int64_t>(step, static_cast<const torch::optim::AdamWParamState&>(*it->second).step());
+  return step;
+}
+
+std::map<int, double> StageCompute::block_gradient_norms_sq() const {
+  std::map<int, double> out;
+  for (const auto& u : units_)
+    for (const auto& p : u.module->parameters())
+      if (p.grad().defined()) out[u.block] += p.grad().pow(2).sum().item<double>();
+  return out;
+}
+
+void StageCompute::begin_step(bool train) {
+  train_ = train;
+  saved_.clear();
+  for (auto& u : units_) u.module->train(train);  // frozen units stay in eval mode
+  if (train) optimizer_->zero_grad();
+}
+
+torch::Tensor StageCompute::forward(int mb, torch::Tensor input, const torch::Tensor& uids) {
+  input = run_frozen(input, uids);
+  if (!train_) {
+    torch::NoGradGuard no_grad;
+    return models::forward_range(units_, 0, units_.size(), input);
+  }
+  torch::AutoGradMode grad(true);
+  // A received activation becomes a new leaf so that its gradient can be sent back.
+  if (!first_) input = input.detach().requires_grad_(true);
+  auto out = models::forward_range(units_, 0, units_.size(), input);
+  saved_[mb] = {input, out};
+  return out.detach();
+}
+
+void StageCompute::forward_loss(int mb, torch::Tensor input, torch::Tensor target, double scale, LossStats& stats,
+                                const torch::Tensor& uids) {
+  input = run_frozen(input, uids);
+  if (!train_) {
+    torch::NoGradGuard no_grad;
+    const auto logits = models::forward_range(units_, 0, units_.size(), input);
+    auto terms = loss_terms(logits, target);
+    if (stats.keep_probabilities && logits.dim() == 2)
+      stats.probabilities[mb] = torch::softmax(logits.to(torch::kFloat), 1);
+    stats.loss_sum += terms.loss_sum.item<double>();
+    stats.correct += terms.correct;
+    stats.targets += terms.targets;
+    stats.samples += target.size(0);
+    return;
+  }
+  torch::AutoGradMode grad(true);
+  if (!first_) input = input.detach().requires_grad_(true);
+  auto terms = loss_terms(models::forward_range(units_, 0, units_.size(), input), target);
+  stats.loss_sum += terms.loss_sum.item<double>();
+  stats.correct += terms.correct;
+  stats.targets += terms.targets;
+  stats.samples += target.size(0);
+  saved_[mb] = {input, terms.loss_sum * scale};
+}
+
+torch::Tensor StageCompute::run_frozen(torch::Tensor x, const torch::Tensor& uids) const {
+  if (frozen_.empty()) return x;
+  torch::NoGradGuard no_grad;
+  if (!cache_ || !uids.defined()) return models::forward_range(frozen_, 0, frozen_.size(), x);
+  auto ids = uids.contiguous();
+  std::vector<int64_t> v(ids.data_ptr<int64_t>(), ids.data_ptr<int64_t>() + ids.numel());
+  // Training data may advance entries from a lower level; evaluation reads its exact level.
+  return cache_->fetch(train_ ? 0 : 1, v, x, static_cast<int>(frozen_.size()), train_,
+                       [this](int from, int to, torch::Tensor in) {
+                         torch::NoGradGuard guard;
+                         return models::forward_range(frozen_, from, to, in);
+                       });
+}
+
+torch::Tensor StageCompute::backward(int mb, torch::Tensor grad_output) {
+  auto it = saved_.find(mb);
+  if (it == saved_.end()) throw std::logic_error("backward of micro-batch " + std::to_string(mb) + " before its forward");
+  torch::AutoGradMode grad(true);
+  if (last_)
+    it->second.output.backward();
+  else
+    it->second.output.backward(grad_output);
+  auto g = first_ ? torch::Tensor() : it->second.input.grad();
+  saved_.erase(it);
+  return g;
+}
+
+void StageCompute::reduce() {
+  auto grads = gradients();
+  group_->sum(rank_, grads);
+}
+
+void StageCompute::step(double lr) {
+  if (params_.empty()) return;
+  set_learning_rate(*optimizer_, lr);
+  optimizer_->step();
+}
+
+std::vector<std::string> StageCompute::parameter_names() const {
+  return models::parameter_names_of(units_, 0, units_.size());
+}
+
+std::vector<torch::Tensor> StageCompute::gradients() const {
+  std::vector<torch::Tensor> out;
+  for (auto& p : params_) {
+    // A parameter that took no part in this step still reduces as zeros, so every
+    // replica passes the same tensor list.
+    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+    out.push_back(p.grad());
+  }
+  return out;
+}
+
+}  // namespace floe::runtime

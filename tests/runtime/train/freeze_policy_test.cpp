@@ -1,0 +1,256 @@
+#include "runtime/train/freeze_policy.hpp"
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+using namespace floe::runtime;
+
+namespace {
+
+std::vector<int> schedule_row(int layers, int num, int den, int epochs) {
+  std::vector<int> row;
+  for (int e = 0; e < epochs; ++e) row.push_back(schedule_frozen_count(layers, num, den, e));
+  return row;
+}
+
+// ceil(L·(1 − (a/b)^e)) the obvious way, in 128 bits; valid while b^e·L fits.
+int schedule_by_int128(int layers, int num, int den, int epoch) {
+  __int128 a_pow = 1, b_pow = 1;
+  for (int e = 0; e < epoch; ++e) {
+    a_pow *= (den - num);
+    b_pow *= den;
+  }
+  const __int128 numerator = static_cast<__int128>(layers) * (b_pow - a_pow);
+  return static_cast<int>((numerator + b_pow - 1) / b_pow);
+}
+
+FreezeObservation observe(int epoch, int frozen, int layers, std::vector<double> norms = {}) {
+  FreezeObservation obs;
+  obs.epoch = epoch;
+  obs.step = 100L * epoch;
+  obs.frozen = frozen;
+  obs.layers = layers;
+  obs.grad_norms = std::move(norms);
+  return obs;
+}
+
+}  // namespace
+
+TEST_CASE("schedule_frozen_count reproduces the spec 2.3 table exactly", "[freeze]") {
+  CHECK(schedule_row(12, 1, 3, 10) == std::vector<int>{0, 4, 7, 9, 10, 11, 11, 12, 12, 12});
+  CHECK(schedule_row(12, 2, 5, 10) == std::vector<int>{0, 5, 8, 10, 11, 12, 12, 12, 12, 12});
+  CHECK(schedule_row(12, 1, 2, 10) == std::vector<int>{0, 6, 9, 11, 12, 12, 12, 12, 12, 12});
+  CHECK(schedule_row(12, 1, 4, 10) == std::vector<int>{0, 3, 6, 7, 9, 10, 10, 11, 11, 12});
+  CHECK(schedule_row(12, 1, 5, 10) == std::vector<int>{0, 3, 5, 6, 8, 9, 9, 10, 10, 11});
+  CHECK(schedule_row(24, 1, 3, 10) == std::vector<int>{0, 8, 14, 17, 20, 21, 22, 23, 24, 24});
+}
+
+TEST_CASE("schedule_frozen_count is exact on integer-valued steps", "[freeze]") {
+  // L·(1 − (1−α)^e) is exactly 4, 6 and 9 here; a floating ceil can round these up by one.
+  CHECK(schedule_frozen_count(12, 1, 3, 1) == 4);
+  CHECK(schedule_frozen_count(12, 1, 2, 1) == 6);
+  CHECK(schedule_frozen_count(12, 1, 2, 2) == 9);
+  CHECK(schedule_frozen_count(12, 2, 6, 1) == 4);  // unreduced α = 2/6
+}
+
+TEST_CASE("schedule_frozen_count agrees with plain 128-bit arithmetic", "[freeze]") {
+  for (int den = 1; den <= 12; ++den) {
+    for (int num = 0; num <= den; ++num) {
+      for (int layers : {0, 1, 7, 12, 24, 48}) {
+        for (int epoch = 0; epoch <= 12; ++epoch) {
+          INFO("alpha = " << num << "/" << den << ", L = " << layers << ", epoch = " << epoch);
+          REQUIRE(schedule_frozen_count(layers, num, den, epoch) ==
+                  schedule_by_int128(layers, num, den, epoch));
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("schedule_frozen_count stays exact past 128 bits and is monotone", "[freeze]") {
+  // α = 1/1000: (999/1000)^e needs thousands of epochs to push L·q^e below 1.
+  int previous = 0;
+  for (int epoch = 0; epoch <= 3000; epoch += 50) {
+    const int frozen = schedule_frozen_count(12, 1, 1000, epoch);
+    REQUIRE(frozen >= previous);
+    REQUIRE(frozen <= 12);
+    previous = frozen;
+  }
+  // 12·0.999^e < 1 first at e = 2484 (ln 12 / −ln 0.999 = 2483.7).
+  CHECK(schedule_frozen_count(12, 1, 1000, 2483) == 11);
+  CHECK(schedule_frozen_count(12, 1, 1000, 2484) == 12);
+  CHECK(schedule_frozen_count(12, 0, 5, 100) == 0);
+  CHECK(schedule_frozen_count(12, 5, 5, 1) == 12);
+}
+
+TEST_CASE("schedule_frozen_count rejects bad inputs naming them", "[freeze]") {
+  CHECK_THROWS_WITH(schedule_frozen_count(-1, 1, 3, 1), Catch::Contains("layers = -1"));
+  CHECK_THROWS_WITH(schedule_frozen_count(12, 1, 3, -2), Catch::Contains("epoch = -2"));
+  CHECK_THROWS_WITH(schedule_frozen_count(12, 4, 3, 1), Catch::Contains("alpha = 4/3"));
+  CHECK_THROWS_AS(schedule_frozen_count(12, 1, 0, 1), std::invalid_argument);
+}
+
+TEST_CASE("adaptive_frozen_count freezes up to the most converged block, within the bound",
+          "[freeze]") {
+  const std::vector<double> prev(12, 10.0);
+  std::vector<double> now(12, 5.0);  // every block changed by 50%
+
+  SECTION("a converged block low in the stack freezes only up to it") {
+    now[2] = 9.9;  // 1% change
+    CHECK(adaptive_frozen_count(0, 12, 1.0 / 3.0, now, prev) == 3);
+  }
+  SECTION("a converged block high in the stack is capped by the alpha bound") {
+    now[10] = 9.9;
+    CHECK(adaptive_frozen_count(0, 12, 1.0 / 3.0, now, prev) == 4);  // 0 + floor(12/3)
+    CHECK(adaptive_frozen_count(4, 12, 1.0 / 3.0, now, prev) == 6);  // 4 + floor(8/3)
+  }
+  SECTION("frozen blocks are never candidates") {
+    now[1] = 10.0;  // unchanged, but already frozen
+    now[7] = 9.0;
+    CHECK(adaptive_frozen_count(5, 12, 1.0 / 2.0, now, prev) == 8);
+  }
+  SECTION("ties go to the lowest block") {
+    CHECK(adaptive_frozen_count(3, 12, 1.0 / 2.0, now, prev) == 4);
+  }
+  SECTION("a small alpha still moves by one block") {
+    now[11] = 10.0;
+    CHECK(adaptive_frozen_count(10, 12, 0.1, now, prev) == 11);
+  }
+  SECTION("no movement without alpha, without a baseline or with nothing left") {
+    CHECK(adaptive_frozen_count(3, 12, 0.0, now, prev) == 3);
+    CHECK(adaptive_frozen_count(3, 12, 0.5, now, std::vector<double>(12, 0.0)) == 3);
+    CHECK(adaptive_frozen_count(12, 12, 0.5, now, prev) == 12);
+  }
+  SECTION("inconsistent inputs throw, naming what was wrong") {
+    CHECK_THROWS_WITH(adaptive_frozen_count(0, 12, 0.5, std::vector<double>(11, 1.0), prev),
+                      Catch::Contains("grad_norms has 11 entries"));
+    std::vector<double> negative = now;
+    negative[4] = -1.0;
+    CHECK_THROWS_WITH(adaptive_frozen_count(0, 12, 0.5, negative, prev),
+                      Catch::Contains("grad_norms[4]"));
+    CHECK_THROWS_WITH(adaptive_frozen_count(13, 12, 0.5, now, prev),
+                      Catch::Contains("current_frozen = 13"));
+    CHECK_THROWS_WITH(adaptive_frozen_count(0, 12, 1.5, now, prev), Catch::Contains("alpha"));
+  }
+}
+
+TEST_CASE("adaptive freezing is monotone and alpha-bounded on random norms", "[freeze]") {
+  std::mt19937 rng(20210721);
+  std::uniform_real_distribution<double> norm(0.0, 5.0);
+  for (double alpha : {0.1, 0.25, 1.0 / 3.0, 0.5, 0.9}) {
+    for (int layers : {1, 6, 12, 24}) {
+      AdaptivePolicy policy(alpha);
+      int frozen = 0;
+      for (int epoch = 0; epoch < 40; ++epoch) {
+        std::vector<double> norms(static_cast<size_t>(layers));
+        for (int l = 0; l < layers; ++l)
+          norms[static_cast<size_t>(l)] = l < frozen ? 0.0 : norm(rng);
+        const int next = policy.decide(observe(epoch, frozen, layers, norms));
+        const int active = layers - frozen;
+        const int allowed =
+            active == 0 ? 0 : std::max(1, static_cast<int>(std::floor(alpha * active + 1e-9)));
+        INFO("alpha " << alpha << " L " << layers << " epoch " << epoch << " F " << frozen);
+        REQUIRE(next >= frozen);
+        REQUIRE(next <= frozen + allowed);
+        REQUIRE(next <= layers);
+        frozen = next;
+      }
+    }
+  }
+}
+
+TEST_CASE("AdaptivePolicy records a baseline before it freezes anything", "[freeze]") {
+  AdaptivePolicy policy(0.5);
+  std::vector<double> first(12, 4.0), second(12, 2.0);
+  second[0] = 4.0;                                       // block 0 did not change at all
+  CHECK(policy.decide(observe(0, 0, 12)) == 0);          // no statistics yet
+  CHECK(policy.decide(observe(1, 0, 12, first)) == 0);   // baseline only
+  CHECK(policy.decide(observe(2, 0, 12, second)) == 1);  // block 0 is the most converged
+  CHECK(policy.name() == "adaptive");
+  CHECK_THROWS_WITH(policy.decide(observe(3, 1, 12, std::vector<double>(10, 1.0))),
+                    Catch::Contains("grad_norms has 10 entries"));
+}
+
+TEST_CASE("AdaptivePolicy restored from its state decides as the original would", "[freeze][checkpoint]") {
+  AdaptivePolicy original(0.5), fresh(0.5), restored(0.5);
+  std::vector<double> first(12, 4.0), second(12, 2.0);
+  second[0] = 4.0;
+  CHECK(original.decide(observe(1, 0, 12, first)) == 0);  // baseline only
+  restored.restore(original.state());                       // as a checkpoint carries it
+  CHECK(restored.decide(observe(2, 0, 12, second)) == 1);
+  CHECK(fresh.decide(observe(2, 0, 12, second)) == 0);      // without it: a baseline again
+  CHECK(SchedulePolicy(12, 1, 3).state().empty());          // stateless policies save nothing
+}
+
+TEST_CASE("SchedulePolicy follows the schedule and checks the layer count", "[freeze]") {
+  SchedulePolicy policy(12, 1, 3);
+  const std::vector<int> expected{0, 4, 7, 9, 10, 11, 11, 12, 12, 12};
+  int frozen = 0;
+  for (int epoch = 0; epoch < 10; ++epoch) {
+    frozen = policy.decide(observe(epoch, frozen, 12));
+    CHECK(frozen == expected[static_cast<size_t>(epoch)]);
+  }
+  // The original hard-coded L = 12 for every model; here a mismatch is an error, not a cap.
+  CHECK_THROWS_WITH(policy.decide(observe(1, 0, 24)), Catch::Contains("built for 12 layers"));
+  CHECK_THROWS_AS(SchedulePolicy(12, 2, 1), std::invalid_argument);
+  // Never moves a prefix down, even when asked at an earlier epoch.
+  CHECK(policy.decide(observe(1, 9, 12)) == 9);
+  // With warm-up (first decision at epoch 3) the same table starts three epochs later.
+  SchedulePolicy late(12, 1, 3, 3);
+  frozen = 0;
+  for (int epoch = 0; epoch < 8; ++epoch) {
+    frozen = late.decide(observe(epoch, frozen, 12));
+    CHECK(frozen == (epoch < 3 ? 0 : expected[static_cast<size_t>(epoch - 2)]));
+  }
+  CHECK_THROWS_AS(SchedulePolicy(12, 1, 3, 0), std::invalid_argument);
+}
+
+TEST_CASE("ManualPolicy follows its script", "[freeze]") {
+  ManualPolicy policy({{5, 6}, {2, 3}, {8, 20}});  // out of order on purpose; 20 > L clamps
+  const std::vector<int> expected{0, 0, 3, 3, 3, 6, 6, 6, 12, 12, 12};
+  int frozen = 0;
+  for (int epoch = 0; epoch <= 10; ++epoch) {
+    frozen = policy.decide(observe(epoch, frozen, 12));
+    CHECK(frozen == expected[static_cast<size_t>(epoch)]);
+  }
+  CHECK(policy.decide(observe(3, 5, 12)) == 5);  // monotone: a lower scripted count is ignored
+  CHECK_THROWS_WITH(ManualPolicy({{1, 4}, {3, 2}}), Catch::Contains("lowers the frozen count"));
+  CHECK_THROWS_WITH(ManualPolicy({{1, 4}, {1, 5}}), Catch::Contains("epoch 1 appears twice"));
+  CHECK_THROWS_AS(ManualPolicy({{-1, 4}}), std::invalid_argument);
+}
+
+TEST_CASE("NoFreeze keeps the current prefix and rejects bad observations", "[freeze]") {
+  NoFreeze policy;
+  CHECK(policy.decide(observe(3, 0, 12)) == 0);
+  CHECK(policy.decide(observe(3, 5, 12)) == 5);
+  CHECK_THROWS_WITH(policy.decide(observe(3, 13, 12)), Catch::Contains("frozen = 13"));
+}
+
+TEST_CASE("make_freeze_policy builds every named policy", "[freeze]") {
+  FreezePolicyConfig config;
+  config.layers = 12;
+  config.alpha_num = 2;
+  config.alpha_den = 5;
+  config.script = {{1, 2}};
+  for (const auto& name : freeze_policy_names()) {
+    const auto policy = make_freeze_policy(name, config);
+    REQUIRE(policy != nullptr);
+    CHECK(policy->name() == name);
+  }
+  CHECK(make_freeze_policy("schedule", config)->decide(observe(1, 0, 12)) == 5);
+  CHECK(make_freeze_policy("manual", config)->decide(observe(1, 0, 12)) == 2);
+}
+
+TEST_CASE("make_freeze_policy names an unknown policy and the valid ones", "[freeze]") {
+  const FreezePolicyConfig config;
+  CHECK_THROWS_AS(make_freeze_policy("gradual", config), std::invalid_argument);
+  CHECK_THROWS_WITH(make_freeze_policy("gradual", config),
+                    Catch::Contains("'gradual'") && Catch::Contains("none") &&
+                        Catch::Contains("schedule") && Catch::Contains("adaptive") &&
+                        Catch::Contains("manual"));
+}
