@@ -27,63 +27,13 @@ void eval_step(coord_ptr self);
 void begin_epoch(coord_ptr self);
 void run_epoch(coord_ptr self);
 void next_epoch(coord_ptr self);
+void decide_freeze(coord_ptr self, int timestep, std::function<void()> resume);
 void finish(coord_ptr self);
 void continue_at(coord_ptr self, const runtime::ResumePoint& at);
 
 // The continuations a phase gets: back to `retry`, or to a checkpoint's point.
 Continue again(coord_ptr self, std::function<void()> retry) {
   return {std::move(retry), [=](const runtime::ResumePoint& at) { continue_at(self, at); }};
-}
-
-// Sends each replica its shard of one global batch; calls `done` with the joined report.
-// When a replica fails, `failed` gets the reason instead, once; so it does when the step is
-// aborted through state.abort_pending (a node left while it was in flight).
-void dispatch(coord_ptr self, bool train, double lr, int64_t batch, int micro_batches,
-              std::function<void(msg::step_report&)> done, std::function<void(const std::string&)> failed) {
-  auto& st = self->state;
-  const int r = replicas(self);
-  const int64_t global = std::min<int64_t>(batch, static_cast<int64_t>(st.order.size()) - st.step * batch);
-  const double limit = st.spec.config.step_timeout;
-  const caf::duration timeout = limit > 0 ? caf::duration{std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                std::chrono::duration<double>(limit))}
-                                          : caf::infinite;
-  // Training steps are named by the global step, so that events and faults count across epochs.
-  const int64_t id = train ? st.global_step : st.step;
-  const std::string what_step = std::string(train ? "training" : "evaluation") + " step " + std::to_string(id);
-  std::vector<msg::replica_actor> to;
-  for (const auto& p : st.pipelines) to.push_back(p.replica);
-  auto reports = std::make_shared<std::vector<msg::step_report>>(r);
-  st.abort_pending = fan_in<msg::step_report>(
-      self, to,
-      [&](size_t i) {
-        return msg::replica_step{id, train, lr, runtime::shard_of_step(st.order, st.step, batch, static_cast<int>(i), r),
-                                 global, train && st.grad_norms, st.epoch, micro_batches,
-                                 !train && static_cast<bool>(st.spec.predictions)};
-      },
-      {timeout,
-       [=](size_t i, msg::step_report& rep) {
-         (*reports)[i] = std::move(rep);
-         return std::string();
-       },
-       [=] {
-         self->state.abort_pending = nullptr;
-         msg::step_report joined;
-         for (const auto& rep : *reports) msg::add_to(joined, rep);
-         done(joined);
-       },
-       [=](const std::string& why) {
-         self->state.abort_pending = nullptr;
-         failed(what_step + ": " + why);
-       },
-       [=](size_t i, const caf::error& e) {
-         const std::string what = e == caf::sec::request_timeout
-                                      ? "did not answer within step_timeout = " + std::to_string(limit) +
-                                            " s (a stage is hung or a message was lost)"
-                                  : e == caf::sec::request_receiver_down
-                                      ? "is gone, or one of its stages is (request_receiver_down)"
-                                      : self->system().render(e);
-         return "replica " + std::to_string(i) + " " + what;
-       }});
 }
 
 // The facts of this training step boundary, for runtime::next_at_boundary.
@@ -98,6 +48,9 @@ runtime::BoundaryFacts boundary_facts(coord_ptr self) {
   f.node_kill_due = fault_due(self, true);
   f.freeze_due = std::any_of(st.freezes.begin(), st.freezes.end(),
                              [&](const msg::scripted_freeze& s) { return s.at_step <= st.global_step; });
+  const auto& c = st.spec.config;
+  f.decision_due = runtime::freeze_decision_due({c.freeze.interval_steps, st.global_step, st.last_decision_step,
+                                                 st.plan.frozen_blocks, static_cast<int>(c.model.depth)});
   f.fault_due = fault_due(self, false);
   return f;
 }
@@ -129,6 +82,9 @@ void train_step(coord_ptr self) {
         st.freezes.erase(it);
         return freeze_to(self, frozen, retry);
       }
+      case runtime::BoundaryAction::decide_freeze:  // every freeze.interval_steps steps: mid-epoch
+        st.last_decision_step = st.global_step;
+        return decide_freeze(self, static_cast<int>(st.global_step / st.spec.config.freeze.interval_steps), retry);
       case runtime::BoundaryAction::inject_faults: apply_faults(self, false); break;
       case runtime::BoundaryAction::train: boundary = false; break;
     }
@@ -294,22 +250,32 @@ void end_epoch(coord_ptr self) {
        [=](const std::string& why) { fail(self, why); }});
 }
 
-// At a freeze decision point: ask the controller, re-plan, and switch if the plan changed.
-void next_epoch(coord_ptr self) {
+// A freeze decision: the controller gets the interval's gradient norms and answers with the
+// frozen count; a change re-plans and switches live; then `resume`.
+void decide_freeze(coord_ptr self, int timestep, std::function<void()> resume) {
   auto& st = self->state;
   const auto& c = st.spec.config;
-  if (fault_due(self, true)) apply_faults(self, true);  // node kills due strike during the freeze's transition
-  if (st.epoch % c.freeze.interval != 0 || st.plan.frozen_blocks >= c.model.depth) return begin_epoch(self);
-  msg::freeze_query q{st.epoch, st.global_step, st.plan.frozen_blocks, static_cast<int32_t>(c.model.depth), {}};
+  msg::freeze_query q{st.epoch, st.global_step, st.plan.frozen_blocks, static_cast<int32_t>(c.model.depth), {}, timestep};
   for (double sq : st.block_grad_sq) q.grad_norms.push_back(std::sqrt(sq));
   std::fill(st.block_grad_sq.begin(), st.block_grad_sq.end(), 0.0);
   self->request(st.freezer, std::chrono::seconds(60), q)
       .then(
           [=](msg::freeze_decision& d) {
             self->state.policy_state = d.policy_state;
-            freeze_to(self, d.frozen, [=] { begin_epoch(self); });
+            freeze_to(self, d.frozen, resume);
           },
           [=](caf::error& e) { fail(self, e); });
+}
+
+// Between epochs: the epoch's freeze decision (unless decisions are counted in steps), then
+// the epoch.
+void next_epoch(coord_ptr self) {
+  auto& st = self->state;
+  const auto& c = st.spec.config;
+  if (fault_due(self, true)) apply_faults(self, true);  // node kills due strike during the freeze's transition
+  if (c.freeze.interval_steps > 0 || st.epoch % c.freeze.interval != 0 || st.plan.frozen_blocks >= c.model.depth)
+    return begin_epoch(self);
+  decide_freeze(self, st.epoch, [=] { begin_epoch(self); });
 }
 
 void finish(coord_ptr self) {
@@ -374,27 +340,6 @@ void continue_at(coord_ptr self, const runtime::ResumePoint& at) {
       st.epoch_start_us = runtime::now_us() - static_cast<int64_t>(at.epoch_seconds * 1e6);
       return run_epoch(self);
     }
-  }
-}
-
-// A node that goes away: the job stops, or (recover = true, several nodes) the next step
-// boundary recovers; a step in flight ends now (its replicas there will never answer).
-void node_down(coord_ptr self, const caf::down_msg& d) {
-  auto& st = self->state;
-  for (auto it = st.joining.begin(); it != st.joining.end(); ++it)
-    if (d.source == it->agent.address()) {
-      spdlog::warn("node {} left before it joined the job ({})", it->name, self->system().render(d.reason));
-      st.joining.erase(it);
-      return;
-    }
-  for (const auto& n : st.nodes) {
-    if (d.source != n.agent.address()) continue;
-    const auto what = "node " + n.name + " left the job (" + self->system().render(d.reason) + ")";
-    if (!st.spec.config.recover || st.nodes.size() < 2) return fail(self, what);
-    spdlog::warn("{}", what);
-    st.lost.insert(n.agent.address());
-    if (auto abort = std::exchange(st.abort_pending, nullptr)) abort(what);
-    return;
   }
 }
 

@@ -4,6 +4,7 @@
 #include "actors/coordinator_state.hpp"
 #include "actors/fan_in.hpp"
 #include "runtime/plan/placement.hpp"
+#include "runtime/train/sampler.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -330,6 +331,57 @@ void admit(coord_ptr self, std::function<void()> resume) {
   }
   spdlog::info("node {} joined the job ({} node(s), {} devices): re-planning", names, st.nodes.size(), total);
   transition(self, next, std::move(resume), "join: node " + names);
+}
+
+// Sends each replica its shard of one global batch; calls `done` with the joined report.
+// When a replica fails, `failed` gets the reason instead, once; so it does when the step is
+// aborted through state.abort_pending (a node left while it was in flight).
+void dispatch(coord_ptr self, bool train, double lr, int64_t batch, int micro_batches,
+              std::function<void(msg::step_report&)> done, std::function<void(const std::string&)> failed) {
+  auto& st = self->state;
+  const int r = replicas(self);
+  const int64_t global = std::min<int64_t>(batch, static_cast<int64_t>(st.order.size()) - st.step * batch);
+  const double limit = st.spec.config.step_timeout;
+  const caf::duration timeout = limit > 0 ? caf::duration{std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                std::chrono::duration<double>(limit))}
+                                          : caf::infinite;
+  // Training steps are named by the global step, so that events and faults count across epochs.
+  const int64_t id = train ? st.global_step : st.step;
+  const std::string what_step = std::string(train ? "training" : "evaluation") + " step " + std::to_string(id);
+  std::vector<msg::replica_actor> to;
+  for (const auto& p : st.pipelines) to.push_back(p.replica);
+  auto reports = std::make_shared<std::vector<msg::step_report>>(r);
+  st.abort_pending = fan_in<msg::step_report>(
+      self, to,
+      [&](size_t i) {
+        return msg::replica_step{id, train, lr, runtime::shard_of_step(st.order, st.step, batch, static_cast<int>(i), r),
+                                 global, train && st.grad_norms, st.epoch, micro_batches,
+                                 !train && static_cast<bool>(st.spec.predictions)};
+      },
+      {timeout,
+       [=](size_t i, msg::step_report& rep) {
+         (*reports)[i] = std::move(rep);
+         return std::string();
+       },
+       [=] {
+         self->state.abort_pending = nullptr;
+         msg::step_report joined;
+         for (const auto& rep : *reports) msg::add_to(joined, rep);
+         done(joined);
+       },
+       [=](const std::string& why) {
+         self->state.abort_pending = nullptr;
+         failed(what_step + ": " + why);
+       },
+       [=](size_t i, const caf::error& e) {
+         const std::string what = e == caf::sec::request_timeout
+                                      ? "did not answer within step_timeout = " + std::to_string(limit) +
+                                            " s (a stage is hung or a message was lost)"
+                                  : e == caf::sec::request_receiver_down
+                                      ? "is gone, or one of its stages is (request_receiver_down)"
+                                      : self->system().render(e);
+         return "replica " + std::to_string(i) + " " + what;
+       }});
 }
 
 }  // namespace floe::actors::coord

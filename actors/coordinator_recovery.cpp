@@ -14,6 +14,27 @@
 
 namespace floe::actors::coord {
 
+// A node that goes away: the job stops, or (recover = true, several nodes) the next step
+// boundary recovers; a step in flight ends now (its replicas there will never answer).
+void node_down(coord_ptr self, const caf::down_msg& d) {
+  auto& st = self->state;
+  for (auto it = st.joining.begin(); it != st.joining.end(); ++it)
+    if (d.source == it->agent.address()) {
+      spdlog::warn("node {} left before it joined the job ({})", it->name, self->system().render(d.reason));
+      st.joining.erase(it);
+      return;
+    }
+  for (const auto& n : st.nodes) {
+    if (d.source != n.agent.address()) continue;
+    const auto what = "node " + n.name + " left the job (" + self->system().render(d.reason) + ")";
+    if (!st.spec.config.recover || st.nodes.size() < 2) return fail(self, what);
+    spdlog::warn("{}", what);
+    st.lost.insert(n.agent.address());
+    if (auto abort = std::exchange(st.abort_pending, nullptr)) abort(what);
+    return;
+  }
+}
+
 void step_failed(coord_ptr self, const std::string& why, Continue next) {
   auto& st = self->state;
   if (st.nodes.size() < 2) return fail(self, why);

@@ -71,6 +71,7 @@ struct CoordinatorState {
   std::vector<double> block_grad_sq;  // per block, over the current freeze interval
   std::vector<double> policy_state;   // the freeze policy's, after its last decision
   int frozen_target = 0;  // the last freeze decided (a transition to it may have failed)
+  int64_t last_decision_step = -1;  // freeze.interval_steps: the global step of the last decision
   int64_t last_checkpoint_step = -1;  // global step of the last checkpoint written or resumed from
   bool checkpoint_requested = false;  // by a checkpoint_atom or SIGUSR1, latched until written
   clock_type::time_point job_start, epoch_start;
@@ -139,9 +140,15 @@ void transition(coord_ptr self, runtime::Plan next, std::function<void()> resume
 // Re-plans for `frozen` blocks and switches if that changes anything; then `resume`.
 void freeze_to(coord_ptr self, int frozen, std::function<void()> resume);
 bool joins_now(coord_ptr self);
+// Sends each replica its shard of the global batch at state.step (of state.order); `done` gets
+// the joined report, `failed` the reason once (also when aborted: a node left meanwhile).
+void dispatch(coord_ptr self, bool train, double lr, int64_t batch, int micro_batches,
+              std::function<void(msg::step_report&)> done, std::function<void(const std::string&)> failed);
 void admit(coord_ptr self, std::function<void()> resume);
 
 // --- coordinator_recovery.cpp ---
+// A node's agent is gone: the job stops, or the next step boundary recovers.
+void node_down(coord_ptr self, const caf::down_msg& d);
 // A step failed with `why`: find out whether a node is gone; recover, or stop the job.
 void step_failed(coord_ptr self, const std::string& why, Continue next);
 // Live recovery from the nodes in state.lost (or from a checkpoint when no replica survived).

@@ -18,10 +18,12 @@ msg::freeze_controller_actor spawn_freeze_controller(caf::actor_system& sys,
                        -> msg::freeze_controller_actor::behavior_type {
     return {
         [=](msg::freeze_query& q) -> caf::result<msg::freeze_decision> {
-          runtime::FreezeObservation obs{q.epoch, q.step, q.frozen, q.layers, q.grad_norms};
+          runtime::FreezeObservation obs{q.epoch, q.step, q.frozen, q.layers, q.grad_norms, q.timestep};
           try {
             const int f = shared->decide(obs);
-            if (f != q.frozen) spdlog::info("freeze: policy {} freezes {} of {} blocks from epoch {}", shared->name(), f, q.layers, q.epoch + 1);
+            if (f != q.frozen)
+              spdlog::info("freeze: policy {} freezes {} of {} blocks from epoch {}, step {}", shared->name(), f, q.layers,
+                           q.epoch + 1, q.step);
             return msg::freeze_decision{f, shared->state()};
           } catch (const std::exception& e) {
             return caf::make_error(caf::sec::runtime_error, std::string("freeze policy ") + shared->name() + ": " + e.what());

@@ -14,10 +14,12 @@ struct freeze_query {
   int32_t frozen = 0;      // blocks frozen now
   int32_t layers = 0;      // blocks in the model
   std::vector<double> grad_norms;  // per block, accumulated over the last interval (empty: none)
+  int32_t timestep = 0;    // what the policy counts: the epoch, or intervals of freeze.interval_steps
 };
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, freeze_query& x) {
-  return f(caf::meta::type_name("freeze_query"), x.epoch, x.step, x.frozen, x.layers, exact(x.grad_norms));
+  return f(caf::meta::type_name("freeze_query"), x.epoch, x.step, x.frozen, x.layers, exact(x.grad_norms),
+           x.timestep);
 }
 
 struct freeze_decision {

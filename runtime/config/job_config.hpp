@@ -57,6 +57,7 @@ struct FreezeConfig {
   std::string policy = "schedule";  // none | schedule | adaptive | manual
   double alpha = 1.0 / 3.0;     // at most this fraction of the active blocks freezes per decision
   int interval = 1;             // epochs between freeze decisions
+  int64_t interval_steps = 0;   // > 0: decide every N training steps, mid-epoch, instead (docs/freeze.md)
   int start = 2;                // schedule: the epoch its timesteps count from (warm-up before it)
   std::vector<int> script;      // manual: frozen blocks from epoch i on (index i)
 };

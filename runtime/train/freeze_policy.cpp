@@ -185,11 +185,11 @@ int SchedulePolicy::decide(const FreezeObservation& obs) {
     throw std::invalid_argument("freeze policy 'schedule': built for " + std::to_string(layers_) +
                                 " layers, observation has " + std::to_string(obs.layers));
   }
-  if (obs.epoch < 0) {
-    throw std::invalid_argument("freeze policy 'schedule': epoch = " + std::to_string(obs.epoch) +
+  if (obs.when() < 0) {
+    throw std::invalid_argument("freeze policy 'schedule': epoch = " + std::to_string(obs.when()) +
                                 ", expected >= 0");
   }
-  const int timestep = std::max(0, obs.epoch - start_ + 1);
+  const int timestep = std::max(0, obs.when() - start_ + 1);
   return clamp_frozen_count(schedule_frozen_count(layers_, alpha_num_, alpha_den_, timestep), obs.frozen, obs.layers);
 }
 
@@ -250,7 +250,7 @@ ManualPolicy::ManualPolicy(std::vector<std::pair<long, int>> script) : script_(s
 int ManualPolicy::decide(const FreezeObservation& obs) {
   check_observation(obs, name());
   const auto after = std::upper_bound(
-      script_.begin(), script_.end(), static_cast<long>(obs.epoch),
+      script_.begin(), script_.end(), static_cast<long>(obs.when()),
       [](long epoch, const std::pair<long, int>& entry) { return epoch < entry.first; });
   if (after == script_.begin()) return obs.frozen;
   return clamp_frozen_count(std::prev(after)->second, obs.frozen, obs.layers);

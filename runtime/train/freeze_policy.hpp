@@ -54,6 +54,10 @@ struct FreezeObservation {
   int frozen = 0;  // blocks frozen right now
   int layers = 0;  // blocks in the model (L)
   std::vector<double> grad_norms;
+  // The decision's timestep, what schedules and scripts count: the epoch, or with decisions
+  // every N steps (freeze.interval_steps) the intervals of N steps so far. -1: the epoch.
+  int timestep = -1;
+  int when() const { return timestep >= 0 ? timestep : epoch; }
 };
 
 class FreezePolicy {

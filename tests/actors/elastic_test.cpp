@@ -88,6 +88,37 @@ TEST_CASE("freezing step by step on 8 devices shortens the pipeline and multipli
   CHECK(changes >= 2);
 }
 
+TEST_CASE("freeze decisions every N steps: live transitions mid-epoch, every sample once per epoch", "[elastic]") {
+  auto cfg = tiny_elastic_job(4);
+  cfg.epochs = 2;
+  cfg.freeze.policy = "schedule";
+  cfg.freeze.alpha = 0.5;
+  cfg.freeze.start = 1;
+  cfg.freeze.interval_steps = 4;  // 1000 samples in batches of 64: 16 steps an epoch, 4 decisions
+  auto s = launch::run_job(spec_for(cfg, 1000));
+
+  REQUIRE(s.epochs.size() == 2);
+  for (const auto& r : s.epochs) {
+    CHECK(r.samples == 1000);          // the sampler reshards the rest of the epoch at each switch
+    CHECK(r.replicas_identical == 1);
+  }
+  REQUIRE(!s.transitions.empty());
+  int mid_epoch = 0, last_frozen = 0;
+  for (const auto& t : s.transitions) {
+    INFO("transition at step " << t.step << " to F=" << t.frozen_layers);
+    CHECK(t.ok);
+    CHECK(t.cause == "freeze");
+    CHECK(t.step % 4 == 0);             // only at decision steps
+    CHECK(t.frozen_layers > last_frozen);
+    last_frozen = t.frozen_layers;
+    if (t.step % 16 != 0) ++mid_epoch;
+  }
+  CHECK(mid_epoch >= 1);
+  CHECK(s.epochs[0].frozen_layers > 0);  // the first epoch froze: decisions need no epoch's end
+  CHECK(s.epochs[1].frozen_layers >= s.epochs[0].frozen_layers);
+  CHECK(s.epochs[1].train_loss < s.epochs[0].train_loss * 1.1);
+}
+
 TEST_CASE("a transition that fails midway leaves training running on the old plan", "[elastic]") {
   auto cfg = tiny_elastic_job(4);
   cfg.epochs = 3;

@@ -10,7 +10,8 @@ using A = BoundaryAction;
 namespace {
 
 // Facts written as the letters of the actions whose condition holds:
-// L lost, J joins, E epoch trained, C checkpoint due, N node kill due, F freeze due, X fault due.
+// L lost, J joins, E epoch trained, C checkpoint due, N node kill due, F freeze due,
+// D freeze decision due (freeze.interval_steps), X fault due.
 BoundaryFacts facts(const std::string& held) {
   BoundaryFacts f;
   for (char c : held) switch (c) {
@@ -20,6 +21,7 @@ BoundaryFacts facts(const std::string& held) {
       case 'C': f.checkpoint_due = true; break;
       case 'N': f.node_kill_due = true; break;
       case 'F': f.freeze_due = true; break;
+      case 'D': f.decision_due = true; break;
       case 'X': f.fault_due = true; break;
       default: FAIL("unknown fact " << c);
     }
@@ -29,7 +31,7 @@ BoundaryFacts facts(const std::string& held) {
 // What an action's own work takes off the facts (the coordinator's side of the contract).
 std::string after(const std::string& held, A a) {
   const char gone = a == A::recover ? 'L' : a == A::admit ? 'J' : a == A::checkpoint ? 'C' : a == A::kill_nodes ? 'N'
-                    : a == A::freeze ? 'F' : a == A::inject_faults ? 'X' : '?';
+                    : a == A::freeze ? 'F' : a == A::decide_freeze ? 'D' : a == A::inject_faults ? 'X' : '?';
   std::string out;
   for (char c : held)
     if (c != gone) out += c;
@@ -59,9 +61,10 @@ TEST_CASE("step boundary: each fact alone, and the order when several hold", "[c
   const std::vector<Row> table{
       {"", A::train},           {"L", A::recover},        {"J", A::admit},          {"E", A::evaluate},
       {"C", A::checkpoint},     {"N", A::kill_nodes},     {"F", A::freeze},         {"X", A::inject_faults},
-      {"LJECNFX", A::recover},  {"JECNFX", A::admit},     {"ECNFX", A::evaluate},   {"CNFX", A::checkpoint},
-      {"NFX", A::kill_nodes},   {"FX", A::freeze},        {"LE", A::recover},       {"JF", A::admit},
-      {"CF", A::checkpoint},    {"NX", A::kill_nodes},
+      {"D", A::decide_freeze},  {"LJECNFDX", A::recover}, {"JECNFDX", A::admit},    {"ECNFDX", A::evaluate},
+      {"CNFDX", A::checkpoint}, {"NFDX", A::kill_nodes},  {"FDX", A::freeze},       {"DX", A::decide_freeze},
+      {"LE", A::recover},       {"JF", A::admit},         {"CF", A::checkpoint},    {"NX", A::kill_nodes},
+      {"CD", A::checkpoint},    {"ND", A::kill_nodes},
   };
   for (const auto& row : table) {
     INFO("facts \"" << row.held << "\"");
@@ -83,6 +86,31 @@ TEST_CASE("step boundary: the walks of the cluster scenarios", "[control]") {
   CHECK(walk("ECFX") == std::vector<A>{A::evaluate});
   // A lost node is recovered from before a join is admitted and before evaluation.
   CHECK(walk("LJE") == std::vector<A>{A::recover, A::admit, A::evaluate});
+  // Decisions every N steps: a checkpoint due at the same step keeps the state before the
+  // decision (a resume decides again), a scripted freeze goes first, then the policy's.
+  CHECK(walk("CFD") == std::vector<A>{A::checkpoint, A::freeze, A::decide_freeze, A::train});
+  CHECK(walk("NDX") == std::vector<A>{A::kill_nodes, A::decide_freeze, A::inject_faults, A::train});
+}
+
+TEST_CASE("freeze decision due: every N steps of the job, once per step, while blocks are left", "[control]") {
+  struct Row {
+    int64_t interval, step, last;
+    int frozen, layers;
+    bool due;
+  };
+  const std::vector<Row> table{
+      {0, 16, -1, 0, 4, false},   // decisions at epoch ends (interval_steps = 0)
+      {8, 0, -1, 0, 4, false},    // never at the job's first step
+      {8, 8, -1, 0, 4, true},     // the first interval
+      {8, 12, 8, 1, 4, false},    // between intervals
+      {8, 16, 8, 1, 4, true},     // the next one (here also the next epoch's first step)
+      {8, 16, 16, 2, 4, false},   // decided at this step already: the transition came back to it
+      {8, 24, 16, 4, 4, false},   // every block frozen: nothing left to decide
+  };
+  for (const auto& r : table) {
+    INFO("interval " << r.interval << " step " << r.step << " last " << r.last << " frozen " << r.frozen);
+    CHECK(freeze_decision_due({r.interval, r.step, r.last, r.frozen, r.layers}) == r.due);
+  }
 }
 
 TEST_CASE("checkpoint due: interval, request, once per step, only with a folder", "[control]") {

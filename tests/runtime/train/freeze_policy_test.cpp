@@ -254,3 +254,24 @@ TEST_CASE("make_freeze_policy names an unknown policy and the valid ones", "[fre
                         Catch::Contains("schedule") && Catch::Contains("adaptive") &&
                         Catch::Contains("manual"));
 }
+
+TEST_CASE("with decisions every N steps, schedules and scripts count the observation's timestep", "[freeze]") {
+  // freeze.interval_steps: the coordinator sends the intervals of N steps so far as the
+  // timestep; the epoch is where the job is, and the policies ignore it then.
+  SchedulePolicy schedule(12, 1, 3, 1);
+  auto obs = observe(0, 0, 12);  // still in the first epoch...
+  obs.timestep = 1;              // ...at the first interval
+  CHECK(schedule.decide(obs) == schedule_frozen_count(12, 1, 3, 1));
+  obs.timestep = 3;
+  CHECK(schedule.decide(obs) == schedule_frozen_count(12, 1, 3, 3));
+  ManualPolicy manual({{0, 0}, {2, 3}, {5, 6}});
+  obs = observe(0, 0, 12);
+  obs.timestep = 2;
+  CHECK(manual.decide(obs) == 3);
+  obs.timestep = 4;
+  CHECK(manual.decide(obs) == 3);
+  obs.timestep = 5;
+  CHECK(manual.decide(obs) == 6);
+  obs.timestep = -1;  // no timestep: the epoch counts, as before
+  CHECK(manual.decide(obs) == 0);
+}
