@@ -6,7 +6,6 @@
 #include "actors/event_bus.hpp"
 #include "actors/fan_in.hpp"
 #include "actors/freeze_controller.hpp"
-#include "actors/node_agent.hpp"
 #include "runtime/control/step_boundary.hpp"
 #include "runtime/state/hf_checkpoint.hpp"
 #include "runtime/state/init_weights.hpp"

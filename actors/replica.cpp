@@ -45,6 +45,8 @@ msg::replica_actor::behavior_type replica_behavior(msg::replica_actor::stateful_
         const auto ids = uids.split_with_sizes(sizes);
         const auto schedule = rs.train ? runtime::make_schedule(sp.schedule, k, m) : runtime::forward_only_schedule(k, m);
         join->pending = k;
+        // floe eval --predictions: the samples the last stage's probabilities belong to.
+        auto shard = rs.predictions ? std::make_shared<const std::vector<int64_t>>(rs.uids) : nullptr;
         for (int s = 0; s < k; ++s) {
           msg::stage_task task;
           task.step = rs.step;
@@ -75,7 +77,7 @@ msg::replica_actor::behavior_type replica_behavior(msg::replica_actor::stateful_
                       join->report.samples = r.samples;
                       join->report.targets = r.targets;
                       join->report.probabilities = std::move(r.probabilities);
-                      if (!join->report.probabilities.empty()) join->report.uids = rs.uids;
+                      if (shard) join->report.uids = *shard;
                     }
                     if (--join->pending == 0) {
                       join->report.seconds =
