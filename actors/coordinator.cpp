@@ -362,11 +362,21 @@ void start(coord_ptr self) {
     return;
   }
   try {
+    // In one process K and an explicit R must fit the devices key; on nodes, R is a cap that
+    // the nodes' devices may not reach yet (nodes that join later add replicas up to it).
+    if (s.nodes.size() == 1 && s.nodes[0].name == "local") runtime::check_devices(c, c.devices, "key devices");
     if (c.pipeline.micro_batches == 0) s.profile.emplace(runtime::expand_home(c.pipeline.profile));
   } catch (const std::exception& e) {
     return fail(self, caf::make_error(caf::sec::invalid_argument, e.what()));
   }
   s.plan = plan_for(self, 0, c.pipeline.length);
+  if (const int idle = c.devices - s.plan.stages * s.plan.replicas; idle > 0)
+    spdlog::warn("{} of the {} devices idle: K={} x R={}{}", idle, c.devices, s.plan.stages, s.plan.replicas,
+                 c.replicas > 0 ? " (replicas is set; \"auto\" fills the devices)" : "");
+  if (c.replicas > s.plan.replicas)
+    spdlog::warn("replicas = {}, but the devices of the {} node(s) hold {} pipeline(s) of K={}: starting with R={}; "
+                 "nodes that join add replicas up to {}",
+                 c.replicas, s.nodes.size(), s.plan.replicas, s.plan.stages, s.plan.replicas, c.replicas);
   if (!c.pipeline.partition.empty()) s.plan.units_per_stage = c.pipeline.partition;
   if (c.pipeline.micro_batches > 0) s.plan.micro_batches = c.pipeline.micro_batches;
   msg::named_tensors initial{models::parameter_names_of(s.model, 0, s.model.size()), {}}, optimizer;

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <deque>
+#include <map>
+#include <set>
 
 namespace floe::actors {
 namespace {
@@ -18,6 +20,8 @@ struct RegistrarState {
   std::vector<msg::node_ready> ready;       // of the first expected_nodes, until all are
   std::vector<msg::node_ready> late;        // ready after those, waiting for a coordinator
   caf::actor coordinator;                   // where late nodes go, once the job runs
+  std::set<std::string> taken;              // names of the nodes admitted and not gone
+  std::map<caf::actor_addr, std::string> agent_names;
 };
 
 using registrar_ptr = msg::registrar_actor::stateful_pointer<RegistrarState>;
@@ -30,6 +34,13 @@ caf::error refuse(registrar_ptr self, const msg::join_request& j, const std::str
 
 msg::registrar_actor::behavior_type registrar_behavior(registrar_ptr self, RegistrarSpec spec) {
   self->state.spec = std::move(spec);
+  self->set_down_handler([=](caf::down_msg& d) {
+    auto& st = self->state;
+    if (auto it = st.agent_names.find(d.source); it != st.agent_names.end()) {
+      st.taken.erase(it->second);
+      st.agent_names.erase(it);
+    }
+  });
   return {
       [=](msg::challenge_atom) {
         auto& n = self->state.nonces;
@@ -48,6 +59,15 @@ msg::registrar_actor::behavior_type registrar_behavior(registrar_ptr self, Regis
           return refuse(self, j, "devices = " + std::to_string(j.devices) + ", expected 1..4096");
         if (st.admitted.size() >= 4096) return refuse(self, j, "the job has had 4096 nodes already");
         const int index = static_cast<int>(st.admitted.size());
+        // Names are unique among live nodes: a node joining under the name of one still in the
+        // job (two started with the same --name, or on one host without one) gets its index
+        // appended. A node that comes back after its predecessor went down keeps the name.
+        if (st.taken.count(j.name)) {
+          const auto asked = j.name;
+          j.name += "#" + std::to_string(index);
+          spdlog::warn("node '{}' is already in the job: the node joining under that name is '{}'", asked, j.name);
+        }
+        st.taken.insert(j.name);
         st.admitted.push_back(j);
         if (index < st.spec.expected_nodes)
           spdlog::info("node '{}' admitted as node {} with {} device(s) ({} of {})", j.name, index, j.devices,
@@ -68,6 +88,8 @@ msg::registrar_actor::behavior_type registrar_behavior(registrar_ptr self, Regis
           return;
         }
         r.name = st.admitted[r.node].name;
+        self->monitor(r.agent);  // its name is free again once it is gone
+        st.agent_names[r.agent.address()] = r.name;
         r.devices = st.admitted[r.node].devices;
         r.at_step = 0;
         if (r.node >= st.spec.expected_nodes) {  // a late node: the coordinator admits it into the job

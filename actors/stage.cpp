@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <optional>
@@ -158,7 +159,7 @@ bool run_ready(stage_ptr self) {
                 msg::activation{task.step, a.micro_batch, {}, observed ? runtime::now_us() : 0, {}}, out,
                 st.spec.index + 1);
       }
-    } else if (a.kind == ActionKind::backward) {
+    } else if (a.kind == ActionKind::backward || a.kind == ActionKind::input_backward) {
       torch::Tensor grad;
       if (!c.last()) {
         auto g = take(st.gradients, task.step, a.micro_batch);
@@ -166,11 +167,14 @@ bool run_ready(stage_ptr self) {
         grad = *g;
       }
       slow_down(st);
-      auto gin = c.backward(a.micro_batch, grad);
+      auto gin = a.kind == ActionKind::backward ? c.backward(a.micro_batch, grad)
+                                                : c.backward_input(a.micro_batch, grad);
       if (!c.first())
         pass_on(self, st.links.prev, st.prev_ep,
                 msg::gradient{task.step, a.micro_batch, {}, observed ? runtime::now_us() : 0, {}}, gin,
                 st.spec.index - 1);
+    } else if (a.kind == ActionKind::weight_backward) {
+      c.backward_weight(a.micro_batch);
     } else if (a.kind == ActionKind::reduce) {
       c.reduce();
     } else {
@@ -178,13 +182,17 @@ bool run_ready(stage_ptr self) {
     }
     st.busy += std::chrono::duration<double>(clock_type::now() - start).count();
     if (observed) {
-      const bool per_mb = a.kind == ActionKind::forward || a.kind == ActionKind::backward;
-      st.events.push_back(span_event(st,
-                                     a.kind == ActionKind::forward    ? runtime::EventKind::forward
-                                     : a.kind == ActionKind::backward ? runtime::EventKind::backward
-                                     : a.kind == ActionKind::reduce   ? runtime::EventKind::reduce
-                                                                      : runtime::EventKind::optimizer,
-                                     per_mb ? a.micro_batch : -1, to_us(start)));
+      // I and W are backward spans named by their detail.
+      const bool per_mb = a.micro_batch >= 0;
+      auto e = span_event(st,
+                          a.kind == ActionKind::forward  ? runtime::EventKind::forward
+                          : per_mb                       ? runtime::EventKind::backward
+                          : a.kind == ActionKind::reduce ? runtime::EventKind::reduce
+                                                         : runtime::EventKind::optimizer,
+                          a.micro_batch, to_us(start));
+      if (a.kind == ActionKind::input_backward || a.kind == ActionKind::weight_backward)
+        e.detail = std::string(1, static_cast<char>(a.kind));
+      st.events.push_back(std::move(e));
     }
     ++st.pc;
   }
@@ -285,7 +293,10 @@ msg::stage_actor::behavior_type stage_behavior(stage_ptr self, StageSpec spec) {
         s.stats = {};
         s.stats.keep_probabilities = task.predictions && !task.train;
         s.busy = 0;
-        s.compute->begin_step(task.train);
+        const bool split = std::any_of(task.program.begin(), task.program.end(), [](const runtime::Action& a) {
+          return a.kind == runtime::ActionKind::weight_backward;
+        });
+        s.compute->begin_step(task.train, split);
         s.task = std::move(task);
         advance(self);
         return s.promise;

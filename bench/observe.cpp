@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
     };
     std::printf("model: ViT depth %lld dim %lld; batch %lld; K=%d M=%d R=%d on %d devices; %lld steps x %d rounds\n",
                 (long long)cfg.model.depth, (long long)cfg.model.dim, (long long)cfg.batch_size, cfg.pipeline.length,
-                cfg.pipeline.micro_batches, cfg.replicas, cfg.devices, (long long)steps, rounds);
+                cfg.pipeline.micro_batches, runtime::replicas_on(cfg, cfg.devices), cfg.devices, (long long)steps, rounds);
     std::vector<double> off, on;
     for (int r = 0; r < rounds; ++r) {
       if (r % 2 == 0) off.push_back(run(false));

@@ -17,7 +17,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, Action& x) {
   auto kind = static_cast<int8_t>(x.kind);
   auto load = caf::meta::load_callback([&]() -> caf::error {
-    if (std::string("FBRS").find(static_cast<char>(kind)) == std::string::npos)
+    if (std::string("FBIWRS").find(static_cast<char>(kind)) == std::string::npos)
       return caf::make_error(caf::sec::invalid_argument, "action: unknown kind");
     x.kind = static_cast<ActionKind>(static_cast<char>(kind));
     return caf::none;

@@ -1,6 +1,7 @@
 #include "models/bert.hpp"
 
 #include "models/transformer.hpp"
+#include "models/weight_grads.hpp"
 
 namespace floe::models {
 namespace {
@@ -71,7 +72,7 @@ struct ClassifierHead : UnitModule {
   }
   torch::Tensor forward(torch::Tensor x) override {
     auto cls = unpack_sequence(x).hidden.select(1, 0);
-    return classifier->forward(drop->forward(torch::tanh(pooler->forward(cls))));
+    return linear(classifier, drop->forward(torch::tanh(linear(pooler, cls))));
   }
 };
 
@@ -84,7 +85,7 @@ struct MlmHead : UnitModule {
     decoder = register_module("decoder", nn::Linear(c.dim, c.vocab_size));
   }
   torch::Tensor forward(torch::Tensor x) override {
-    return decoder->forward(ln->forward(torch::gelu(transform->forward(unpack_sequence(x).hidden))));
+    return linear(decoder, ln->forward(torch::gelu(linear(transform, unpack_sequence(x).hidden))));
   }
 };
 

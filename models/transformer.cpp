@@ -1,5 +1,7 @@
 #include "models/transformer.hpp"
 
+#include "models/weight_grads.hpp"
+
 #include <cmath>
 #include <limits>
 
@@ -25,7 +27,7 @@ SelfAttentionImpl::SelfAttentionImpl(int64_t dim, int64_t heads_, double dropout
 torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& key_mask, bool causal) {
   const int64_t n = x.size(0), l = x.size(1), d = x.size(2), hd = d / heads;
   auto split = [&](const torch::Tensor& t) { return t.view({n, l, heads, hd}).transpose(1, 2); };  // [N, H, L, hd]
-  auto q = split(query->forward(x)), k = split(key->forward(x)), v = split(value->forward(x));
+  auto q = split(linear(query, x)), k = split(linear(key, x)), v = split(linear(value, x));
   auto scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(hd));  // [N, H, L, L]
   // The lowest float rather than -inf: a fully masked row (a causal row of padding) stays finite.
   const double lowest = std::numeric_limits<float>::lowest();
@@ -34,7 +36,7 @@ torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, const torch::Te
     scores = scores.masked_fill(torch::ones({l, l}, x.options().dtype(torch::kBool)).triu(1), lowest);
   auto probs = drop->forward(torch::softmax(scores, -1));
   auto context = torch::matmul(probs, v).transpose(1, 2).reshape({n, l, d});
-  return output->forward(context);
+  return linear(output, context);
 }
 
 FeedForwardImpl::FeedForwardImpl(int64_t dim, int64_t hidden) {
@@ -43,7 +45,7 @@ FeedForwardImpl::FeedForwardImpl(int64_t dim, int64_t hidden) {
 }
 
 torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
-  return output->forward(torch::gelu(intermediate->forward(x)));
+  return linear(output, torch::gelu(linear(intermediate, x)));
 }
 
 }  // namespace floe::models

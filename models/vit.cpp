@@ -1,5 +1,7 @@
 #include "models/vit.hpp"
 
+#include "models/weight_grads.hpp"
+
 #include <stdexcept>
 #include <string>
 
@@ -49,7 +51,7 @@ struct MlpUnit : UnitModule {
     fc2 = register_module("fc2", nn::Linear(ffn_width(c), c.dim));
   }
   torch::Tensor forward(torch::Tensor x) override {
-    return x + fc2->forward(torch::gelu(fc1->forward(ln->forward(x))));
+    return x + linear(fc2, torch::gelu(linear(fc1, ln->forward(x))));
   }
 };
 
@@ -63,7 +65,7 @@ struct FinalNormUnit : UnitModule {
 struct HeadUnit : UnitModule {
   nn::Linear fc{nullptr};
   HeadUnit(const ModelConfig& c) { fc = register_module("fc", nn::Linear(c.dim, c.classes)); }
-  torch::Tensor forward(torch::Tensor x) override { return fc->forward(x.select(1, 0)); }
+  torch::Tensor forward(torch::Tensor x) override { return linear(fc, x.select(1, 0)); }
 };
 
 }  // namespace

@@ -2,7 +2,7 @@
 //  1. SlowStepLogger: a plain EventWriter that logs every step slower than twice the
 //     running median, with the stage that was least idle (the likely culprit).
 //  2. chaos_monkey: an actor of the user's own that watches the event stream and, when it
-//     sees step 6, tells the coordinator to slow stage 1 by 20 ms per action for 4 steps.
+//     sees step 6, tells the coordinator to slow stage 1 by 50 ms per action for 4 steps.
 // Built as build/examples/hooks; ctest runs it.
 #include "actors/observer.hpp"
 #include "launch/job.hpp"
@@ -42,7 +42,7 @@ msg::observer_actor::behavior_type chaos_monkey(msg::observer_actor::pointer sel
       [=](const msg::event_batch& batch) {  // const: observers share one message
         for (const auto& e : batch.events)
           if (e.kind == runtime::EventKind::step && e.step == 6)
-            self->send(job, msg::inject_fault{runtime::parse_fault("slow replica=0 stage=1 seconds=0.02 count=4")});
+            self->send(job, msg::inject_fault{runtime::parse_fault("slow replica=0 stage=1 seconds=0.05 count=4")});
       },
       [=](msg::flush_atom) { return true; },
   };

@@ -150,6 +150,24 @@ Entry boolean(std::string name, std::string help, bool& (*ref)(JobConfig&)) {
           [=](const JobConfig& c) { return std::string(ref(const_cast<JobConfig&>(c)) ? "true" : "false"); }};
 }
 
+// `replicas`: "auto" (0 inside) or an explicit count.
+Entry replica_count() {
+  const std::string expected = "\"auto\" or an integer in 1..1024";
+  return {{"replicas", "integer or \"auto\"", "",
+           "R: data-parallel pipeline replicas; \"auto\" = as many as the devices hold, floor(devices / K) (K·R <= devices)"},
+          [=](JobConfig& c, const Value& v) {
+            if (auto s = v.node.value_exact<std::string>()) {
+              if (*s != "auto") bad("replicas", v, expected);
+              c.replicas = 0;
+              return;
+            }
+            auto i = v.node.value_exact<int64_t>();
+            if (!i || *i < 1 || *i > 1024) bad("replicas", v, expected);
+            c.replicas = static_cast<int>(*i);
+          },
+          [](const JobConfig& c) { return c.replicas == 0 ? std::string("auto") : std::to_string(c.replicas); }};
+}
+
 const std::vector<Entry>& entries() {
   static const std::vector<Entry> all = [] {
     using C = JobConfig;
@@ -186,11 +204,11 @@ const std::vector<Entry>& entries() {
         integer<int>("pipeline.length", "K: stages per pipeline", [](C& c) -> int& { return c.pipeline.length; }, 1, 1024),
         integer<int>("pipeline.micro_batches", "M: micro-batches per mini-batch; 0 = profile M per K on the first steps and keep it in pipeline.profile", [](C& c) -> int& { return c.pipeline.micro_batches; }, 0, 4096),
         text("pipeline.profile", "file that keeps profiled micro-batch counts per model, batch and K (\"\" = this run only)", [](C& c) -> std::string& { return c.pipeline.profile; }),
-        text("pipeline.schedule", "pipeline schedule", [](C& c) -> std::string& { return c.pipeline.schedule; }, {"gpipe", "1f1b"}),
+        text("pipeline.schedule", "pipeline schedule", [](C& c) -> std::string& { return c.pipeline.schedule; }, {"gpipe", "1f1b", "zb-h1", "zb-h2", "auto"}),
         boolean("pipeline.span_nodes", "a pipeline may continue on the next node when one node has too few devices (its activations then cross processes over UCX)", [](C& c) -> bool& { return c.pipeline.span_nodes; }),
         text("pipeline.tensor_plane", "how activations and gradients cross processes (pipelines that span nodes): over UCX, or inside CAF messages", [](C& c) -> std::string& { return c.pipeline.tensor_plane; }, {"ucx", "caf"}),
         integer_list("pipeline.partition", "units per stage, e.g. [9, 6]; empty = balanced by parameter count", [](C& c) -> std::vector<int>& { return c.pipeline.partition; }),
-        integer<int>("replicas", "R: data-parallel pipeline replicas (K·R <= devices)", [](C& c) -> int& { return c.replicas; }, 1, 1024),
+        replica_count(),
         text("freeze.policy", "when layers freeze", [](C& c) -> std::string& { return c.freeze.policy; }, {"none", "schedule", "adaptive", "manual"}),
         number("freeze.alpha", "schedule/adaptive: fraction of the active blocks that may freeze per decision", [](C& c) -> double& { return c.freeze.alpha; }, 0.0, 1.0),
         integer<int>("freeze.interval", "epochs between freeze decisions", [](C& c) -> int& { return c.freeze.interval; }, 1, 100000),
@@ -362,11 +380,10 @@ void validate(const JobConfig& c) {
   const int k = c.pipeline.length;
   if (k > units)
     fail("pipeline.length = " + std::to_string(k) + " exceeds the model's " + std::to_string(units) + " units");
-  if (int64_t(k) * c.replicas > c.devices)
-    fail("pipeline.length x replicas = " + std::to_string(k * c.replicas) + " exceeds devices = " + std::to_string(c.devices));
-  if (c.batch_size < int64_t(c.replicas) * c.pipeline.micro_batches)
+  const int r = std::max(c.replicas, 1);
+  if (c.batch_size < int64_t(r) * c.pipeline.micro_batches)
     fail("batch_size = " + std::to_string(c.batch_size) + " is smaller than replicas x pipeline.micro_batches = " +
-         std::to_string(c.replicas * c.pipeline.micro_batches) + ": every micro-batch needs a sample");
+         std::to_string(r * c.pipeline.micro_batches) + ": every micro-batch needs a sample");
   if (!c.pipeline.partition.empty()) {
     int64_t sum = 0;
     for (int x : c.pipeline.partition) sum += x;
@@ -438,11 +455,30 @@ std::string toml_string(const std::string& s) {
   return out + "\"";
 }
 
+int replicas_on(const JobConfig& c, int devices) {
+  return c.replicas > 0 ? c.replicas : std::max(1, devices / std::max(1, c.pipeline.length));
+}
+
+void check_devices(const JobConfig& c, int devices, const std::string& where) {
+  auto fail = [&](const std::string& m) { throw InputError("config: " + m + " (" + where + ")"); };
+  const int k = c.pipeline.length;
+  if (k > devices)
+    fail("pipeline.length = " + std::to_string(k) + " exceeds the " + std::to_string(devices) + " device(s)");
+  const int r = replicas_on(c, devices);
+  if (int64_t(k) * r > devices)
+    fail("pipeline.length x replicas = " + std::to_string(k * r) + " exceeds the " + std::to_string(devices) +
+         " device(s)");
+  if (c.batch_size < int64_t(r) * c.pipeline.micro_batches)
+    fail("batch_size = " + std::to_string(c.batch_size) + " is smaller than replicas x pipeline.micro_batches = " +
+         std::to_string(r) + " x " + std::to_string(c.pipeline.micro_batches) + ": every micro-batch needs a sample");
+}
+
 std::vector<std::string> to_overrides(const JobConfig& cfg) {
   std::vector<std::string> out;
   for (const auto& e : entries()) {
     const auto v = e.get(cfg);
-    out.push_back(e.key.name + "=" + (e.key.type == "string" || e.key.type == "size" ? toml_string(v) : v));
+    const bool quoted = e.key.type == "string" || e.key.type == "size" || (e.key.name == "replicas" && v == "auto");
+    out.push_back(e.key.name + "=" + (quoted ? toml_string(v) : v));
   }
   return out;
 }

@@ -89,7 +89,7 @@ struct JobConfig {
   int devices = 2;
   int threads_per_device = 1;
   PipelineConfig pipeline;
-  int replicas = 1;  // R
+  int replicas = 0;  // R; 0 = "auto": as many pipelines as the devices hold, ⌊devices / K⌋ (AutoDP)
   FreezeConfig freeze;
   bool elastic = true;  // re-plan (K, R, partition) when layers freeze
   bool autodp = true;   // elastic: devices a shorter pipeline frees get new replicas (false: they idle)
@@ -126,8 +126,14 @@ const std::vector<ConfigKey>& config_keys();
 // Throws floe::InputError naming the file / key, the value and what was expected.
 JobConfig load_job_config(const std::string& path, const std::vector<std::string>& overrides);
 
-// Cross-key checks (K·R ≤ devices, M ≤ per-replica batch, ...). Throws floe::InputError.
+// Cross-key checks (M ≤ per-replica batch, the partition, ...). Throws floe::InputError.
 void validate(const JobConfig& cfg);
+// The checks that need the job's devices, once they are known: the `devices` key of a job in
+// one process, the devices its nodes brought to a coordinator (`where` says which). K must fit
+// and an explicit R must fit beside it. Throws floe::InputError.
+void check_devices(const JobConfig& cfg, int devices, const std::string& where);
+// R for `devices`: the explicit `replicas`, or ⌊devices / K⌋ (at least 1) when it is "auto".
+int replicas_on(const JobConfig& cfg, int devices);
 
 // Every key as a `key=value` override that load_job_config reads back to an equal config
 // (how a coordinator hands its job to the nodes that join it).

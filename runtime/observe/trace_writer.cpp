@@ -139,7 +139,7 @@ class TraceWriter : public EventWriter {
     const std::string mb = std::to_string(e.micro_batch);
     switch (e.kind) {
       case EventKind::forward: name = "F" + mb; break;
-      case EventKind::backward: name = "B" + mb; break;
+      case EventKind::backward: name = (e.detail.empty() ? std::string("B") : e.detail) + mb; break;  // I, W: split
       case EventKind::reduce: name = "all-reduce"; break;
       case EventKind::optimizer: name = "optimizer"; break;
       default: name = (e.detail == "eval" ? "eval " : "step ") + std::to_string(e.step); break;

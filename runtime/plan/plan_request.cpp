@@ -1,5 +1,8 @@
 #include "runtime/plan/plan_request.hpp"
 
+#include "runtime/plan/placement.hpp"
+#include "runtime/plan/planner.hpp"
+
 #include <algorithm>
 #include <numeric>
 
@@ -12,7 +15,6 @@ PlanRequest plan_request(const JobConfig& c, const models::UnitList& units, int 
   for (const auto& u : units) q.unit_blocks.push_back(u.block);
   q.devices = c.devices;
   q.initial_stages = c.pipeline.length;
-  q.initial_replicas = c.replicas;
   q.current_stages = current_stages;
   q.frozen_blocks = frozen_blocks;
   q.micro_batches = c.pipeline.micro_batches;
@@ -21,7 +23,16 @@ PlanRequest plan_request(const JobConfig& c, const models::UnitList& units, int 
   q.compression.mode = c.planner.mode == "paper" ? PartitionMode::paper : PartitionMode::optimal;
   q.compression.strict_less = c.planner.strict;
   q.compression.apply_frozen_cost = c.planner.frozen_cost;
-  if (node_devices.empty()) return q;
+  // replicas = "auto": as many pipelines of K0 as the devices hold, K0 cut to fit them as the
+  // plan will cut it (a node of one device runs K=1 pipelines whatever pipeline.length says).
+  auto automatic = [&](int longest) {
+    const int k0 = std::max(1, std::min(c.pipeline.length, longest));
+    return std::max(1, q.node_devices.empty() ? replicas_for(q.devices, k0) : replicas_on_nodes(q.node_devices, k0));
+  };
+  if (node_devices.empty()) {
+    q.initial_replicas = c.replicas > 0 ? c.replicas : automatic(q.devices);
+    return q;
+  }
   q.devices = std::accumulate(node_devices.begin(), node_devices.end(), 0);
   if (c.pipeline.span_nodes) {  // one sequence of devices
     q.current_stages = std::min(current_stages, q.devices);
@@ -29,6 +40,9 @@ PlanRequest plan_request(const JobConfig& c, const models::UnitList& units, int 
     q.node_devices = node_devices;
     q.current_stages = std::min(current_stages, *std::max_element(node_devices.begin(), node_devices.end()));
   }
+  q.initial_replicas = c.replicas > 0 ? c.replicas
+                                      : automatic(q.node_devices.empty() ? q.devices
+                                                                         : *std::max_element(node_devices.begin(), node_devices.end()));
   return q;
 }
 

@@ -1,6 +1,7 @@
 #include "runtime/train/stage_compute.hpp"
 
 #include "models/bert.hpp"
+#include "models/weight_grads.hpp"
 
 #include <algorithm>
 #include <stdexcept>
@@ -102,8 +103,9 @@ std::map<int, double> StageCompute::block_gradient_norms_sq() const {
   return out;
 }
 
-void StageCompute::begin_step(bool train) {
+void StageCompute::begin_step(bool train, bool split) {
   train_ = train;
+  split_ = train && split;
   saved_.clear();
   for (auto& u : units_) u.module->train(train);  // frozen units stay in eval mode
   if (train) optimizer_->zero_grad();
@@ -118,9 +120,19 @@ torch::Tensor StageCompute::forward(int mb, torch::Tensor input, const torch::Te
   torch::AutoGradMode grad(true);
   // A received activation becomes a new leaf so that its gradient can be sent back.
   if (!first_) input = input.detach().requires_grad_(true);
-  auto out = models::forward_range(units_, 0, units_.size(), input);
-  saved_[mb] = {input, out};
+  auto out = run_units(mb, input);
+  saved_[mb].input = input;
+  saved_[mb].output = out;
   return out.detach();
+}
+
+torch::Tensor StageCompute::run_units(int mb, const torch::Tensor& input) {
+  auto& saved = saved_[mb];
+  saved = {};
+  if (!split_) return models::forward_range(units_, 0, units_.size(), input);
+  saved.weights = std::make_shared<models::WeightGrads>();
+  models::DeferWeightGrads defer(saved.weights.get());
+  return models::forward_range(units_, 0, units_.size(), input);
 }
 
 void StageCompute::forward_loss(int mb, torch::Tensor input, torch::Tensor target, double scale, LossStats& stats,
@@ -140,12 +152,13 @@ void StageCompute::forward_loss(int mb, torch::Tensor input, torch::Tensor targe
   }
   torch::AutoGradMode grad(true);
   if (!first_) input = input.detach().requires_grad_(true);
-  auto terms = loss_terms(models::forward_range(units_, 0, units_.size(), input), target);
+  auto terms = loss_terms(run_units(mb, input), target);
   stats.loss_sum += terms.loss_sum.item<double>();
   stats.correct += terms.correct;
   stats.targets += terms.targets;
   stats.samples += target.size(0);
-  saved_[mb] = {input, terms.loss_sum * scale};
+  saved_[mb].input = input;
+  saved_[mb].output = terms.loss_sum * scale;
 }
 
 torch::Tensor StageCompute::run_frozen(torch::Tensor x, const torch::Tensor& uids) const {
@@ -162,17 +175,39 @@ torch::Tensor StageCompute::run_frozen(torch::Tensor x, const torch::Tensor& uid
                        });
 }
 
+torch::Tensor StageCompute::backprop(Saved& saved, const torch::Tensor& grad_output) {
+  if (!saved.output.defined()) throw std::logic_error("backward of a micro-batch twice");
+  torch::AutoGradMode grad(true);
+  if (last_)
+    saved.output.backward();
+  else
+    saved.output.backward(grad_output);
+  auto g = first_ ? torch::Tensor() : saved.input.grad();
+  saved.input = saved.output = torch::Tensor();  // the graph is gone; only the held weight gradients stay
+  return g;
+}
+
 torch::Tensor StageCompute::backward(int mb, torch::Tensor grad_output) {
   auto it = saved_.find(mb);
   if (it == saved_.end()) throw std::logic_error("backward of micro-batch " + std::to_string(mb) + " before its forward");
-  torch::AutoGradMode grad(true);
-  if (last_)
-    it->second.output.backward();
-  else
-    it->second.output.backward(grad_output);
-  auto g = first_ ? torch::Tensor() : it->second.input.grad();
+  auto g = backprop(it->second, grad_output);
+  if (it->second.weights) it->second.weights->apply();
   saved_.erase(it);
   return g;
+}
+
+torch::Tensor StageCompute::backward_input(int mb, torch::Tensor grad_output) {
+  auto it = saved_.find(mb);
+  if (it == saved_.end()) throw std::logic_error("I of micro-batch " + std::to_string(mb) + " before its forward");
+  return backprop(it->second, grad_output);
+}
+
+void StageCompute::backward_weight(int mb) {
+  auto it = saved_.find(mb);
+  if (it == saved_.end() || it->second.output.defined())
+    throw std::logic_error("W of micro-batch " + std::to_string(mb) + " before its I");
+  if (it->second.weights) it->second.weights->apply();
+  saved_.erase(it);
 }
 
 void StageCompute::reduce() {

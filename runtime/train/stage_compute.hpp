@@ -11,6 +11,10 @@
 #include <map>
 #include <memory>
 
+namespace floe::models {
+class WeightGrads;
+}
+
 namespace floe::runtime {
 
 // AdamW over `params` with the job's hyper-parameters; shared with reference loops so
@@ -54,8 +58,9 @@ class StageCompute {
   bool first() const { return first_; }
   bool last() const { return last_; }
 
-  // Starts a step: clears gradients and saved micro-batches.
-  void begin_step(bool train);
+  // Starts a step: clears gradients and saved micro-batches. `split`: the step's program
+  // splits backward into I and W (the forwards keep what W needs).
+  void begin_step(bool train, bool split = false);
   // Runs the units on micro-batch `mb`. Not last: returns the output to send on. `uids`
   // (int64, first stage) names the input's samples for the cache; undefined: no caching.
   torch::Tensor forward(int mb, torch::Tensor input, const torch::Tensor& uids = {});
@@ -66,6 +71,10 @@ class StageCompute {
   // Backpropagates micro-batch `mb` (grad_output ignored on the last stage). Returns the
   // gradient for the previous stage, undefined on the first.
   torch::Tensor backward(int mb, torch::Tensor grad_output);
+  // Split backward: I returns what backward returns and keeps the linear layers' weight
+  // gradients of `mb` for W, which accumulates them (begin_step with split).
+  torch::Tensor backward_input(int mb, torch::Tensor grad_output);
+  void backward_weight(int mb);
   // Sums gradients over the replicas' copies of this stage.
   void reduce();
   void step(double lr);
@@ -94,7 +103,11 @@ class StageCompute {
   torch::Tensor run_frozen(torch::Tensor x, const torch::Tensor& uids) const;
   struct Saved {
     torch::Tensor input, output;
+    std::shared_ptr<models::WeightGrads> weights;  // split backward: what W needs
   };
+  bool split_ = false;
+  torch::Tensor run_units(int mb, const torch::Tensor& input);
+  torch::Tensor backprop(Saved& saved, const torch::Tensor& grad_output);
   std::map<int, Saved> saved_;
 };
 

@@ -88,9 +88,11 @@ TEST_CASE("freezing step by step on 8 devices shortens the pipeline and multipli
   CHECK(changes >= 2);
 }
 
-TEST_CASE("freeze decisions every N steps: live transitions mid-epoch, every sample once per epoch", "[elastic]") {
+TEST_CASE("freeze decisions every N steps under ZB-H1: live transitions mid-epoch, every sample once per epoch",
+          "[elastic]") {
   auto cfg = tiny_elastic_job(4);
   cfg.epochs = 2;
+  cfg.pipeline.schedule = "zb-h1";  // split backward through the transitions
   cfg.freeze.policy = "schedule";
   cfg.freeze.alpha = 0.5;
   cfg.freeze.start = 1;

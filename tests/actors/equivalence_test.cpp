@@ -182,6 +182,14 @@ TEST_CASE("1F1B computes the same step as GPipe", "[equivalence]") {
   check_layout(tiny_vit(), models::make_synthetic(64, 8, 10, 7).train, {3, 3, 3}, 4, 1, runtime::ScheduleKind::one_f_one_b);
 }
 
+TEST_CASE("ZB-H1 (split backward) on an uneven partition equals a plain LibTorch step", "[equivalence]") {
+  check_layout(tiny_vit(), models::make_synthetic(64, 8, 10, 7).train, {1, 6, 2}, 4, 1, runtime::ScheduleKind::zb_h1);
+}
+
+TEST_CASE("ZB-H2 on K=2 M=4 R=2 equals a plain LibTorch step", "[equivalence]") {
+  check_layout(tiny_vit(), models::make_synthetic(64, 8, 10, 7).train, {6, 3}, 4, 2, runtime::ScheduleKind::zb_h2);
+}
+
 TEST_CASE("a BERT classification step on K=2 M=4 R=2 equals a plain LibTorch step", "[equivalence][bert]") {
   check_layout(tiny_bert("classify"), tiny_texts(64, 40, 5), {3, 3}, 4, 2, runtime::ScheduleKind::gpipe);
 }
@@ -193,4 +201,13 @@ TEST_CASE("a BERT masked-language-modelling step on K=2 M=3 R=2 (uneven) equals 
   mlm.seed = 11;
   mlm.mlm_probability = 0.3;
   check_layout(tiny_bert("mlm"), tiny_texts(64, 40, 6), {1, 5}, 3, 2, runtime::ScheduleKind::one_f_one_b, mlm);
+}
+
+TEST_CASE("a BERT masked-language-modelling step under ZB-H1 (uneven) equals a plain LibTorch step",
+          "[equivalence][bert]") {
+  runtime::BatchRecipe mlm;
+  mlm.mlm = true;
+  mlm.seed = 11;
+  mlm.mlm_probability = 0.3;
+  check_layout(tiny_bert("mlm"), tiny_texts(64, 40, 6), {2, 4}, 4, 1, runtime::ScheduleKind::zb_h1, mlm);
 }

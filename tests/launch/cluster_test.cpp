@@ -355,7 +355,7 @@ TEST_CASE("a node killed with the only replica: recovery from the last checkpoin
       " --set data.dataset=synthetic --set data.subset=768 --set data.test_subset=256 --set model.depth=4"
       " --set model.dim=16 --set model.heads=2 --set model.patch=7 --set batch_size=64 --set optimizer.warmup=4"
       " --set epochs=3 --set pipeline.length=2 --set pipeline.micro_batches=2 --set freeze.policy=manual"
-      " --set 'freeze.script=[0, 2]' --set cache.enabled=false";
+      " --set 'freeze.script=[0, 2]' --set cache.enabled=false --set replicas=1";
   const auto dir = scratch("from-checkpoint");
   const auto at = "127.0.0.1:" + std::to_string(free_port());
   {
@@ -406,6 +406,17 @@ TEST_CASE("virtual nodes in one process behave as separate nodes, with the same 
   CHECK(two.summary.transitions[0].to.replicas == 4);
   check_same_weights(dir / "one.pt", dir / "two.pt");
   fs::remove_all(dir);
+}
+
+TEST_CASE("every device busy from the start: replicas = \"auto\" on nodes of one device each", "[cluster][scenario]") {
+  // pipeline.length = 2 fits on none of three one-device nodes: the plan runs K=1, and "auto"
+  // puts a replica on every node rather than one pipeline and two idle devices.
+  const auto r = launch::Scenario(3).set("epochs=1").set("pipeline.length=2").nodes({1, 1, 1}).run();
+  INFO(r.error);
+  REQUIRE(r.error.empty());
+  CHECK(r.summary.epochs.at(0).pipeline_length == 1);
+  CHECK(r.summary.epochs.at(0).replicas == 3);
+  CHECK(r.summary.epochs.at(0).samples == 1024);
 }
 
 TEST_CASE("a virtual node killed by a fault script mid-epoch, or during a transition, is recovered from", "[cluster][scenario][recovery]") {

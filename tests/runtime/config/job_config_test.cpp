@@ -42,8 +42,8 @@ TEST_CASE("bad configuration names the key, the value and the expectation", "[co
                                                             Catch::Contains("expected an integer"));
   CHECK_THROWS_WITH(load_job_config("", {"epochs=0"}), Catch::Contains("'epochs'"));
   CHECK_THROWS_WITH(load_job_config("", {"data.dataset=cifar"}), Catch::Contains("\"fashion-mnist\""));
-  CHECK_THROWS_WITH(load_job_config("", {"pipeline.length=2", "replicas=2", "devices=3"}),
-                    Catch::Contains("exceeds devices = 3"));
+  CHECK_THROWS_WITH(load_job_config("", {"replicas=many"}),
+                    Catch::Contains("'replicas'") && Catch::Contains("\"auto\" or an integer in 1..1024"));
   CHECK_THROWS_WITH(load_job_config("", {"model.dim=30", "model.heads=4"}), Catch::Contains("model.dim"));
   CHECK_THROWS_WITH(load_job_config("", {"pipeline.partition=[1,2]"}), Catch::Contains("pipeline.partition"));
   CHECK_THROWS_WITH(load_job_config("", {"novalue"}), Catch::Contains("expected key=value"));
@@ -111,4 +111,29 @@ TEST_CASE("text and model keys that do not fit together are refused naming them"
   const auto cfg = load_job_config("", {"model.kind=bert", "data.dataset=sst2"});
   CHECK(cfg.model.vocab_size == 8000);
   CHECK(cfg.model.task == "classify");
+}
+
+TEST_CASE("replicas: \"auto\" fills the devices; an explicit count is checked against the devices the job has",
+          "[config]") {
+  auto cfg = load_job_config("", {"pipeline.length=2", "devices=5"});
+  CHECK(cfg.replicas == 0);  // the default is "auto"
+  CHECK(replicas_on(cfg, 5) == 2);
+  CHECK(replicas_on(cfg, 1) == 1);
+  CHECK_NOTHROW(check_devices(cfg, 5, "key devices"));
+  // An explicit count is the user's: a job in one process that asks for more than its devices
+  // is refused when it starts, naming where the devices came from. Loading the config does
+  // not decide: a coordinator's nodes bring their own devices.
+  cfg = load_job_config("", {"pipeline.length=1", "replicas=3", "devices=2"});
+  CHECK(cfg.replicas == 3);
+  CHECK_NOTHROW(check_devices(cfg, 3, "3 node(s)"));
+  CHECK_THROWS_WITH(check_devices(cfg, 2, "key devices"),
+                    Catch::Contains("pipeline.length x replicas = 3 exceeds the 2 device(s)") &&
+                        Catch::Contains("key devices"));
+  cfg = load_job_config("", {"pipeline.length=4"});
+  CHECK_THROWS_WITH(check_devices(cfg, 2, "key devices"), Catch::Contains("pipeline.length = 4 exceeds the 2"));
+  // Round trip through the overrides a coordinator hands its nodes.
+  for (const char* r : {"replicas=\"auto\"", "replicas=2"}) {
+    auto a = load_job_config("", {r});
+    CHECK(load_job_config("", to_overrides(a)).replicas == a.replicas);
+  }
 }

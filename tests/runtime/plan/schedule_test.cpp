@@ -42,3 +42,93 @@ TEST_CASE("program text round-trips and rejects malformed actions", "[schedule]"
   CHECK_THROWS_AS(parse_program("F0"), std::invalid_argument);
   CHECK_THROWS_AS(parse_schedule_kind("zigzag"), std::runtime_error);
 }
+
+TEST_CASE("split backward actions round-trip in text form", "[schedule]") {
+  const std::string text = "0F0 0F1 0I0 0F2 0I1 0W0 0I2 0W1 0W2 0R 0S";
+  CHECK(to_string(parse_program(text)) == text);
+  CHECK_THROWS_AS(parse_program("0W"), std::invalid_argument);
+  CHECK(parse_schedule_kind("zb-h1") == ScheduleKind::zb_h1);
+  CHECK(parse_schedule_kind(to_string(ScheduleKind::zb_h2)) == ScheduleKind::zb_h2);
+  CHECK_THROWS_WITH(parse_schedule_kind("zb"), Catch::Contains("pipeline.schedule") && Catch::Contains("zb-h1"));
+}
+
+TEST_CASE("the checker finds missing, repeated and misplaced actions", "[schedule]") {
+  CHECK(check_schedule({parse_program("0F0 0F0 0B0 0R 0S")}, 1) == "stage 0 runs 0F0 twice");
+  CHECK(check_schedule({parse_program("0F0 0I0 0R 0S")}, 1) ==
+        "stage 0 must backpropagate micro-batch 0 once: by B, or by I and W");
+  CHECK(check_schedule({parse_program("0F0 0B0 0W0 0R 0S")}, 1) ==
+        "stage 0 must backpropagate micro-batch 0 once: by B, or by I and W");
+  CHECK(check_schedule({parse_program("0F0 0B0 0R 0S")}, 2) == "stage 0 never forwards micro-batch 1");
+  CHECK(check_schedule({parse_program("0F0 0B0 1R 0S")}, 1) == "stage 0 holds 1R of another stage");
+  // W before its I, and an all-reduce before a W, wait forever.
+  CHECK(check_schedule({parse_program("0F0 0W0 0I0 0R 0S")}, 1) == "stage 0 blocked at 0W0");
+  CHECK(check_schedule({parse_program("0F0 0I0 0R 0W0 0S")}, 1) == "stage 0 blocked at 0R");
+}
+
+TEST_CASE("zero-bubble programs run to completion and split every backward", "[schedule]") {
+  for (int k = 1; k <= 8; ++k)
+    for (int m = 1; m <= 16; ++m)
+      for (auto kind : {ScheduleKind::zb_h1, ScheduleKind::zb_h2}) {
+        INFO("K=" << k << " M=" << m << " " << to_string(kind));
+        const auto s = make_schedule(kind, k, m);
+        REQUIRE(check_schedule(s, m).empty());
+        for (const auto& p : s)
+          for (const auto& a : p) CHECK(a.kind != ActionKind::backward);
+      }
+}
+
+TEST_CASE("ZB-H1 keeps 1F1B's activations; ZB-H2 trades memory for the drain", "[schedule]") {
+  for (int k = 2; k <= 8; ++k)
+    for (int m = k; m <= 4 * k; m += k) {
+      INFO("K=" << k << " M=" << m);
+      const auto f = one_f_one_b_schedule(k, m), h1 = zb_h1_schedule(k, m), h2 = zb_h2_schedule(k, m);
+      for (int s = 0; s < k; ++s) {
+        INFO("stage " << s);
+        CHECK(peak_memory(h1[s]).activations <= peak_memory(f[s]).activations);
+        CHECK(peak_memory(h1[s]).held <= k);
+        CHECK(peak_memory(h2[s]).activations <= 2 * (k - s) - 1);
+      }
+    }
+}
+
+TEST_CASE("ZB-H1 on two stages in text form", "[schedule]") {
+  // Unit-cost list scheduling: stage 0 runs its W in the slots where 1F1B waits for B.
+  auto s = zb_h1_schedule(2, 4);
+  CHECK(to_string(s[0]) == "0F0 0F1 0I0 0F2 0I1 0W0 0F3 0I2 0W1 0W2 0I3 0W3 0R 0S");
+  CHECK(to_string(s[1]) == "1F0 1I0 1F1 1I1 1W0 1F2 1I2 1W1 1F3 1I3 1W2 1W3 1R 1S");
+}
+
+TEST_CASE("memory high-water marks count activations and held weight gradients apart", "[schedule]") {
+  auto m = peak_memory(parse_program("0F0 0F1 0I0 0F2 0I1 0W0 0I2 0W1 0W2 0R 0S"));
+  CHECK(m.activations == 2);
+  CHECK(m.held == 2);
+  CHECK(m.in_flight == 3);
+  auto b = peak_memory(parse_program("0F0 0F1 0B0 0F2 0B1 0B2"));
+  CHECK(b.activations == 2);
+  CHECK(b.held == 0);
+  CHECK(b.in_flight == 2);
+}
+
+TEST_CASE("modelled makespans: fill-drain by hand, and zero bubble as the paper counts it", "[schedule]") {
+  // Uniform units, F = 1 and B = 2: GPipe and 1F1B take (M + K - 1) (F + B).
+  CHECK(modelled_makespan(gpipe_schedule(2, 4)) == Approx(15));
+  CHECK(modelled_makespan(one_f_one_b_schedule(2, 4)) == Approx(15));
+  CHECK(modelled_makespan(gpipe_schedule(4, 8), {1, 3, 1.5, 1.5}) == Approx(11 * 4));
+  // ZB-H1 with I = W = F: 3M + K - 1 units (Qi et al.: a bubble of (K - 1)(F + I - W)).
+  for (int k = 2; k <= 8; k *= 2) {
+    INFO("K=" << k);
+    CHECK(modelled_makespan(zb_h1_schedule(k, 4 * k)) == Approx(3 * 4 * k + k - 1));
+  }
+  CHECK_THROWS_AS(modelled_makespan({parse_program("0F0 0B0 0R 0S"), parse_program("1B0 1F0 1R 1S")}),
+                  std::invalid_argument);
+}
+
+TEST_CASE("pipeline.schedule = auto picks the smallest modelled bubble within 1F1B's activations", "[schedule]") {
+  // One stage: every schedule takes 3M; GPipe holds all M activations, so 1F1B (the first within
+  // its own memory) is chosen.
+  CHECK(choose_schedule(1, 4) == ScheduleKind::one_f_one_b);
+  CHECK(choose_schedule(2, 4) == ScheduleKind::zb_h1);
+  CHECK(choose_schedule(4, 16) == ScheduleKind::zb_h1);
+  CHECK(parse_schedule_kind("auto") == ScheduleKind::automatic);
+  CHECK(make_schedule(ScheduleKind::automatic, 2, 4) == zb_h1_schedule(2, 4));
+}

@@ -1,0 +1,140 @@
+// Pipeline schedules side by side in one run: GPipe, 1F1B, ZB-H1 and ZB-H2 (split backward)
+// at K=2 on 2 devices (and K=4 on 4 one-thread devices, labelled oversubscribed when the
+// machine has fewer cores), in alternating rounds. Per schedule: samples/s (median of the
+// rounds), the measured bubble (the stage accounting of the summary), the programs' memory
+// high-water marks in micro-batches, and the speedup over one device's K=1 throughput.
+// Usage: schedules [--steps N] [--rounds R] [--micro-batches 4,8] [--k4] [--config FILE]
+//                  [--set key=value]... [--json out.json]
+#include "launch/job.hpp"
+#include "models/errors.hpp"
+#include "models/files.hpp"
+#include "runtime/observe/summary.hpp"
+#include "runtime/plan/schedule.hpp"
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <thread>
+
+using namespace floe;
+
+namespace {
+
+struct Measure {
+  double samples_per_second = 0, bubble = 0;
+};
+
+// One epoch of `steps` steps on layout (k, m, 1) with `schedule`.
+Measure run(runtime::JobConfig cfg, const models::TrainTest& data, int k, int m, const std::string& schedule) {
+  cfg.pipeline.length = k;
+  cfg.pipeline.micro_batches = m;
+  cfg.pipeline.schedule = schedule;
+  cfg.pipeline.partition.clear();
+  cfg.replicas = 1;
+  cfg.devices = k;  // one device per stage: the K=1 row is one device
+  cfg.epochs = 1;
+  cfg.freeze.policy = "none";
+  runtime::validate(cfg);
+  const auto s = launch::run_job(cfg, data);
+  const auto& e = s.epochs.at(0);
+  Measure out{e.samples_per_second, 0};
+  for (double b : e.stage_bubble_fraction) out.bubble += b / e.stage_bubble_fraction.size();
+  return out;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"floe schedules benchmark: GPipe, 1F1B, ZB-H1, ZB-H2 side by side"};
+  int64_t steps = 40;
+  int rounds = 3;
+  bool k4 = false;
+  std::vector<int> micro_batches{4, 8};
+  std::string config, json_out;
+  std::vector<std::string> sets;
+  app.add_option("--steps", steps, "training steps per measurement")->check(CLI::PositiveNumber);
+  app.add_option("--rounds", rounds, "alternating rounds; each figure is the median")->check(CLI::PositiveNumber);
+  app.add_option("--micro-batches", micro_batches, "values of M")->delimiter(',')->check(CLI::PositiveNumber);
+  app.add_flag("--k4", k4, "also K=4 on 4 one-thread devices");
+  app.add_option("--config", config, "TOML job file")->check(CLI::ExistingFile);
+  app.add_option("--set", sets, "override a config key")->take_all();
+  app.add_option("--json", json_out, "write the results as JSON");
+  CLI11_PARSE(app, argc, argv);
+  return exit_code_of([&] {
+    spdlog::set_level(spdlog::level::warn);
+    auto cfg = runtime::load_job_config(config, sets);
+    cfg.data.subset = steps * cfg.batch_size;
+    cfg.data.test_subset = cfg.batch_size;
+    const auto data = launch::load_job_data(cfg);
+    const unsigned cores = std::thread::hardware_concurrency();
+    std::printf("model: %s depth %lld dim %lld; batch %lld; %lld steps per measurement; %d thread(s) per device; "
+                "%u cores; median of %d alternating rounds\n",
+                cfg.model.kind.c_str(), (long long)cfg.model.depth, (long long)cfg.model.dim,
+                (long long)cfg.batch_size, (long long)steps, cfg.threads_per_device, cores, rounds);
+
+    const std::vector<std::string> kinds{"gpipe", "1f1b", "zb-h1", "zb-h2"};
+    struct Row {
+      int k, m;
+      std::string schedule;
+      std::vector<double> sps, bubble;
+    };
+    std::vector<Row> rows;
+    std::vector<int> ks{2};
+    if (k4) ks.push_back(4);
+    for (int k : ks)
+      for (int m : micro_batches)
+        for (const auto& kind : kinds) rows.push_back({k, m, kind, {}, {}});
+    std::vector<double> base;  // one device, K=1 M=1
+    // Rounds alternate the order (forward, then backward) so that drift favours no schedule.
+    for (int round = 0; round < rounds; ++round) {
+      std::fprintf(stderr, "round %d/%d\n", round + 1, rounds);
+      if (round % 2 == 0) base.push_back(run(cfg, data, 1, 1, "gpipe").samples_per_second);
+      std::vector<size_t> order(rows.size());
+      for (size_t i = 0; i < order.size(); ++i) order[i] = round % 2 ? order.size() - 1 - i : i;
+      for (size_t i : order) {
+        auto& r = rows[i];
+        auto c = cfg;
+        if (r.k > 2) c.threads_per_device = 1;
+        const auto got = run(c, data, r.k, r.m, r.schedule);
+        std::fprintf(stderr, "  K=%d M=%d %-6s %8.1f samples/s, bubble %.3f\n", r.k, r.m, r.schedule.c_str(),
+                     got.samples_per_second, got.bubble);
+        r.sps.push_back(got.samples_per_second);
+        r.bubble.push_back(got.bubble);
+      }
+      if (round % 2 == 1) base.push_back(run(cfg, data, 1, 1, "gpipe").samples_per_second);
+    }
+    const double one = median(base);
+    std::printf("\none device, K=1 M=1: %.1f samples/s\n\n", one);
+    std::printf("| K | M | schedule | samples/s | vs one device | per device | bubble | activations | held W | note |\n");
+    std::printf("|---|---|---|---|---|---|---|---|---|---|\n");
+    nlohmann::json j{{"one_device_samples_per_second", one}, {"cores", cores}, {"rows", nlohmann::json::array()}};
+    for (const auto& r : rows) {
+      const auto programs = runtime::make_schedule(runtime::parse_schedule_kind(r.schedule), r.k, r.m);
+      int act = 0, held = 0;
+      for (const auto& p : programs) {
+        act = std::max(act, runtime::peak_memory(p).activations);
+        held = std::max(held, runtime::peak_memory(p).held);
+      }
+      const double sps = median(r.sps), bubble = median(r.bubble);
+      const std::string note = static_cast<unsigned>(r.k) > cores ? "oversubscribed" : "";
+      std::printf("| %d | %d | %s | %.1f | %.2fx | %.2f | %.1f %% | %d | %d | %s |\n", r.k, r.m, r.schedule.c_str(), sps,
+                  sps / one, sps / (r.k * one), 100 * bubble, act, held, note.c_str());
+      j["rows"].push_back({{"K", r.k}, {"M", r.m}, {"schedule", r.schedule}, {"samples_per_second", sps},
+                           {"runs", r.sps}, {"speedup_vs_one_device", sps / one}, {"bubble", bubble},
+                           {"peak_activations_micro_batches", act}, {"peak_held_micro_batches", held},
+                           {"oversubscribed", !note.empty()}});
+    }
+    std::printf("\nactivations, held W: the programs' high-water marks in micro-batches on the busiest stage "
+                "(held W: a linear layer's input and output gradient per micro-batch awaiting its weight gradient)\n");
+    if (!json_out.empty()) floe::write_file_atomic(json_out, j.dump(2) + "\n");
+    return 0;
+  });
+}
