@@ -125,6 +125,9 @@ int plan(const PlanOptions& o) {
               units.size(), cfg.devices, cfg.planner.mode.c_str(),
               cfg.elastic ? ", elastic" : ", static");
   std::fputs(runtime::describe(p, names).c_str(), stdout);
+  if (const int idle = cfg.devices - p.stages * p.replicas; idle > 0)
+    std::printf("idle devices: %d of %d (K=%d x R=%d)%s\n", idle, cfg.devices, p.stages, p.replicas,
+                cfg.replicas > 0 ? "; replicas = \"auto\" would fill them" : "");
   return 0;
 }
 

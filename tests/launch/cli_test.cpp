@@ -57,6 +57,16 @@ TEST_CASE("help explains the options and every config key", "[cli]") {
                            Catch::Contains("optimizer.warmup"));
 }
 
+TEST_CASE("floe plan: replicas = auto fills the devices; an explicit count says which devices idle", "[cli]") {
+  auto r = run_floe("plan --set devices=4 --set pipeline.length=2");
+  INFO(r.output);
+  REQUIRE(r.code == 0);
+  CHECK_THAT(r.output, Catch::Contains("R=2") && !Catch::Contains("idle devices"));
+  r = run_floe("plan --set devices=4 --set pipeline.length=2 --set replicas=1");
+  REQUIRE(r.code == 0);
+  CHECK_THAT(r.output, Catch::Contains("R=1") && Catch::Contains("idle devices: 2 of 4"));
+}
+
 TEST_CASE("a small pipelined, data-parallel job trains end to end and writes its summary", "[cli]") {
   const auto out = std::filesystem::temp_directory_path() / "floe-cli-summary.json";
   std::filesystem::remove(out);
