@@ -24,6 +24,7 @@
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
+#include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
@@ -183,18 +184,29 @@ int main(int argc, char** argv) {
                        ": no known row (baseline, freeze-only, freeze-cache, freeze-pipe-cache, freeze-elastic, "
                        "elastic-schedule, elastic-adaptive)");
     const auto& base = results.front().second;
-    // Time to the baseline's final accuracy minus half a point: the paper's "equal accuracy".
-    const double near_base = base.final_test_accuracy - 0.005;
-    std::printf("\n%-18s %9s %9s %11s %10s %12s %9s %13s\n", "row", "total s", "train s", "final acc", "t->target",
-                "t->base-0.5", "speedup", "vs base acc");
+    // Time to the baseline's final accuracy minus half a point (the paper's "equal accuracy")
+    // and minus 0.3 point (issue 20's measure), each with the speedup over the baseline's own
+    // time to it: the question a user asks of freezing is whether the job gets there sooner.
+    const double near_base = base.final_test_accuracy - 0.005, close_to_base = base.final_test_accuracy - 0.003;
+    std::printf("\n%-18s %9s %9s %11s %10s %12s %12s %9s %13s\n", "row", "total s", "train s", "final acc",
+                "t->target", "t->base-0.5", "t->base-0.3", "speedup", "vs base acc");
     auto seconds = [](double t) { return t < 0 ? std::string("never") : std::to_string(int(t)) + "s"; };
-    for (const auto& [name, s] : results) {
+    auto sooner = [&](const runtime::TrainingSummary& s, double acc) {
+      const double t = time_to(s, acc), b = time_to(base, acc);
+      if (t < 0) return std::string("never");
+      return std::to_string(int(t)) + "s" + (b > 0 ? " " + fmt::format("{:.2f}x", b / t) : std::string());
+    };
+    for (size_t i = 0; i < results.size(); ++i) {
+      const auto& [name, s] = results[i];
       double train = 0;
       for (const auto& e : s.epochs) train += e.train_seconds;
-      std::printf("%-18s %9.1f %9.1f %10.2f%% %10s %12s %8.2fx %+12.2f\n", name.c_str(), s.total_seconds, train,
-                  100 * s.final_test_accuracy, seconds(time_to(s, target)).c_str(),
-                  seconds(time_to(s, near_base)).c_str(), base.total_seconds / s.total_seconds,
+      std::printf("%-18s %9.1f %9.1f %10.2f%% %10s %12s %12s %8.2fx %+12.2f\n", name.c_str(), s.total_seconds, train,
+                  100 * s.final_test_accuracy, seconds(time_to(s, target)).c_str(), sooner(s, near_base).c_str(),
+                  sooner(s, close_to_base).c_str(), base.total_seconds / s.total_seconds,
                   100 * (s.final_test_accuracy - base.final_test_accuracy));
+      // -1: never reached
+      j["rows"][i]["seconds_to_base_minus_0_5"] = time_to(s, near_base);
+      j["rows"][i]["seconds_to_base_minus_0_3"] = time_to(s, close_to_base);
     }
     std::printf("\nper-epoch seconds (K, R, frozen blocks):\n");
     for (const auto& [name, s] : results) {
