@@ -6,7 +6,6 @@
 #include <map>
 #include <optional>
 #include <ostream>
-#include <set>
 #include <sstream>
 #include <stdexcept>
 
@@ -225,64 +224,22 @@ std::string check_actions(const StageProgram& p, int st, int m) {
 
 }  // namespace
 
-std::string check_schedule(const Schedule& s, int m) {
-  const int k = static_cast<int>(s.size());
-  for (int st = 0; st < k; ++st)
-    if (auto e = check_actions(s[st], st, m); !e.empty()) return e;
-  // (stage, mb) whose forward ran, whose input gradient was sent, whose weight gradient is in.
-  std::set<std::pair<int, int>> fwd_done, grad_sent, weights_done;
-  std::vector<size_t> pc(k, 0);
-  for (bool progress = true; progress;) {
-    progress = false;
-    for (int st = 0; st < k; ++st) {
-      while (pc[st] < s[st].size()) {
-        const auto& a = s[st][pc[st]];
-        const std::pair<int, int> key{st, a.micro_batch};
-        bool ready = true;
-        switch (a.kind) {
-          case ActionKind::forward: ready = st == 0 || fwd_done.count({st - 1, a.micro_batch}); break;
-          case ActionKind::backward:
-          case ActionKind::input_backward:
-            ready = fwd_done.count(key) && (st == k - 1 || grad_sent.count({st + 1, a.micro_batch}));
-            break;
-          case ActionKind::weight_backward: ready = grad_sent.count(key) > 0; break;
-          default:  // R and S need every local gradient (or nothing, in a forward-only program)
-            for (int i = 0; i < m && ready; ++i) ready = weights_done.count({st, i}) > 0;
-        }
-        if (!ready) break;
-        if (a.kind == ActionKind::forward) fwd_done.insert(key);
-        if (a.kind == ActionKind::backward || a.kind == ActionKind::input_backward) grad_sent.insert(key);
-        if (a.kind == ActionKind::backward || a.kind == ActionKind::weight_backward) weights_done.insert(key);
-        ++pc[st];
-        progress = true;
-      }
-    }
-  }
-  for (int st = 0; st < k; ++st)
-    if (pc[st] < s[st].size()) return "stage " + std::to_string(st) + " blocked at " + to_string(s[st][pc[st]]);
-  return {};
-}
+namespace {
 
-ProgramMemory peak_memory(const StageProgram& p) {
-  ProgramMemory peak, now;
-  for (const auto& a : p) {
-    switch (a.kind) {
-      case ActionKind::forward: ++now.activations; ++now.in_flight; break;
-      case ActionKind::backward: --now.activations; --now.in_flight; break;
-      case ActionKind::input_backward: --now.activations; ++now.held; break;
-      case ActionKind::weight_backward: --now.held; --now.in_flight; break;
-      default: break;
-    }
-    peak.activations = std::max(peak.activations, now.activations);
-    peak.held = std::max(peak.held, now.held);
-    peak.in_flight = std::max(peak.in_flight, now.in_flight);
-  }
-  return peak;
-}
+// Executes the programs with their data dependencies, each action taking what `costs` says
+// (R and S nothing) and transfers nothing. R and S wait for every one of the stage's first
+// `m` weight gradients (m = 0: for nothing but the program before them). Returns the
+// makespan, or the first blocked action when the programs deadlock.
+struct Execution {
+  double makespan = 0;
+  std::string blocked;
+};
 
-double modelled_makespan(const Schedule& s, const ActionCosts& costs) {
+Execution execute(const Schedule& s, int m, const ActionCosts& costs) {
   const int k = static_cast<int>(s.size());
-  std::map<std::pair<int, int>, double> fwd_end, grad_end;  // (stage, mb) -> when it was done
+  // (stage, mb) -> when its forward ended, its input gradient was sent, its weight gradient was in.
+  using Done = std::map<std::pair<int, int>, double>;
+  Done fwd_end, grad_end, weights_end;
   std::vector<size_t> pc(k, 0);
   std::vector<double> clock(k, 0);
   for (bool progress = true; progress;) {
@@ -292,7 +249,7 @@ double modelled_makespan(const Schedule& s, const ActionCosts& costs) {
         const auto& a = s[st][pc[st]];
         const std::pair<int, int> key{st, a.micro_batch};
         double ready = clock[st], cost = 0;
-        auto after = [&](const std::map<std::pair<int, int>, double>& done, std::pair<int, int> at) {
+        auto after = [&](const Done& done, std::pair<int, int> at) {
           auto it = done.find(at);
           if (it == done.end()) return false;
           ready = std::max(ready, it->second);
@@ -313,22 +270,53 @@ double modelled_makespan(const Schedule& s, const ActionCosts& costs) {
             can = after(grad_end, key);
             cost = costs.weight;
             break;
-          default: break;  // R and S follow the stage's own actions
+          default:  // R and S need every local gradient (or nothing, in a forward-only program)
+            for (int i = 0; i < m && can; ++i) can = after(weights_end, {st, i});
         }
         if (!can) break;
         clock[st] = ready + cost;
         if (a.kind == ActionKind::forward) fwd_end[key] = clock[st];
         if (a.kind == ActionKind::backward || a.kind == ActionKind::input_backward) grad_end[key] = clock[st];
+        if (a.kind == ActionKind::backward || a.kind == ActionKind::weight_backward) weights_end[key] = clock[st];
         ++pc[st];
         progress = true;
       }
     }
   }
   for (int st = 0; st < k; ++st)
-    if (pc[st] < s[st].size())
-      throw std::invalid_argument("modelled_makespan: stage " + std::to_string(st) + " blocked at " +
-                                  to_string(s[st][pc[st]]));
-  return k == 0 ? 0 : *std::max_element(clock.begin(), clock.end());
+    if (pc[st] < s[st].size()) return {0, "stage " + std::to_string(st) + " blocked at " + to_string(s[st][pc[st]])};
+  return {k == 0 ? 0 : *std::max_element(clock.begin(), clock.end()), {}};
+}
+
+}  // namespace
+
+std::string check_schedule(const Schedule& s, int m) {
+  for (int st = 0; st < static_cast<int>(s.size()); ++st)
+    if (auto e = check_actions(s[st], st, m); !e.empty()) return e;
+  return execute(s, m, {}).blocked;
+}
+
+ProgramMemory peak_memory(const StageProgram& p) {
+  ProgramMemory peak, now;
+  for (const auto& a : p) {
+    switch (a.kind) {
+      case ActionKind::forward: ++now.activations; ++now.in_flight; break;
+      case ActionKind::backward: --now.activations; --now.in_flight; break;
+      case ActionKind::input_backward: --now.activations; ++now.held; break;
+      case ActionKind::weight_backward: --now.held; --now.in_flight; break;
+      default: break;
+    }
+    peak.activations = std::max(peak.activations, now.activations);
+    peak.held = std::max(peak.held, now.held);
+    peak.in_flight = std::max(peak.in_flight, now.in_flight);
+  }
+  return peak;
+}
+
+double modelled_makespan(const Schedule& s, const ActionCosts& costs) {
+  auto run = execute(s, 0, costs);
+  if (!run.blocked.empty()) throw std::invalid_argument("modelled_makespan: " + run.blocked);
+  return run.makespan;
 }
 
 ScheduleKind choose_schedule(int stages, int m) {

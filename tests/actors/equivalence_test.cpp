@@ -168,6 +168,15 @@ void check_layout(const models::ModelConfig& cfg, const models::Dataset& dataset
   actors::shutdown(pipes);
 }
 
+// Masked-language modelling batches: 30 % of the tokens to predict, a fixed seed.
+runtime::BatchRecipe mlm_recipe() {
+  runtime::BatchRecipe mlm;
+  mlm.mlm = true;
+  mlm.seed = 11;
+  mlm.mlm_probability = 0.3;
+  return mlm;
+}
+
 }  // namespace
 
 TEST_CASE("K=2 M=4 R=2 step equals a plain LibTorch step", "[equivalence]") {
@@ -196,18 +205,11 @@ TEST_CASE("a BERT classification step on K=2 M=4 R=2 equals a plain LibTorch ste
 
 TEST_CASE("a BERT masked-language-modelling step on K=2 M=3 R=2 (uneven) equals a plain LibTorch step",
           "[equivalence][bert]") {
-  runtime::BatchRecipe mlm;
-  mlm.mlm = true;
-  mlm.seed = 11;
-  mlm.mlm_probability = 0.3;
-  check_layout(tiny_bert("mlm"), tiny_texts(64, 40, 6), {1, 5}, 3, 2, runtime::ScheduleKind::one_f_one_b, mlm);
+  check_layout(tiny_bert("mlm"), tiny_texts(64, 40, 6), {1, 5}, 3, 2, runtime::ScheduleKind::one_f_one_b,
+               mlm_recipe());
 }
 
 TEST_CASE("a BERT masked-language-modelling step under ZB-H1 (uneven) equals a plain LibTorch step",
           "[equivalence][bert]") {
-  runtime::BatchRecipe mlm;
-  mlm.mlm = true;
-  mlm.seed = 11;
-  mlm.mlm_probability = 0.3;
-  check_layout(tiny_bert("mlm"), tiny_texts(64, 40, 6), {2, 4}, 4, 1, runtime::ScheduleKind::zb_h1, mlm);
+  check_layout(tiny_bert("mlm"), tiny_texts(64, 40, 6), {2, 4}, 4, 1, runtime::ScheduleKind::zb_h1, mlm_recipe());
 }

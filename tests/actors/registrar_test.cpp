@@ -18,16 +18,20 @@ TEST_CASE("two nodes joining under one name are told apart", "[registrar]") {
   auto spawn_agent = [&] { return sys.spawn([] { return caf::behavior{[](int) {}}; }); };
   std::vector<caf::actor> agents;
   auto fail = [&](caf::error& e) { FAIL(sys.render(e)); };
-  for (int i = 0; i < 2; ++i) {
+  // A node joins as "host" (challenge, proof, welcome) and is ready with `agent`; its index.
+  auto join_as_host = [&](const caf::actor& agent) {
     std::string nonce;
     self->request(registrar, caf::infinite, msg::challenge_atom::value).receive([&](std::string& n) { nonce = n; }, fail);
     msg::join_welcome welcome;
     self->request(registrar, caf::infinite,
                   msg::join_request{"host", 1, nonce, runtime::join_proof("s3cret", nonce, "host", 1)})
         .receive([&](msg::join_welcome& w) { welcome = w; }, fail);
-    CHECK(welcome.node == i);
+    self->send(registrar, msg::node_ready{welcome.node, caf::actor_cast<msg::node_actor>(agent), "", 0, 0});
+    return welcome.node;
+  };
+  for (int i = 0; i < 2; ++i) {
     agents.push_back(spawn_agent());
-    self->send(registrar, msg::node_ready{welcome.node, caf::actor_cast<msg::node_actor>(agents.back()), "", 0, 0});
+    CHECK(join_as_host(agents.back()) == i);
   }
   bool came = false;
   self->receive(
@@ -43,14 +47,8 @@ TEST_CASE("two nodes joining under one name are told apart", "[registrar]") {
   caf::anon_send_exit(agents[0], caf::exit_reason::user_shutdown);
   std::string name;
   for (int tries = 0; tries < 100 && name != "host"; ++tries) {
-    std::string nonce;
-    self->request(registrar, caf::infinite, msg::challenge_atom::value).receive([&](std::string& n) { nonce = n; }, fail);
-    msg::join_welcome welcome;
-    self->request(registrar, caf::infinite,
-                  msg::join_request{"host", 1, nonce, runtime::join_proof("s3cret", nonce, "host", 1)})
-        .receive([&](msg::join_welcome& w) { welcome = w; }, fail);
     auto again = spawn_agent();
-    self->send(registrar, msg::node_ready{welcome.node, caf::actor_cast<msg::node_actor>(again), "", 0, 0});
+    join_as_host(again);
     self->receive([&](msg::node_ready& r) { name = r.name; }, caf::after(std::chrono::seconds(30)) >> [] {});
     caf::anon_send_exit(again, caf::exit_reason::user_shutdown);
     if (name != "host") std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the down message is on its way
