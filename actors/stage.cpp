@@ -1,5 +1,7 @@
 #include "actors/stage.hpp"
 
+#include "actors/threads.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -267,7 +269,7 @@ bool held_back(stage_ptr self, Msg& m, const char* what) {
 }
 
 msg::stage_actor::behavior_type stage_behavior(stage_ptr self, StageSpec spec) {
-  at::set_num_threads(spec.threads);
+  use_intra_op_threads(spec.threads);
   auto& st = self->state;
   const bool first = spec.index == 0, last = spec.index == spec.count - 1;
   st.compute = std::make_unique<runtime::StageCompute>(spec.frozen, spec.units, first, last, spec.optimizer,
@@ -283,7 +285,7 @@ msg::stage_actor::behavior_type stage_behavior(stage_ptr self, StageSpec spec) {
           s.promise.deliver(caf::make_error(caf::sec::runtime_error, "stage busy with step " + std::to_string(s.task->step)));
           return s.promise;
         }
-        at::set_num_threads(s.spec.threads);  // per device thread (OpenMP settings are per thread)
+        use_intra_op_threads(s.spec.threads);  // a stage that is not detached runs on any scheduler thread
         if (s.spec.events) s.task_start_us = runtime::now_us();
         s.slow_seconds = 0;
         for (auto& f : s.faults)

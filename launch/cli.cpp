@@ -1,5 +1,7 @@
 #include "launch/cli.hpp"
 
+#include "actors/threads.hpp"
+
 #include "launch/cluster.hpp"
 #include "launch/job.hpp"
 #include "models/errors.hpp"
@@ -81,7 +83,7 @@ int train(const TrainOptions& o, const Runner& run) {
   }
   const auto cfg = runtime::load_job_config(o.config, sets);
   if (!o.summary.empty()) floe::write_file_atomic(o.summary, "{}\n");  // fail early on a bad path
-  torch::set_num_threads(cfg.threads_per_device);
+  actors::keep_thread_serial();  // the main thread loads data, then waits; devices set their own
   std::signal(SIGUSR1, [](int) { runtime::request_checkpoint(); });  // a checkpoint at the next step
   auto init = read_init_weights(cfg);
   spdlog::info("loading {} data", cfg.data.dataset);
@@ -166,7 +168,7 @@ int eval(const EvalOptions& o) {
                      "this job's task is \"" + cfg.model.task + "\"");
   for (const auto& out : {o.summary, o.predictions})  // fail early on a bad path
     if (!out.empty()) floe::write_file_atomic(out, "");
-  torch::set_num_threads(cfg.threads_per_device);
+  actors::keep_thread_serial();  // the main thread loads data, then waits; devices set their own
   auto init = read_init_weights(cfg);
   const auto data = load_job_data(cfg);
   auto spec = job_spec(cfg, data, std::move(init));

@@ -2,6 +2,7 @@
 
 #include "actors/node_agent.hpp"
 #include "actors/registrar.hpp"
+#include "actors/threads.hpp"
 #include "launch/job.hpp"
 #include "messages/registry.hpp"
 #include "models/errors.hpp"
@@ -78,6 +79,7 @@ runtime::TrainingSummary run_coordinator(actors::CoordinatorSpec spec, const Clu
     throw InputError("--nodes " + std::to_string(nodes) + ": expected the number of nodes to wait for (>= 1; or set "
                      "FLOE_NODES)");
   msg::system_config sys_cfg{2};
+  actors::share_cores_with_compute(sys_cfg);
   enable_network(sys_cfg, o.tls);
   caf::actor_system sys{sys_cfg};
   std::unique_ptr<runtime::StoreServer> store;
@@ -156,6 +158,7 @@ int run_node(const NodeOptions& o) {
   const int devices = parse_devices(device_text);
   const auto name = o.name.empty() ? default_name() : o.name;
   msg::system_config sys_cfg{2};
+  actors::share_cores_with_compute(sys_cfg);
   enable_network(sys_cfg, o.tls);
   auto system = std::make_unique<caf::actor_system>(sys_cfg);
   std::shared_ptr<runtime::UcxTransport> transport;  // outlives the actor system, which its stages use
@@ -192,7 +195,7 @@ int run_node(const NodeOptions& o) {
       return 3;
     }
     const auto cfg = runtime::load_job_config("", welcome.config);
-    torch::set_num_threads(cfg.threads_per_device);
+    actors::keep_thread_serial();  // the main thread loads data, then waits
     spdlog::info("node {}: admitted as node {}; loading {} data", name, welcome.node, cfg.data.dataset);
     const auto data = load_job_data(cfg);
     if (cfg.pipeline.tensor_plane == "ucx") {

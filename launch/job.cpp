@@ -3,6 +3,7 @@
 #include "actors/coordinator.hpp"
 #include "actors/node_agent.hpp"
 #include "actors/observer.hpp"
+#include "actors/threads.hpp"
 #include "models/text_dataset.hpp"
 #include "messages/registry.hpp"
 #include "runtime/comm/gloo_group.hpp"
@@ -47,6 +48,7 @@ runtime::TrainingSummary run_job(const runtime::JobConfig& cfg, const models::Tr
 
 runtime::TrainingSummary run_job(actors::CoordinatorSpec spec, const JobHooks& hooks) {
   msg::system_config sys_cfg{hooks.scheduler_threads};
+  actors::share_cores_with_compute(sys_cfg);
   caf::actor_system sys{sys_cfg};
   return run_job(sys, std::move(spec), hooks);
 }

@@ -7,7 +7,8 @@
 #   pipe     K=2 M=4 pipeline on 2 devices       (PyTorch: Pipe over 2 partitions)
 #   dp       K=1 R=2 data parallel on 2 devices  (PyTorch: DDP, 2 processes, gloo)
 # Rounds alternate floe and PyTorch (floe first in odd rounds, PyTorch first in even ones); the
-# table gives each side's median and the ratio of medians. floe's figure is a 100-step epoch's
+# table gives each side's median and the ratio of medians. Without a pipeline (single, dp) floe
+# runs each replica's batch whole (M=1), as PyTorch does. floe's figure is a 100-step epoch's
 # samples/s (first step included, a small edge to PyTorch); PyTorch's the median of 3 runs of
 # 40 steps after 10 warm-up steps.
 # Usage: bench/pytorch/side_by_side.sh [OUTDIR] [ROUNDS] [SCHEDULE]   (from the checkout, after
@@ -19,6 +20,14 @@ out=${1:-${TMPDIR:-/tmp}/floe-side-by-side}; rounds=${2:-3}; schedule=${3:-1f1b}
 [ -x "$root/build/floe" ] || { echo "side_by_side: $root/build/floe is missing: build floe first (make build)" >&2; exit 2; }
 /usr/bin/python3 -c "import torch" 2>/dev/null || { echo "side_by_side: /usr/bin/python3 has no torch: install python3-torch (.ci/install-deps)" >&2; exit 2; }
 mkdir -p "$out"
+# OpenBLAS picks its kernels by CPU model when it loads; on a CPU it does not know (this VM's
+# "Intel(R) Xeon(R) Processor" with AVX-512) it falls back to its SSE3 ones (Prescott), 2.4x
+# slower on GEMM. Both sides use the same library, so force the AVX-512 kernels for both.
+if [ -z "${OPENBLAS_CORETYPE:-}" ] && grep -qw avx512f /proc/cpuinfo &&
+   OPENBLAS_VERBOSE=2 "$root/build/floe" --version 2>&1 | grep -q "Core: Prescott"; then
+  export OPENBLAS_CORETYPE=SkylakeX
+  echo "side_by_side: OpenBLAS does not know this CPU; OPENBLAS_CORETYPE=SkylakeX for both sides" >&2
+fi
 model=(--depth 6 --dim 64 --heads 4 --mlp-ratio 2 --patch 4)
 common=(--set epochs=1 --set data.subset=12800 --set data.test_subset=500 --set freeze.policy=none
         --set elastic=false --set cache.enabled=false --set optimizer.warmup=20)
@@ -43,11 +52,14 @@ layout() { # name, floe sets..., --, torch script and args...
   else torch_run "$n" "${t[@]}"; floe_run "$n" "${f[@]}"; fi
 }
 for r in $(seq 1 "$rounds"); do
-  layout single1 --set devices=1 --set threads_per_device=1 --set pipeline.length=1 --set replicas=1 -- bench_single.py --threads 1
-  layout single2 --set devices=1 --set threads_per_device=2 --set pipeline.length=1 --set replicas=1 -- bench_single.py --threads 2
+  layout single1 --set devices=1 --set threads_per_device=1 --set pipeline.length=1 --set replicas=1 \
+    --set pipeline.micro_batches=1 -- bench_single.py --threads 1
+  layout single2 --set devices=1 --set threads_per_device=2 --set pipeline.length=1 --set replicas=1 \
+    --set pipeline.micro_batches=1 -- bench_single.py --threads 2
   layout pipe --set devices=2 --set pipeline.length=2 --set pipeline.micro_batches=4 --set replicas=1 \
     --set pipeline.schedule="\"$schedule\"" -- bench_pipe_ddp.py -K 2 -M 4 -R 1
-  layout dp --set devices=2 --set pipeline.length=1 --set replicas=2 -- bench_pipe_ddp.py -K 1 -M 1 -R 2
+  layout dp --set devices=2 --set pipeline.length=1 --set replicas=2 --set pipeline.micro_batches=1 \
+    -- bench_pipe_ddp.py -K 1 -M 1 -R 2
 done
 /usr/bin/python3 - "$out" "$rounds" <<'PY'
 import json, statistics, sys
