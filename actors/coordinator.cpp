@@ -256,6 +256,8 @@ void decide_freeze(coord_ptr self, int timestep, std::function<void()> resume) {
   const auto& c = st.spec.config;
   msg::freeze_query q{st.epoch, st.global_step, st.plan.frozen_blocks, static_cast<int32_t>(c.model.depth), {}, timestep};
   for (double sq : st.block_grad_sq) q.grad_norms.push_back(std::sqrt(sq));
+  if (!st.summary.epochs.empty()) q.val_loss = st.summary.epochs.back().test_loss;
+  q.evaluations = static_cast<int32_t>(st.summary.epochs.size());
   std::fill(st.block_grad_sq.begin(), st.block_grad_sq.end(), 0.0);
   self->request(st.freezer, std::chrono::seconds(60), q)
       .then(

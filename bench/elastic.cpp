@@ -25,6 +25,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <spdlog/fmt/fmt.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
@@ -144,7 +145,8 @@ int main(int argc, char** argv) {
       {"elastic-adaptive", {"freeze.policy=adaptive", "elastic=true", "autodp=true", "cache.enabled=true"}},
   };
   return exit_code_of([&] {
-    spdlog::set_level(spdlog::level::warn);
+    // Each row's progress (steps, epochs, transitions) on stderr; the table on stdout.
+    spdlog::set_default_logger(spdlog::stderr_color_mt("elastic"));
     auto base_cfg = runtime::load_job_config(config, sets);
     auto data = launch::load_job_data(base_cfg);
     nlohmann::json j{{"rows", nlohmann::json::array()}};

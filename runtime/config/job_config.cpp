@@ -215,6 +215,8 @@ const std::vector<Entry>& entries() {
         integer<int64_t>("freeze.interval_steps", "> 0: freeze decisions every N training steps (mid-epoch transitions) instead of every freeze.interval epochs; freeze.start and freeze.script then count these intervals", [](C& c) -> int64_t& { return c.freeze.interval_steps; }, 0, int64_t{1} << 40),
         integer<int>("freeze.start", "schedule: epoch (0-based) from which the schedule counts; the epochs before it freeze nothing (warm-up)", [](C& c) -> int& { return c.freeze.start; }, 1, 100000),
         integer_list("freeze.script", "manual: frozen blocks from epoch i on, e.g. [0, 2, 4]", [](C& c) -> std::vector<int>& { return c.freeze.script; }, 0),
+        boolean("freeze.guard", "hold further freezing while the evaluation loss is above its value at the last freeze (only delays; never unfreezes)", [](C& c) -> bool& { return c.freeze.guard; }),
+        number("freeze.guard_tolerance", "freeze.guard: the relative rise of the evaluation loss it tolerates", [](C& c) -> double& { return c.freeze.guard_tolerance; }, 0.0, 10.0),
         boolean("elastic", "re-plan pipeline length, partition and replicas when layers freeze", [](C& c) -> bool& { return c.elastic; }),
         boolean("autodp", "with elastic: the devices a shorter pipeline frees get new data-parallel replicas (AutoDP); false leaves them idle (AutoPipe alone)", [](C& c) -> bool& { return c.autodp; }),
         text("planner.mode", "partitioner: optimal (min bottleneck) or paper (the original greedy)", [](C& c) -> std::string& { return c.planner.mode; }, {"optimal", "paper"}),

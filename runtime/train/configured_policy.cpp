@@ -26,7 +26,9 @@ std::unique_ptr<FreezePolicy> configured_freeze_policy(const JobConfig& cfg) {
   pc.start = cfg.freeze.start;
   for (size_t i = 0; i < cfg.freeze.script.size(); ++i) pc.script.emplace_back(static_cast<long>(i), cfg.freeze.script[i]);
   try {
-    return make_freeze_policy(cfg.freeze.policy, pc);
+    auto policy = make_freeze_policy(cfg.freeze.policy, pc);
+    if (!cfg.freeze.guard) return policy;
+    return std::make_unique<GuardedPolicy>(std::move(policy), cfg.freeze.guard_tolerance);
   } catch (const std::invalid_argument& e) {
     throw InputError(std::string("config: freeze: ") + e.what());
   }

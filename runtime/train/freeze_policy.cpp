@@ -285,4 +285,51 @@ std::unique_ptr<FreezePolicy> make_freeze_policy(const std::string& name,
   throw std::invalid_argument("unknown freeze policy '" + name + "', expected one of: " + valid);
 }
 
+GuardedPolicy::GuardedPolicy(std::unique_ptr<FreezePolicy> inner, double tolerance)
+    : inner_(std::move(inner)), tolerance_(tolerance) {
+  if (!inner_) throw std::invalid_argument("guard: no policy to guard");
+  if (!(tolerance >= 0.0 && std::isfinite(tolerance)))
+    throw std::invalid_argument("guard: tolerance = " + std::to_string(tolerance) + ", expected a finite value >= 0");
+}
+
+int GuardedPolicy::decide(const FreezeObservation& obs) {
+  check_observation(obs, name());
+  const bool fresh = obs.evaluations > checked_ && obs.val_loss >= 0.0;
+  if (reference_ >= 0.0 && fresh) {
+    holding_ = obs.val_loss > reference_ * (1.0 + tolerance_);
+    checked_ = obs.evaluations;
+    if (!holding_) reference_ = -1;  // recovered: the next freeze sets a new reference
+  }
+  FreezeObservation shifted = obs;
+  shifted.timestep = std::max(0, obs.when() - held_ - (holding_ ? 1 : 0));
+  const int proposed = clamp_frozen_count(inner_->decide(shifted), obs.frozen, obs.layers);
+  if (holding_) {
+    ++held_;
+    return obs.frozen;
+  }
+  if (proposed > obs.frozen && obs.val_loss >= 0.0) {
+    reference_ = obs.val_loss;
+    checked_ = obs.evaluations;
+  }
+  return proposed;
+}
+
+std::string GuardedPolicy::name() const { return inner_->name() + "+guard"; }
+
+std::vector<double> GuardedPolicy::state() const {
+  std::vector<double> out{static_cast<double>(held_), reference_, static_cast<double>(checked_), holding_ ? 1.0 : 0.0};
+  const auto inner = inner_->state();
+  out.insert(out.end(), inner.begin(), inner.end());
+  return out;
+}
+
+void GuardedPolicy::restore(const std::vector<double>& state) {
+  if (state.size() < 4) throw std::invalid_argument("guard: a saved state of " + std::to_string(state.size()) + " values, expected at least 4");
+  held_ = static_cast<int>(state[0]);
+  reference_ = state[1];
+  checked_ = static_cast<int>(state[2]);
+  holding_ = state[3] != 0.0;
+  inner_->restore(std::vector<double>(state.begin() + 4, state.end()));
+}
+
 }  // namespace floe::runtime

@@ -57,6 +57,10 @@ struct FreezeObservation {
   // The decision's timestep, what schedules and scripts count: the epoch, or with decisions
   // every N steps (freeze.interval_steps) the intervals of N steps so far. -1: the epoch.
   int timestep = -1;
+  // The loss on the job's evaluation set after the latest epoch (-1 before the first) and how
+  // many evaluations there have been (GuardedPolicy compares them across its freezes).
+  double val_loss = -1;
+  int evaluations = 0;
   int when() const { return timestep >= 0 ? timestep : epoch; }
 };
 
@@ -133,6 +137,32 @@ class ManualPolicy final : public FreezePolicy {
 
  private:
   std::vector<std::pair<long, int>> script_;  // sorted by epoch
+};
+
+// A guard on the validation loss around another policy (freeze.guard, docs/freeze.md). When
+// the first evaluation after one of its freezes shows the loss above the loss seen when it
+// froze (relatively, by more than `tolerance`), it holds the frozen count, and keeps holding
+// until an evaluation shows the loss back at or below it. While it holds, the inner policy's
+// clock (obs.when()) is shifted back by the decisions held, so that a schedule resumes where it
+// stopped instead of catching up; the inner policy still sees every observation (an adaptive
+// rule's baseline stays current). Freezing stays monotone: the guard only delays.
+class GuardedPolicy final : public FreezePolicy {
+ public:
+  explicit GuardedPolicy(std::unique_ptr<FreezePolicy> inner, double tolerance = 0.0);
+  int decide(const FreezeObservation& obs) override;
+  std::string name() const override;  // the inner name + "+guard"
+  bool uses_gradient_norms() const override { return inner_->uses_gradient_norms(); }
+  std::vector<double> state() const override;
+  void restore(const std::vector<double>& state) override;
+  int held() const { return held_; }  // decisions held so far
+
+ private:
+  std::unique_ptr<FreezePolicy> inner_;
+  double tolerance_;
+  int held_ = 0;
+  double reference_ = -1;  // the loss when the guard last froze; -1: nothing to check
+  int checked_ = 0;        // evaluations seen at the last freeze or check
+  bool holding_ = false;
 };
 
 // Everything the factory may need; each policy reads only its own fields.

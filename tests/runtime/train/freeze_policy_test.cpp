@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <memory>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -274,4 +275,64 @@ TEST_CASE("with decisions every N steps, schedules and scripts count the observa
   CHECK(manual.decide(obs) == 6);
   obs.timestep = -1;  // no timestep: the epoch counts, as before
   CHECK(manual.decide(obs) == 0);
+}
+
+TEST_CASE("the guard holds freezing while the evaluation loss is above its value at the last freeze", "[freeze]") {
+  // A schedule of 12 blocks, α = 1/3, from epoch 1: 4, 7, 9, 10, ... at epochs 1, 2, 3, 4.
+  GuardedPolicy guard(std::make_unique<SchedulePolicy>(12, 1, 3, 1));
+  CHECK(guard.name() == "schedule+guard");
+  // (epoch, evaluation loss after the previous epoch) -> frozen count.
+  struct Row {
+    int epoch;
+    double loss;
+    int expected;
+  };
+  const std::vector<Row> script{
+      {0, -1, 0},    // no evaluation yet, the schedule's warm-up
+      {1, 1.00, 4},  // freezes at loss 1.00
+      {2, 1.10, 4},  // the loss rose after that freeze: hold
+      {3, 1.05, 4},  // still above 1.00: hold again
+      {4, 0.95, 7},  // back below: the schedule resumes where it stopped (its epoch 2), not at 10
+      {5, 0.90, 9},  // below 0.95: on
+      {6, 0.91, 9},  // above 0.90: hold
+      {7, 0.80, 10},
+  };
+  int frozen = 0;
+  for (size_t i = 0; i < script.size(); ++i) {
+    auto obs = observe(script[i].epoch, frozen, 12);
+    obs.val_loss = script[i].loss;
+    obs.evaluations = script[i].epoch;
+    frozen = guard.decide(obs);
+    INFO("epoch " << script[i].epoch);
+    CHECK(frozen == script[i].expected);
+  }
+  CHECK(guard.held() == 3);
+}
+
+TEST_CASE("the guard judges only fresh evaluations, tolerates a rise, and restores its state", "[freeze]") {
+  auto make = [] { return GuardedPolicy(std::make_unique<ManualPolicy>(std::vector<std::pair<long, int>>{{1, 2}, {2, 4}, {3, 6}}), 0.05); };
+  auto guard = make();
+  auto at = [](int when, int frozen, double loss, int evaluations) {
+    auto obs = observe(0, frozen, 12);
+    obs.timestep = when;  // decisions in steps: the epoch stays 0
+    obs.val_loss = loss;
+    obs.evaluations = evaluations;
+    return obs;
+  };
+  CHECK(guard.decide(at(1, 0, 1.0, 1)) == 2);  // freezes at loss 1.0 (evaluation 1)
+  CHECK(guard.decide(at(2, 2, 1.0, 1)) == 4);  // no evaluation since: nothing to judge, on
+  CHECK(guard.decide(at(3, 4, 1.04, 2)) == 6);  // +4 % is within the 5 % tolerance
+  auto held = make();
+  CHECK(held.decide(at(1, 0, 1.0, 1)) == 2);
+  CHECK(held.decide(at(2, 2, 1.2, 2)) == 2);  // +20 %: hold
+  CHECK(held.decide(at(3, 2, 1.2, 2)) == 2);  // no fresh evaluation: still holding
+  // A fresh guard restored from the state decides as the original.
+  auto resumed = make();
+  resumed.restore(held.state());
+  CHECK(resumed.held() == held.held());
+  // Recovered: the script goes on two decisions behind (at 4 it says 4, not 6).
+  CHECK(resumed.decide(at(4, 2, 0.9, 3)) == 4);
+  CHECK(held.decide(at(4, 2, 0.9, 3)) == 4);
+  CHECK_THROWS_AS(GuardedPolicy(nullptr), std::invalid_argument);
+  CHECK_THROWS_AS(GuardedPolicy(std::make_unique<NoFreeze>(), -0.1), std::invalid_argument);
 }
