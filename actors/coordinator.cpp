@@ -107,9 +107,7 @@ void train_step(coord_ptr self) {
           e.per_stage = runtime::bubble_fractions(rep.stage_busy_seconds, rep.seconds);
           emit(self, std::move(e));
         }
-        for (size_t i = 0; i < rep.blocks.size(); ++i)
-          if (rep.blocks[i] >= 0 && rep.blocks[i] < static_cast<int>(s.block_grad_sq.size()))
-            s.block_grad_sq[rep.blocks[i]] += rep.block_grad_sq[i];
+        s.grad_window.add_step(rep.blocks, rep.block_grad_sq);
         rep.blocks.clear();  // (the epoch's totals keep no gradient norms)
         rep.block_grad_sq.clear();
         msg::add_to(s.train.sum, rep);
@@ -255,10 +253,9 @@ void decide_freeze(coord_ptr self, int timestep, std::function<void()> resume) {
   auto& st = self->state;
   const auto& c = st.spec.config;
   msg::freeze_query q{st.epoch, st.global_step, st.plan.frozen_blocks, static_cast<int32_t>(c.model.depth), {}, timestep};
-  for (double sq : st.block_grad_sq) q.grad_norms.push_back(std::sqrt(sq));
+  q.grad_norms = st.grad_window.take();
   if (!st.summary.epochs.empty()) q.val_loss = st.summary.epochs.back().test_loss;
   q.evaluations = static_cast<int32_t>(st.summary.epochs.size());
-  std::fill(st.block_grad_sq.begin(), st.block_grad_sq.end(), 0.0);
   self->request(st.freezer, std::chrono::seconds(60), q)
       .then(
           [=](msg::freeze_decision& d) {
@@ -384,7 +381,7 @@ void start(coord_ptr self) {
   msg::named_tensors initial{models::parameter_names_of(s.model, 0, s.model.size()), {}}, optimizer;
   for (const auto& p : models::parameters_of(s.model, 0, s.model.size())) initial.values.push_back({p.detach()});
   std::unique_ptr<runtime::FreezePolicy> policy;
-  s.block_grad_sq.assign(static_cast<size_t>(c.model.depth), 0.0);
+  s.grad_window = runtime::GradientWindow(static_cast<int>(c.model.depth), c.freeze.window_steps);
   s.steps_in_epoch = runtime::steps_per_epoch(s.spec.train->size(), c.batch_size);
   s.lr = {c.optimizer.lr, c.optimizer.min_lr, c.optimizer.warmup, s.steps_in_epoch * c.epochs};
   std::function<void()> go = [=] { begin_epoch(self); };

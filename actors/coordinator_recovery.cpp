@@ -221,7 +221,7 @@ runtime::ResumePoint resume_from(coord_ptr self, const runtime::Checkpoint& ck, 
   s.step = j.step;
   s.global_step = j.global_step;
   s.last_checkpoint_step = j.global_step;
-  s.block_grad_sq = j.block_grad_sq;
+  s.grad_window.restore(j.block_grad_sq);
   s.policy_state = j.policy_state;
   s.frozen_target = j.frozen_blocks;
   if (policy) policy->restore(j.policy_state);  // (in a recovery the controller keeps its own)
@@ -272,7 +272,7 @@ runtime::JobState job_state(coord_ptr self, bool decided) {
   j.micro_batches = st.plan.micro_batches;
   j.replicas = st.plan.replicas;
   j.node_devices = node_devices(self);
-  j.block_grad_sq = st.block_grad_sq;
+  j.block_grad_sq = st.grad_window.sums();
   j.policy_state = st.policy_state;
   if (decided) {
     const auto& sum = st.train.sum;

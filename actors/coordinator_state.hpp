@@ -20,6 +20,7 @@
 #include "runtime/observe/events.hpp"
 #include "runtime/plan/microbatch_profile.hpp"
 #include "runtime/state/checkpoint.hpp"
+#include "runtime/train/freeze_policy.hpp"
 #include "runtime/train/lr_schedule.hpp"
 
 #include <chrono>
@@ -68,7 +69,7 @@ struct CoordinatorState {
   int64_t global_step = 0;
   int64_t eval_start_us = 0, epoch_start_us = 0;
   Totals train, eval;
-  std::vector<double> block_grad_sq;  // per block, over the current freeze interval
+  runtime::GradientWindow grad_window;  // the blocks' gradient norms for the next freeze decision
   std::vector<double> policy_state;   // the freeze policy's, after its last decision
   int frozen_target = 0;  // the last freeze decided (a transition to it may have failed)
   int64_t last_decision_step = -1;  // freeze.interval_steps: the global step of the last decision

@@ -215,6 +215,7 @@ const std::vector<Entry>& entries() {
         integer<int64_t>("freeze.interval_steps", "> 0: freeze decisions every N training steps (mid-epoch transitions) instead of every freeze.interval epochs; freeze.start and freeze.script then count these intervals", [](C& c) -> int64_t& { return c.freeze.interval_steps; }, 0, int64_t{1} << 40),
         integer<int>("freeze.start", "schedule: epoch (0-based) from which the schedule counts; the epochs before it freeze nothing (warm-up)", [](C& c) -> int& { return c.freeze.start; }, 1, 100000),
         integer_list("freeze.script", "manual: frozen blocks from epoch i on, e.g. [0, 2, 4]", [](C& c) -> std::vector<int>& { return c.freeze.script; }, 0),
+        integer<int64_t>("freeze.window_steps", "adaptive: > 0 reads the gradient norms over a sliding window of about N steps (exponentially weighted) at every decision, instead of the sums since the previous decision", [](C& c) -> int64_t& { return c.freeze.window_steps; }, 0, int64_t{1} << 40),
         boolean("freeze.guard", "hold further freezing while the evaluation loss is above its value at the last freeze (only delays; never unfreezes)", [](C& c) -> bool& { return c.freeze.guard; }),
         number("freeze.guard_tolerance", "freeze.guard: the relative rise of the evaluation loss it tolerates", [](C& c) -> double& { return c.freeze.guard_tolerance; }, 0.0, 10.0),
         boolean("elastic", "re-plan pipeline length, partition and replicas when layers freeze", [](C& c) -> bool& { return c.elastic; }),

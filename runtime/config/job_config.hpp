@@ -60,6 +60,7 @@ struct FreezeConfig {
   int64_t interval_steps = 0;   // > 0: decide every N training steps, mid-epoch, instead (docs/freeze.md)
   int start = 2;                // schedule: the epoch its timesteps count from (warm-up before it)
   std::vector<int> script;      // manual: frozen blocks from epoch i on (index i)
+  int64_t window_steps = 0;     // > 0: the adaptive rule's norms over a sliding window of about N steps
   bool guard = false;           // hold freezing while the evaluation loss is above its value at the last freeze
   double guard_tolerance = 0;   // relative rise the guard tolerates
 };

@@ -285,6 +285,39 @@ std::unique_ptr<FreezePolicy> make_freeze_policy(const std::string& name,
   throw std::invalid_argument("unknown freeze policy '" + name + "', expected one of: " + valid);
 }
 
+GradientWindow::GradientWindow(int blocks, int64_t window) : window_(window) {
+  if (blocks < 0 || window < 0)
+    throw std::invalid_argument("gradient window: blocks = " + std::to_string(blocks) + ", window = " +
+                                std::to_string(window) + ", expected both >= 0");
+  sums_.assign(static_cast<size_t>(blocks), 0.0);
+}
+
+void GradientWindow::add_step(const std::vector<int>& blocks, const std::vector<double>& sq) {
+  if (blocks.size() != sq.size())
+    throw std::invalid_argument("gradient window: " + std::to_string(blocks.size()) + " blocks with " +
+                                std::to_string(sq.size()) + " norms");
+  if (window_ > 0)
+    for (double& x : sums_) x *= 1.0 - 1.0 / static_cast<double>(window_);
+  for (size_t i = 0; i < blocks.size(); ++i)
+    if (blocks[i] >= 0 && blocks[i] < static_cast<int>(sums_.size())) sums_[static_cast<size_t>(blocks[i])] += sq[i];
+}
+
+std::vector<double> GradientWindow::take() {
+  std::vector<double> norms;
+  for (double x : sums_) norms.push_back(std::sqrt(x));
+  if (window_ == 0) std::fill(sums_.begin(), sums_.end(), 0.0);
+  return norms;
+}
+
+void GradientWindow::restore(const std::vector<double>& sums) {
+  if (sums.size() != sums_.size())
+    throw std::invalid_argument("gradient window: " + std::to_string(sums.size()) + " saved sums, expected one per block (" +
+                                std::to_string(sums_.size()) + ")");
+  for (double x : sums)
+    if (!(std::isfinite(x) && x >= 0.0)) throw std::invalid_argument("gradient window: a saved sum is " + std::to_string(x));
+  sums_ = sums;
+}
+
 GuardedPolicy::GuardedPolicy(std::unique_ptr<FreezePolicy> inner, double tolerance)
     : inner_(std::move(inner)), tolerance_(tolerance) {
   if (!inner_) throw std::invalid_argument("guard: no policy to guard");

@@ -6,6 +6,7 @@
 // of blocks. The original PipeTransformer's adaptive path could move F down and ignored the α
 // bound (spec §8, items 1-3); these functions cannot.
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>
@@ -137,6 +138,30 @@ class ManualPolicy final : public FreezePolicy {
 
  private:
   std::vector<std::pair<long, int>> script_;  // sorted by epoch
+};
+
+// The per-block gradient norms a freeze decision sees (freeze.window_steps). Each training step
+// adds its blocks' squared norms (of the all-reduced gradients). With window = 0 a decision
+// reads the sums since the previous decision and they restart at zero. With window = W > 0
+// each step first scales the sums by (1 − 1/W): a decision reads an exponentially weighted
+// window of about the last W steps, nothing restarts, and the windows of successive decisions
+// overlap (a sliding window, evaluated at every decision). The state is one number per block.
+class GradientWindow {
+ public:
+  GradientWindow() = default;
+  // Throws std::invalid_argument for blocks < 0 or window < 0.
+  GradientWindow(int blocks, int64_t window);
+  // One step's squared norms: sq[i] for block blocks[i] (blocks outside [0, blocks) are ignored).
+  void add_step(const std::vector<int>& blocks, const std::vector<double>& sq);
+  // The norms (square roots of the sums) for a decision; with window = 0 the sums restart.
+  std::vector<double> take();
+  const std::vector<double>& sums() const { return sums_; }  // what a checkpoint keeps
+  // Throws std::invalid_argument when `sums` is not one finite value >= 0 per block.
+  void restore(const std::vector<double>& sums);
+
+ private:
+  std::vector<double> sums_;
+  int64_t window_ = 0;
 };
 
 // A guard on the validation loss around another policy (freeze.guard, docs/freeze.md). When

@@ -336,3 +336,30 @@ TEST_CASE("the guard judges only fresh evaluations, tolerates a rise, and restor
   CHECK_THROWS_AS(GuardedPolicy(nullptr), std::invalid_argument);
   CHECK_THROWS_AS(GuardedPolicy(std::make_unique<NoFreeze>(), -0.1), std::invalid_argument);
 }
+
+TEST_CASE("the gradient window sums an interval, or slides over about the last W steps", "[freeze]") {
+  GradientWindow interval(3, 0);  // the sums since the previous decision
+  interval.add_step({0, 1, 2}, {1, 4, 9});
+  interval.add_step({0, 2, 7}, {3, 7, 100});  // block 7 does not exist: ignored
+  CHECK(interval.take() == std::vector<double>{2, 2, 4});
+  CHECK(interval.take() == std::vector<double>{0, 0, 0});  // restarted at the decision
+  GradientWindow sliding(2, 4);  // each step scales the sums by 3/4 first
+  sliding.add_step({0, 1}, {16, 1});
+  sliding.add_step({0}, {4});  // block 1 frozen or without a gradient: it only decays
+  auto norms = sliding.take();
+  CHECK(norms[0] == Approx(std::sqrt(16 * 0.75 + 4)));
+  CHECK(norms[1] == Approx(std::sqrt(0.75)));
+  sliding.add_step({0, 1}, {0, 0});  // nothing restarted: the next decision's window overlaps
+  CHECK(sliding.take()[0] == Approx(std::sqrt((16 * 0.75 + 4) * 0.75)));
+  // A constant stream converges to W times a step's value: a window of about W steps.
+  GradientWindow steady(1, 10);
+  for (int i = 0; i < 500; ++i) steady.add_step({0}, {2.0});
+  CHECK(steady.sums()[0] == Approx(20.0));
+  GradientWindow resumed(1, 10);
+  resumed.restore(steady.sums());
+  CHECK(resumed.take() == steady.take());
+  CHECK_THROWS_AS(resumed.restore({1, 2}), std::invalid_argument);
+  CHECK_THROWS_AS(resumed.restore({-1}), std::invalid_argument);
+  CHECK_THROWS_AS(resumed.add_step({0}, {}), std::invalid_argument);
+  CHECK_THROWS_AS(GradientWindow(2, -1), std::invalid_argument);
+}
