@@ -4,7 +4,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
 #include <chrono>
 #include <map>
 #include <optional>
@@ -295,10 +294,7 @@ msg::stage_actor::behavior_type stage_behavior(stage_ptr self, StageSpec spec) {
         s.stats = {};
         s.stats.keep_probabilities = task.predictions && !task.train;
         s.busy = 0;
-        const bool split = std::any_of(task.program.begin(), task.program.end(), [](const runtime::Action& a) {
-          return a.kind == runtime::ActionKind::weight_backward;
-        });
-        s.compute->begin_step(task.train, split);
+        s.compute->begin_step(task.train, runtime::splits_backward(task.program));
         s.task = std::move(task);
         advance(self);
         return s.promise;

@@ -103,6 +103,11 @@ std::map<int, double> StageCompute::block_gradient_norms_sq() const {
   return out;
 }
 
+bool splits_backward(const std::vector<Action>& program) {
+  return std::any_of(program.begin(), program.end(),
+                     [](const Action& a) { return a.kind == ActionKind::weight_backward; });
+}
+
 void StageCompute::begin_step(bool train, bool split) {
   train_ = train;
   split_ = train && split;

@@ -45,6 +45,9 @@ struct LossTerms {
 };
 LossTerms loss_terms(const torch::Tensor& logits, const torch::Tensor& target);
 
+// Whether a stage's program splits backward into I and W (begin_step's `split`).
+bool splits_backward(const std::vector<Action>& program);
+
 class StageCompute {
  public:
   // `frozen` units run first, in eval mode and without gradients (the frozen prefix on the

@@ -191,6 +191,11 @@ TEST_CASE("1F1B computes the same step as GPipe", "[equivalence]") {
   check_layout(tiny_vit(), models::make_synthetic(64, 8, 10, 7).train, {3, 3, 3}, 4, 1, runtime::ScheduleKind::one_f_one_b);
 }
 
+TEST_CASE("a stage splits its backward when its program has W actions", "[equivalence]") {
+  for (const auto& program : runtime::zb_h1_schedule(2, 4)) CHECK(runtime::splits_backward(program));
+  for (const auto& program : runtime::one_f_one_b_schedule(2, 4)) CHECK_FALSE(runtime::splits_backward(program));
+}
+
 TEST_CASE("ZB-H1 (split backward) on an uneven partition equals a plain LibTorch step", "[equivalence]") {
   check_layout(tiny_vit(), models::make_synthetic(64, 8, 10, 7).train, {1, 6, 2}, 4, 1, runtime::ScheduleKind::zb_h1);
 }
