@@ -1,12 +1,7 @@
 // bench/elastic: the paper's comparison, measured side by side in one run on this machine.
-// Same model, data, epochs and seed for every row:
-//   baseline          static K=2 pipeline, no freezing (PipeTransformer's "Pipe + DDP" baseline)
-//   freeze-only       schedule freezing, static plan (frozen prefix moves, K and R stay)
-//   freeze-cache      freeze-only plus AutoCache
-//   freeze-pipe-cache freezing with AutoPipe (K shrinks, freed devices idle) and AutoCache
-//   freeze-elastic    schedule freezing with AutoPipe + AutoDP (live transitions), no cache
-//   elastic-schedule  all four: freezing, AutoPipe, AutoDP, AutoCache
-//   elastic-adaptive  all four, freezing by gradient norms
+// Same model, data, epochs and seed for every row of runtime/config/breakdown.hpp (baseline,
+// freeze-only, freeze-cache, freeze-pipe-cache, freeze-elastic, elastic-schedule,
+// elastic-adaptive).
 // Prints total and per-epoch time, final accuracy, time to reach the target accuracy and
 // the speedup of each row over the baseline; then a 4-device run showing K 4 -> 2 -> 1.
 // With --pretrain N every row fine-tunes, as in the paper, from the weights of one pre-training
@@ -20,6 +15,7 @@
 #include "models/files.hpp"
 #include "launch/job.hpp"
 #include "models/errors.hpp"
+#include "runtime/config/breakdown.hpp"
 #include "runtime/observe/summary.hpp"
 
 #include <CLI/CLI.hpp>
@@ -36,11 +32,6 @@
 using namespace floe;
 
 namespace {
-
-struct Row {
-  std::string name;
-  std::vector<std::string> sets;
-};
 
 // Removes a temporary file when the benchmark ends, however it ends.
 struct RemoveAtEnd {
@@ -134,16 +125,6 @@ int main(int argc, char** argv) {
     four = false;  // the 4-device run shows transitions on the demo's job
     if (app.count("--target") == 0) target = 0.80;  // the issue's bar for SST-2 dev accuracy
   }
-  // The paper's Fig. 9 breakdown: freeze, AutoPipe + AutoDP (elastic), AutoCache (cache).
-  const std::vector<Row> all{
-      {"baseline", {"freeze.policy=none", "elastic=false", "cache.enabled=false"}},
-      {"freeze-only", {"freeze.policy=schedule", "elastic=false", "cache.enabled=false"}},
-      {"freeze-cache", {"freeze.policy=schedule", "elastic=false", "cache.enabled=true"}},
-      {"freeze-pipe-cache", {"freeze.policy=schedule", "elastic=true", "autodp=false", "cache.enabled=true"}},
-      {"freeze-elastic", {"freeze.policy=schedule", "elastic=true", "autodp=true", "cache.enabled=false"}},
-      {"elastic-schedule", {"freeze.policy=schedule", "elastic=true", "autodp=true", "cache.enabled=true"}},
-      {"elastic-adaptive", {"freeze.policy=adaptive", "elastic=true", "autodp=true", "cache.enabled=true"}},
-  };
   return exit_code_of([&] {
     // Each row's progress (steps, epochs, transitions) on stderr; the table on stdout.
     spdlog::set_default_logger(spdlog::stderr_color_mt("elastic"));
@@ -165,8 +146,7 @@ int main(int argc, char** argv) {
       }
     }
     std::vector<std::pair<std::string, runtime::TrainingSummary>> results;
-    for (const auto& row : all) {
-      if (("," + rows_arg + ",").find("," + row.name + ",") == std::string::npos) continue;
+    for (const auto& row : runtime::select_rows(rows_arg, "--rows")) {
       auto overrides = sets;
       overrides.insert(overrides.end(), row.sets.begin(), row.sets.end());
       const auto cfg = runtime::load_job_config(config, overrides);
@@ -181,10 +161,6 @@ int main(int argc, char** argv) {
       j["rows"].push_back(nlohmann::json::parse(runtime::to_json(s, -1)));
       j["rows"].back()["name"] = row.name;
     }
-    if (results.empty())
-      throw InputError("--rows " + rows_arg +
-                       ": no known row (baseline, freeze-only, freeze-cache, freeze-pipe-cache, freeze-elastic, "
-                       "elastic-schedule, elastic-adaptive)");
     const auto& base = results.front().second;
     // Time to the baseline's final accuracy minus half a point (the paper's "equal accuracy")
     // and minus 0.3 point (issue 20's measure), each with the speedup over the baseline's own

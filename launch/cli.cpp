@@ -4,6 +4,7 @@
 
 #include "launch/cluster.hpp"
 #include "launch/job.hpp"
+#include "launch/simulate.hpp"
 #include "models/errors.hpp"
 #include "models/files.hpp"
 #include "models/sst.hpp"
@@ -272,6 +273,7 @@ int main(int argc, char** argv) {
   vocab_cmd->add_option("--min-frequency", vo.build.min_frequency, "pairs seen fewer times are not merged")->capture_default_str()
       ->check(CLI::PositiveNumber);
   vocab_cmd->add_option("--out", vo.out, "where to write vocab.txt")->required();
+  const auto simulator = add_simulator_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -284,6 +286,7 @@ int main(int argc, char** argv) {
     if (*node_cmd) return run_node(no);
     if (*vocab_cmd) return vocab(vo);
     if (*eval_cmd) return eval(eo);
+    if (const int rc = simulator(); rc >= 0) return rc;
     return plan(pl);
   });
 }

@@ -16,7 +16,7 @@ namespace floe::launch {
 models::TrainTest load_job_data(const runtime::JobConfig& cfg) {
   const auto& data = cfg.data;
   const auto root = runtime::data_root(data);
-  models::TrainTest tt = data.dataset == "synthetic" ? models::make_synthetic(6000, 1000, 10, cfg.seed)
+  models::TrainTest tt = data.dataset == "synthetic" ? models::make_synthetic(6000, 1000, 10, cfg.seed, cfg.model.channels, cfg.model.image_size)
                          : data.dataset == "sst2"
                              ? models::load_sst2_dataset(root, runtime::vocab_path(cfg), cfg.model.vocab_size,
                                                          cfg.model.max_len, data.eval_split.empty() ? "dev" : data.eval_split,

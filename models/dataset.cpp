@@ -132,12 +132,13 @@ TrainTest load_fashion_mnist(const std::string& root) {
   return {load("train", "fashion-mnist/train"), load("t10k", "fashion-mnist/test")};
 }
 
-TrainTest make_synthetic(int64_t train_size, int64_t test_size, int64_t classes, uint64_t seed) {
+TrainTest make_synthetic(int64_t train_size, int64_t test_size, int64_t classes, uint64_t seed, int64_t channels,
+                         int64_t size) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  auto protos = torch::randn({classes, 1, 28, 28}, gen);
+  auto protos = torch::randn({classes, channels, size, size}, gen);
   auto make = [&](int64_t n, const std::string& name) {
     auto y = torch::randint(classes, {n}, gen, torch::kInt64);
-    auto x = protos.index_select(0, y) + 1.5 * torch::randn({n, 1, 28, 28}, gen);
+    auto x = protos.index_select(0, y) + 1.5 * torch::randn({n, channels, size, size}, gen);
     return Dataset{name, x, y};
   };
   auto train = make(train_size, "synthetic/train");

@@ -51,8 +51,10 @@ struct TrainTest {
 // (train-images-idx3-ubyte.gz, ...). Throws floe::InputError naming file and problem.
 TrainTest load_fashion_mnist(const std::string& root);
 
-// Deterministic learnable data: each class is a fixed random prototype plus noise.
-TrainTest make_synthetic(int64_t train_size, int64_t test_size, int64_t classes, uint64_t seed);
+// Deterministic learnable data: each class is a fixed random prototype plus noise, images of
+// `channels` x `size` x `size` (any ViT's shape: benchmarks and simulations of large models).
+TrainTest make_synthetic(int64_t train_size, int64_t test_size, int64_t classes, uint64_t seed, int64_t channels = 1,
+                         int64_t size = 28);
 
 // Reads one gzipped IDX file: magic, dimensions, then uint8 payload. Exposed for tests.
 struct IdxFile {

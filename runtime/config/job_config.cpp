@@ -188,7 +188,7 @@ const std::vector<Entry>& entries() {
         integer<int64_t>("model.vocab_size", "bert: token vocabulary; 0 = the size of data.vocab", [](C& c) -> int64_t& { return c.model.vocab_size; }, 0, 1 << 24),
         integer<int64_t>("model.max_len", "bert: longest sequence in tokens, [CLS] and [SEP] included (the position table; longer texts are truncated)", [](C& c) -> int64_t& { return c.model.max_len; }, 2, 1 << 20),
         integer<int64_t>("model.type_vocab_size", "bert: token types (segments)", [](C& c) -> int64_t& { return c.model.type_vocab_size; }, 1, 1024),
-        text("data.dataset", "training data: fashion-mnist and synthetic for vit, sst2 (GLUE's SST-2 from the Stanford Sentiment Treebank) for bert", [](C& c) -> std::string& { return c.data.dataset; }, {"fashion-mnist", "synthetic", "sst2"}),
+        text("data.dataset", "training data: fashion-mnist (28x28, 1 channel) and synthetic (any model.image_size and model.channels) for vit, sst2 (GLUE's SST-2 from the Stanford Sentiment Treebank) for bert", [](C& c) -> std::string& { return c.data.dataset; }, {"fashion-mnist", "synthetic", "sst2"}),
         text("data.root", "folder of the dataset's files; \"\" = its default (/usr/share/datasets/fashion-mnist; data/sst of this repository for sst2)", [](C& c) -> std::string& { return c.data.root; }),
         text("data.vocab", "sst2: the WordPiece vocab.txt (floe vocab builds one); \"\" = vocab.txt in data.root", [](C& c) -> std::string& { return c.data.vocab; }),
         text("data.eval_split", "what evaluation reads: \"\" = the dataset's own (fashion-mnist: test; sst2: dev, as GLUE reports), or \"dev\" / \"test\" for sst2", [](C& c) -> std::string& { return c.data.eval_split; }, {"", "dev", "test"}),
@@ -419,7 +419,7 @@ void validate(const JobConfig& c) {
       fail(std::string(key) + " = \"" + *value + "\": " + e.what());
     }
   const bool text = c.data.dataset == "sst2";
-  if (!text && c.model.kind == "vit" && (c.model.image_size != 28 || c.model.channels != 1))
+  if (c.data.dataset == "fashion-mnist" && c.model.kind == "vit" && (c.model.image_size != 28 || c.model.channels != 1))
     fail("data.dataset = \"" + c.data.dataset + "\" has 28x28 images of 1 channel, but model.image_size = " +
          std::to_string(c.model.image_size) + " and model.channels = " + std::to_string(c.model.channels));
   if (c.model.task == "mlm" && !(c.data.mlm_probability > 0))

@@ -10,9 +10,16 @@ namespace floe::runtime {
 
 PlanRequest plan_request(const JobConfig& c, const models::UnitList& units, int frozen_blocks, int current_stages,
                          const std::vector<int>& node_devices) {
+  std::vector<int> blocks;
+  for (const auto& u : units) blocks.push_back(u.block);
+  return plan_request(c, models::planner_costs(units), blocks, frozen_blocks, current_stages, node_devices);
+}
+
+PlanRequest plan_request(const JobConfig& c, const std::vector<int64_t>& unit_costs, const std::vector<int>& unit_blocks,
+                         int frozen_blocks, int current_stages, const std::vector<int>& node_devices) {
   PlanRequest q;
-  q.unit_params = models::planner_costs(units);
-  for (const auto& u : units) q.unit_blocks.push_back(u.block);
+  q.unit_params = unit_costs;
+  q.unit_blocks = unit_blocks;
   q.devices = c.devices;
   q.initial_stages = c.pipeline.length;
   q.current_stages = current_stages;

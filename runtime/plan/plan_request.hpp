@@ -16,5 +16,8 @@ namespace floe::runtime {
 // on resume elsewhere) a longer pipeline is shortened to fit.
 PlanRequest plan_request(const JobConfig& cfg, const models::UnitList& units, int frozen_blocks, int current_stages,
                          const std::vector<int>& node_devices = {});
+// The same from the units' planner costs and block indices (a model that is not built: runtime/sim).
+PlanRequest plan_request(const JobConfig& cfg, const std::vector<int64_t>& unit_costs, const std::vector<int>& unit_blocks,
+                         int frozen_blocks, int current_stages, const std::vector<int>& node_devices = {});
 
 }  // namespace floe::runtime

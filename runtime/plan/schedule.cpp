@@ -226,25 +226,31 @@ std::string check_actions(const StageProgram& p, int st, int m) {
 
 namespace {
 
-// Executes the programs with their data dependencies, each action taking what `costs` says
-// (R and S nothing) and transfers nothing. R and S wait for every one of the stage's first
-// `m` weight gradients (m = 0: for nothing but the program before them). Returns the
-// makespan, or the first blocked action when the programs deadlock.
+// Executes the programs with their data dependencies, each action taking what its stage's
+// timing says (R and S their costs) and a transfer arriving its delay after the action that
+// sends it. R and S wait for every one of the stage's first `m` weight gradients (m = 0: for
+// nothing but the program before them). Returns the timeline, or the first blocked action
+// when the programs deadlock.
 struct Execution {
-  double makespan = 0;
+  Timeline timeline;
   std::string blocked;
 };
 
-Execution execute(const Schedule& s, int m, const ActionCosts& costs) {
+Execution execute(const Schedule& s, int m, const std::vector<StageTiming>& timing) {
   const int k = static_cast<int>(s.size());
-  // (stage, mb) -> when its forward ended, its input gradient was sent, its weight gradient was in.
+  // (stage, mb) -> when its forward, its input gradient, its weight gradient was done here,
+  // and when the forward's output and the input gradient arrived at the neighbour.
   using Done = std::map<std::pair<int, int>, double>;
-  Done fwd_end, grad_end, weights_end;
+  Done fwd_end, grad_end, weights_end, fwd_sent, grad_sent;
   std::vector<size_t> pc(k, 0);
   std::vector<double> clock(k, 0);
+  Execution run;
+  run.timeline.busy.assign(k, 0);
+  run.timeline.actions.resize(k);
   for (bool progress = true; progress;) {
     progress = false;
     for (int st = 0; st < k; ++st) {
+      const auto& t = timing[st];
       while (pc[st] < s[st].size()) {
         const auto& a = s[st][pc[st]];
         const std::pair<int, int> key{st, a.micro_batch};
@@ -258,25 +264,34 @@ Execution execute(const Schedule& s, int m, const ActionCosts& costs) {
         bool can = true;
         switch (a.kind) {
           case ActionKind::forward:
-            can = st == 0 || after(fwd_end, {st - 1, a.micro_batch});
-            cost = costs.forward;
+            can = st == 0 || after(fwd_sent, {st - 1, a.micro_batch});
+            cost = t.costs.forward;
             break;
           case ActionKind::backward:
           case ActionKind::input_backward:
-            can = after(fwd_end, key) && (st == k - 1 || after(grad_end, {st + 1, a.micro_batch}));
-            cost = a.kind == ActionKind::backward ? costs.backward : costs.input;
+            can = after(fwd_end, key) && (st == k - 1 || after(grad_sent, {st + 1, a.micro_batch}));
+            cost = a.kind == ActionKind::backward ? t.costs.backward : t.costs.input;
             break;
           case ActionKind::weight_backward:
             can = after(grad_end, key);
-            cost = costs.weight;
+            cost = t.costs.weight;
             break;
           default:  // R and S need every local gradient (or nothing, in a forward-only program)
             for (int i = 0; i < m && can; ++i) can = after(weights_end, {st, i});
+            cost = a.kind == ActionKind::reduce ? t.reduce : t.step;
         }
         if (!can) break;
         clock[st] = ready + cost;
-        if (a.kind == ActionKind::forward) fwd_end[key] = clock[st];
-        if (a.kind == ActionKind::backward || a.kind == ActionKind::input_backward) grad_end[key] = clock[st];
+        run.timeline.busy[st] += cost;
+        run.timeline.actions[st].push_back({a, ready, clock[st]});
+        if (a.kind == ActionKind::forward) {
+          fwd_end[key] = clock[st];
+          fwd_sent[key] = clock[st] + t.to_next;
+        }
+        if (a.kind == ActionKind::backward || a.kind == ActionKind::input_backward) {
+          grad_end[key] = clock[st];
+          grad_sent[key] = clock[st] + t.to_previous;
+        }
         if (a.kind == ActionKind::backward || a.kind == ActionKind::weight_backward) weights_end[key] = clock[st];
         ++pc[st];
         progress = true;
@@ -284,8 +299,16 @@ Execution execute(const Schedule& s, int m, const ActionCosts& costs) {
     }
   }
   for (int st = 0; st < k; ++st)
-    if (pc[st] < s[st].size()) return {0, "stage " + std::to_string(st) + " blocked at " + to_string(s[st][pc[st]])};
-  return {k == 0 ? 0 : *std::max_element(clock.begin(), clock.end()), {}};
+    if (pc[st] < s[st].size()) {
+      run.blocked = "stage " + std::to_string(st) + " blocked at " + to_string(s[st][pc[st]]);
+      return run;
+    }
+  run.timeline.makespan = k == 0 ? 0 : *std::max_element(clock.begin(), clock.end());
+  return run;
+}
+
+std::vector<StageTiming> uniform(int stages, const ActionCosts& costs) {
+  return std::vector<StageTiming>(stages, StageTiming{costs});
 }
 
 }  // namespace
@@ -293,7 +316,7 @@ Execution execute(const Schedule& s, int m, const ActionCosts& costs) {
 std::string check_schedule(const Schedule& s, int m) {
   for (int st = 0; st < static_cast<int>(s.size()); ++st)
     if (auto e = check_actions(s[st], st, m); !e.empty()) return e;
-  return execute(s, m, {}).blocked;
+  return execute(s, m, uniform(static_cast<int>(s.size()), {})).blocked;
 }
 
 ProgramMemory peak_memory(const StageProgram& p) {
@@ -314,9 +337,18 @@ ProgramMemory peak_memory(const StageProgram& p) {
 }
 
 double modelled_makespan(const Schedule& s, const ActionCosts& costs) {
-  auto run = execute(s, 0, costs);
+  auto run = execute(s, 0, uniform(static_cast<int>(s.size()), costs));
   if (!run.blocked.empty()) throw std::invalid_argument("modelled_makespan: " + run.blocked);
-  return run.makespan;
+  return run.timeline.makespan;
+}
+
+Timeline timed_execution(const Schedule& s, int micro_batches, const std::vector<StageTiming>& timing) {
+  if (timing.size() != s.size())
+    throw std::invalid_argument("timed_execution: " + std::to_string(timing.size()) + " stage timings for " +
+                                std::to_string(s.size()) + " programs");
+  auto run = execute(s, micro_batches, timing);
+  if (!run.blocked.empty()) throw std::invalid_argument("timed_execution: " + run.blocked);
+  return std::move(run.timeline);
 }
 
 ScheduleKind choose_schedule(int stages, int m) {

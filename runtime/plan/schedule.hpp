@@ -88,6 +88,27 @@ struct ActionCosts {
 };
 double modelled_makespan(const Schedule& s, const ActionCosts& costs = {});
 
+// The same execution with a cost per stage (the simulator's step, runtime/sim): each stage's
+// actions cost what its timing says, R and S included; F's output reaches the next stage
+// `to_next` after F ends, and B's (or I's) input gradient the previous one `to_previous`
+// after it ends; R and S wait for all `micro_batches` weight gradients of their stage.
+struct StageTiming {
+  ActionCosts costs;
+  double reduce = 0, step = 0;
+  double to_next = 0, to_previous = 0;
+};
+struct TimedAction {
+  Action action;
+  double start = 0, end = 0;
+};
+struct Timeline {
+  double makespan = 0;
+  std::vector<double> busy;                     // per stage, the seconds its actions took
+  std::vector<std::vector<TimedAction>> actions;  // per stage, in program order
+};
+// Throws std::invalid_argument when the programs deadlock or the timings do not match them.
+Timeline timed_execution(const Schedule& s, int micro_batches, const std::vector<StageTiming>& timing);
+
 // pipeline.schedule = "auto": of the generated schedules whose activations stay within 1F1B's
 // on every stage, the one with the smallest modelled makespan (ties: the earlier kind in
 // gpipe, 1f1b, zb-h1, zb-h2).

@@ -132,3 +132,27 @@ TEST_CASE("pipeline.schedule = auto picks the smallest modelled bubble within 1F
   CHECK(parse_schedule_kind("auto") == ScheduleKind::automatic);
   CHECK(make_schedule(ScheduleKind::automatic, 2, 4) == zb_h1_schedule(2, 4));
 }
+
+TEST_CASE("a timed execution charges each stage its own costs and the transfers between them", "[schedule][simulate]") {
+  // K = 2, M = 1 GPipe, F = 1, B = 2, each transfer d: F0 [0,1], F1 [1+d, 2+d], B1 [2+d, 4+d],
+  // B0 [4+2d, 6+2d]; R and S follow on each stage.
+  const double d = 0.25;
+  std::vector<StageTiming> t(2);
+  for (auto& s : t) {
+    s.costs = {1, 2, 1, 1};
+    s.to_next = s.to_previous = d;
+    s.reduce = 0.5;
+    s.step = 0.125;
+  }
+  const auto run = timed_execution(gpipe_schedule(2, 1), 1, t);
+  CHECK(run.makespan == Approx(6 + 2 * d + 0.5 + 0.125));
+  REQUIRE(run.actions[1].size() == 4);
+  CHECK(run.actions[1][0].start == Approx(1 + d));
+  CHECK(run.actions[0][1].start == Approx(4 + 2 * d));
+  CHECK(run.busy[0] == Approx(3.625));
+  // Uniform costs and no transfers: the modelled makespan.
+  const auto s = one_f_one_b_schedule(3, 5);
+  CHECK(timed_execution(s, 0, std::vector<StageTiming>(3, StageTiming{{1, 2, 1, 1}})).makespan ==
+        Approx(modelled_makespan(s)));
+  CHECK_THROWS_AS(timed_execution(s, 5, std::vector<StageTiming>(2)), std::invalid_argument);
+}
