@@ -156,16 +156,15 @@ void write_trace(const std::string& path, const runtime::Simulation& sim) {
   job.kind = EventKind::job;
   job.detail = "simulated";
   w->on(job);
-  double t = 0;
-  for (const auto& e : sim.summary.epochs) {
+  for (size_t i = 0; i < sim.summary.epochs.size(); ++i) {
+    const auto& e = sim.summary.epochs[i];
     Event ev;
     ev.kind = EventKind::epoch;
     ev.epoch = e.epoch;
-    ev.start_us = us(t);
+    ev.start_us = us(sim.epoch_starts.at(i));
     ev.duration_us = us(e.seconds);
     ev.values = {{"K", e.pipeline_length}, {"R", e.replicas}, {"frozen", e.frozen_layers}};
     w->on(ev);
-    t += e.seconds;
   }
   for (const auto& tr : sim.summary.transitions) {
     Event ev;
@@ -236,12 +235,18 @@ std::vector<std::string> overrides_of(const nlohmann::json& config) {
 
 // Every run in `path` (a summary, or bench/elastic's {"rows": [...]}) simulated with its own
 // configuration, epoch by epoch beside what was measured.
-int compare(const SimulateCommand& o, const runtime::CostModel& costs, const runtime::SimulationOptions& so) {
+int compare(const SimulateCommand& o, const std::vector<std::string>& extra, const runtime::CostModel& costs,
+            const runtime::SimulationOptions& so) {
   nlohmann::json runs;
+  const std::string text = runtime::read_text(o.compare, "--compare");
   try {
-    const auto j = nlohmann::json::parse(runtime::read_text(o.compare, "--compare"));
+    const auto j = nlohmann::json::parse(text);
     runs = j.contains("rows") ? j.at("rows") : nlohmann::json::array({j});
-    for (const auto& r : runs) (void)r.at("epochs"), (void)r.at("config");
+    for (const auto& r : runs) {
+      for (const auto& [k, v] : r.at("config").items()) (void)v.get<std::string>();
+      for (const auto& e : r.at("epochs"))
+        if (!(e.at("seconds").get<double>() > 0)) throw std::invalid_argument("an epoch of no seconds");
+    }
   } catch (const InputError&) {
     throw;
   } catch (const std::exception& e) {
@@ -252,7 +257,7 @@ int compare(const SimulateCommand& o, const runtime::CostModel& costs, const run
   for (size_t i = 0; i < runs.size(); ++i) {
     const auto& r = runs[i];
     auto sets = overrides_of(r.at("config"));
-    sets.insert(sets.end(), o.sets.begin(), o.sets.end());
+    sets.insert(sets.end(), extra.begin(), extra.end());
     const auto cfg = runtime::load_job_config("", sets);
     auto run_options = so;  // the samples the run trained on, unless --samples says otherwise
     if (run_options.train_samples <= 0 && !r["epochs"].empty())
@@ -309,7 +314,19 @@ int simulate(const SimulateCommand& o) {
   runtime::CostModel costs;
   if (!o.profile.empty()) {
     costs = runtime::cost_model_from_json(runtime::read_text(o.profile, "--profile"), o.profile);
-    if (!o.hardware.empty()) costs.hardware = runtime::read_hardware(o.hardware);
+    if (!o.hardware.empty()) {  // its links and overheads; what the profile measured stays
+      const auto hw = runtime::read_hardware(o.hardware);
+      auto& h = costs.hardware;
+      h.name = hw.name;
+      h.devices_per_node = hw.devices_per_node;
+      h.intra_bandwidth = hw.intra_bandwidth;
+      h.intra_latency = hw.intra_latency;
+      h.inter_bandwidth = hw.inter_bandwidth;
+      h.inter_latency = hw.inter_latency;
+      h.action_overhead = hw.action_overhead;
+      h.step_overhead = hw.step_overhead;
+      for (const auto& [k, v] : hw.sources) h.sources[k] = v;
+    }
   } else if (!o.hardware.empty()) {
     costs = runtime::analytic_costs(cfg.model, runtime::read_hardware(o.hardware), o.sequence);
   } else {
@@ -321,7 +338,7 @@ int simulate(const SimulateCommand& o) {
   so.train_samples = o.samples;
   so.eval_samples = o.eval_samples;
   so.batch_per_replica = o.paper_batch;
-  if (!o.compare.empty()) return compare(o, costs, so);
+  if (!o.compare.empty()) return compare(o, sets, costs, so);
   if (!o.rows.empty()) return simulate_rows(o, sets, costs, so);
   const auto sim = runtime::simulate_job(cfg, costs, so);
 

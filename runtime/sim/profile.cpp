@@ -94,7 +94,10 @@ std::vector<UnitCost> measure_units(const JobConfig& cfg, const models::TrainTes
     for (int64_t l = 4; l < longest; l *= 2) grid.push_back(l);
     grid.push_back(longest);
   }
-  std::vector<int64_t> uids(order.begin(), order.begin() + std::min<int64_t>(sizes.back(), order.size()));
+  if (static_cast<int64_t>(order.size()) < sizes.back())
+    throw InputError("profile: the training data has " + std::to_string(order.size()) + " samples, fewer than the " +
+                     std::to_string(sizes.back()) + " of the largest micro-batch to measure");
+  std::vector<int64_t> uids(order.begin(), order.begin() + sizes.back());
   const auto batch = make_batch(data.train, uids, true, 0, recipe);
 
   for (const int64_t b : sizes) {

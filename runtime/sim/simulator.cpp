@@ -43,7 +43,7 @@ StepEstimate estimate_step(const Plan& plan, const CostModel& costs, const StepI
     throw std::invalid_argument("estimate_step: the plan places " + std::to_string(placed) + " units, the cost model has " +
                                 std::to_string(n));
   const auto& hw = costs.hardware;
-  const int m = std::max(1, plan.micro_batches);
+  const int m = static_cast<int>(std::clamp<int64_t>(plan.micro_batches, 1, std::max<int64_t>(1, in.replica_batch)));
   const double micro = static_cast<double>(in.replica_batch) / m;
   StepEstimate est;
   est.schedule = in.schedule == ScheduleKind::automatic ? choose_schedule(k, m) : in.schedule;
@@ -56,6 +56,8 @@ StepEstimate estimate_step(const Plan& plan, const CostModel& costs, const StepI
   size_t u = static_cast<size_t>(plan.frozen_units);
   for (int s = 0; s < k; ++s) {
     auto& t = timing[s];
+    // The input gradient sent back is the size of what this stage received.
+    if (s > 0) t.to_previous = transfer_seconds(costs.units[u - 1].output_bytes * micro, link_bw, link_lat);
     t.costs = {0, 0, 0, 0};
     int64_t params = 0;
     double step = 0, out_bytes = 0;
@@ -75,8 +77,7 @@ StepEstimate estimate_step(const Plan& plan, const CostModel& costs, const StepI
     t.costs.backward += hw.action_overhead;
     t.costs.input += hw.action_overhead;
     t.costs.weight += hw.action_overhead;
-    t.to_next = transfer_seconds(out_bytes * micro, link_bw, link_lat);
-    t.to_previous = t.to_next;  // the gradient of what was sent, the same size
+    if (s + 1 < k) t.to_next = transfer_seconds(out_bytes * micro, link_bw, link_lat);
     if (in.train) {
       t.reduce = ring_allreduce_seconds(static_cast<double>(params) * hw.bytes_per_value, plan.replicas, dp_bw, dp_lat);
       t.step = step;
@@ -87,7 +88,7 @@ StepEstimate estimate_step(const Plan& plan, const CostModel& costs, const StepI
   return est;
 }
 
-double transition_seconds(const Plan& from, const Plan& to, const CostModel& costs) {
+double transition_seconds(const Plan& from, const Plan& to, const CostModel& costs, bool across_nodes) {
   const auto a = stage_of_units(from, costs.units.size()), b = stage_of_units(to, costs.units.size());
   double bytes = 0, active = 0;
   for (size_t u = 0; u < costs.units.size(); ++u) {
@@ -95,15 +96,32 @@ double transition_seconds(const Plan& from, const Plan& to, const CostModel& cos
     if (b[u] >= 0) active += state;
     if (b[u] >= 0 && a[u] != b[u]) bytes += state;
   }
-  if (to.replicas > from.replicas) bytes += active;  // a new replica receives a whole pipeline's state
+  // New replicas receive a whole pipeline's state each, from different sources at once.
+  if (to.replicas > from.replicas) bytes += active;
   const auto& hw = costs.hardware;
-  return bytes / hw.intra_bandwidth + 2 * hw.intra_latency + hw.step_overhead;
+  const double bw = across_nodes ? hw.inter_bandwidth : hw.intra_bandwidth;
+  const double lat = across_nodes ? hw.inter_latency : hw.intra_latency;
+  return bytes / bw + 2 * lat + hw.step_overhead;
 }
 
 CacheModel::CacheModel(bool enabled, double capacity, int nodes)
     : enabled_(enabled), capacity_(std::clamp(capacity, 0.0, 1.0)), nodes_(std::max(1, nodes)) {}
 
-void CacheModel::spread(int nodes) { nodes_ = std::max(1, nodes); }
+void CacheModel::spread(int nodes) {
+  nodes = std::max(1, nodes);
+  // A node that joins holds nothing: a sample lands on a node that has it less often.
+  if (nodes > nodes_)
+    for (auto& [l, h] : held_) h *= static_cast<double>(nodes_) / nodes;
+  nodes_ = nodes;
+}
+
+void CacheModel::set_capacity(double capacity) { capacity_ = std::clamp(capacity, 0.0, 1.0); }
+
+double CacheModel::total() const {
+  double t = 0;
+  for (const auto& [l, h] : held_) t += h;
+  return t;
+}
 
 double CacheModel::held(int level) const {
   auto it = held_.find(level);
@@ -112,7 +130,7 @@ double CacheModel::held(int level) const {
 
 CacheModel::Use CacheModel::use(int level, double share, const std::vector<double>& prefix, double read, bool advance) {
   Use u;
-  if (level <= 0 || level >= static_cast<int>(prefix.size()) + 1) {
+  if (level <= 0 || level >= static_cast<int>(prefix.size())) {
     if (level > 0) throw std::invalid_argument("CacheModel::use: level beyond the prefix costs");
     return u;  // nothing frozen: no prefix
   }
@@ -147,9 +165,11 @@ CacheModel::Use CacheModel::use(int level, double share, const std::vector<doubl
       h -= q * h;
     }
   held_[level] += moved;
-  double total = 0;
-  for (const auto& [l, h] : held_) total += h;
-  held_[level] += std::min(q * u.computed, std::max(0.0, capacity_ - total));
+  // No room: superseded levels go first, as the real cache evicts them to admit a row.
+  if (q * u.computed > capacity_ - total())
+    for (auto& [l, h] : held_)
+      if (l < level) h = 0;
+  held_[level] += std::min(q * u.computed, std::max(0.0, capacity_ - total()));
   return u;
 }
 
@@ -165,6 +185,9 @@ Simulation simulate_job(const JobConfig& cfg, const CostModel& costs, const Simu
       throw InputError("cost model (" + costs.source + "): unit " + std::to_string(i) + " is " + costs.units[i].name +
                        " with " + std::to_string(costs.units[i].params) + " parameters; the job's model has " +
                        shapes[i].name + " with " + std::to_string(shapes[i].params));
+  if (cfg.freeze.guard)
+    throw InputError("freeze.guard decides from evaluation losses, which a simulation does not have: simulate the "
+                     "policy without it (--set freeze.guard=false)");
   auto policy = configured_freeze_policy(cfg);
   if (policy->uses_gradient_norms())
     throw InputError("freeze.policy = \"" + cfg.freeze.policy +
@@ -195,6 +218,9 @@ Simulation simulate_job(const JobConfig& cfg, const CostModel& costs, const Simu
     return p;
   };
   Plan plan = plan_for(0, cfg.pipeline.length);
+  // As the coordinator starts: an explicit partition and M apply to the first plan.
+  if (!cfg.pipeline.partition.empty()) plan.units_per_stage = cfg.pipeline.partition;
+  if (cfg.pipeline.micro_batches > 0) plan.micro_batches = cfg.pipeline.micro_batches;
 
   // AutoCache: the budget per node over the rows of the split.
   const double host = hw.host_memory > 0 ? hw.host_memory : static_cast<double>(host_memory_bytes());
@@ -211,8 +237,12 @@ Simulation simulate_job(const JobConfig& cfg, const CostModel& costs, const Simu
     return row > 0 && samples > 0 ? budget / (row * static_cast<double>(samples)) : 1.0;
   };
   auto nodes_used = [&](const Plan& p) { return std::min(node_count, p.replicas); };
+  // One budget for both splits: training takes it first, evaluation what is left.
+  double row = 0;
+  for (const auto& u : costs.units) row = std::max(row, u.block >= 0 && u.block < depth ? u.output_bytes : 0.0);
   CacheModel train_cache(cfg.cache.enabled, capacity(train), nodes_used(plan));
   CacheModel eval_cache(cfg.cache.enabled, capacity(eval), nodes_used(plan));
+  const int64_t eval_batch = std::max<int64_t>(cfg.batch_size, 500);  // the coordinator's evaluation steps
 
   // The frozen prefix's seconds per sample, cumulative over its units, at micro-batch `micro`.
   auto prefix_costs = [&](double micro) {
@@ -223,9 +253,12 @@ Simulation simulate_job(const JobConfig& cfg, const CostModel& costs, const Simu
   auto read_per_sample = [&](int level) {
     return level > 0 ? costs.units[level - 1].output_bytes / hw.cache_bandwidth : 0.0;
   };
-  auto step_input = [&](const Plan& p, int64_t batch, bool training) {
+  // A replica's samples in a step: its share of the batch (or the batch, per replica), never
+  // more than its share of the split.
+  auto step_input = [&](const Plan& p, int64_t batch, bool training, int64_t split) {
     StepInput in;
-    in.replica_batch = options.batch_per_replica ? batch : ceil_div(batch, std::max(1, p.replicas));
+    const int r = std::max(1, p.replicas);
+    in.replica_batch = std::min(options.batch_per_replica ? batch : ceil_div(batch, r), ceil_div(split, r));
     in.schedule = kind;
     in.train = training;
     in.replicas_span_nodes = node_count > 1 && p.replicas > 1;
@@ -234,7 +267,7 @@ Simulation simulate_job(const JobConfig& cfg, const CostModel& costs, const Simu
   };
 
   double clock = 0;
-  int64_t global_step = 0;
+  int64_t global_step = 0, last_decision_step = -1;
   auto decide = [&](int epoch, int timestep) {
     FreezeObservation obs;
     obs.epoch = epoch;
@@ -243,6 +276,7 @@ Simulation simulate_job(const JobConfig& cfg, const CostModel& costs, const Simu
     obs.layers = depth;
     obs.timestep = timestep;
     obs.evaluations = static_cast<int>(sim.summary.epochs.size());
+    last_decision_step = global_step;
     const int f = policy->decide(obs);
     if (f == plan.frozen_blocks) return;
     const auto next = plan_for(f, plan.stages);
@@ -252,7 +286,7 @@ Simulation simulate_job(const JobConfig& cfg, const CostModel& costs, const Simu
     tr.from = {plan.stages, plan.micro_batches, plan.replicas};
     tr.to = {next.stages, next.micro_batches, next.replicas};
     tr.frozen_layers = f;
-    tr.seconds = transition_seconds(plan, next, costs);
+    tr.seconds = transition_seconds(plan, next, costs, node_count > 1 && next.replicas > 1);
     clock += tr.seconds;
     sim.summary.transitions.push_back(tr);
     plan = next;
@@ -267,6 +301,7 @@ Simulation simulate_job(const JobConfig& cfg, const CostModel& costs, const Simu
       decide(epoch, epoch);
     const int64_t steps = steps_per_epoch(train, step_samples());
     const double epoch_start = clock;
+    sim.epoch_starts.push_back(clock);
     EpochRecord rec;
     rec.epoch = epoch;
     rec.cached = cfg.cache.enabled;
@@ -276,8 +311,7 @@ Simulation simulate_job(const JobConfig& cfg, const CostModel& costs, const Simu
     ScheduleKind last_kind = kind;
     for (int64_t s = 0; s < steps;) {
       if (cfg.freeze.interval_steps > 0 && global_step > 0 && plan.frozen_blocks < depth &&
-          global_step % cfg.freeze.interval_steps == 0 &&
-          (sim.summary.transitions.empty() || sim.summary.transitions.back().step != global_step))
+          global_step % cfg.freeze.interval_steps == 0 && global_step != last_decision_step)
         decide(epoch, static_cast<int>(global_step / cfg.freeze.interval_steps));
       // The steps until the next decision (or the epoch's end) run on this plan.
       int64_t run = steps - s;
@@ -285,7 +319,7 @@ Simulation simulate_job(const JobConfig& cfg, const CostModel& costs, const Simu
         run = std::min(run, cfg.freeze.interval_steps - global_step % cfg.freeze.interval_steps);
       train_cache.spread(nodes_used(plan));
       eval_cache.spread(nodes_used(plan));
-      auto in = step_input(plan, cfg.batch_size, true);
+      auto in = step_input(plan, cfg.batch_size, true, train);
       const double micro = static_cast<double>(in.replica_batch) / std::max(1, plan.micro_batches);
       const auto use = train_cache.use(plan.frozen_units, static_cast<double>(run) / static_cast<double>(steps),
                                        prefix_costs(micro), read_per_sample(plan.frozen_units));
@@ -310,11 +344,14 @@ Simulation simulate_job(const JobConfig& cfg, const CostModel& costs, const Simu
     }
     rec.train_seconds = clock - epoch_start;
     if (eval > 0) {
-      auto in = step_input(plan, cfg.batch_size, false);
+      if (row > 0) eval_cache.set_capacity((budget - train_cache.total() * static_cast<double>(train) * row) /
+                                           (row * static_cast<double>(eval)));
+      auto in = step_input(plan, eval_batch, false, eval);
       const double micro = static_cast<double>(in.replica_batch) / std::max(1, plan.micro_batches);
       in.frozen_per_sample =
           eval_cache.use(plan.frozen_units, 1.0, prefix_costs(micro), read_per_sample(plan.frozen_units), false).per_sample;
-      clock += estimate_step(plan, costs, in).seconds * static_cast<double>(steps_per_epoch(eval, step_samples()));
+      const int64_t per_step = eval_batch * (options.batch_per_replica ? plan.replicas : 1);
+      clock += estimate_step(plan, costs, in).seconds * static_cast<double>(steps_per_epoch(eval, per_step));
     }
     rec.seconds = clock - epoch_start;
     rec.samples = train;

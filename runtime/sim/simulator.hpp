@@ -37,7 +37,9 @@ StepEstimate estimate_step(const Plan& plan, const CostModel& costs, const StepI
 
 // The seconds a transition from `from` to `to` costs: the parameters and AdamW moments of
 // every active unit whose device changes cross the node's link, plus one control round.
-double transition_seconds(const Plan& from, const Plan& to, const CostModel& costs);
+// `across_nodes`: the new replicas are on other nodes (the link between nodes). Weights and
+// moments move as fp32.
+double transition_seconds(const Plan& from, const Plan& to, const CostModel& costs, bool across_nodes = false);
 
 // AutoCache on one split, per node: the share of the split's samples a node holds at each
 // level, moved by what each stretch of training does to it (runtime/state/activation_cache.hpp:
@@ -61,6 +63,8 @@ class CacheModel {
   Use use(int level, double share, const std::vector<double>& prefix, double read, bool advance = true);
   double held(int level) const;  // share of the samples a node holds at `level`
   void spread(int nodes);        // the plan now spreads a step's samples over this many nodes
+  void set_capacity(double capacity);
+  double total() const;          // share of the samples a node holds, all levels
 
  private:
   bool enabled_;
@@ -84,6 +88,7 @@ struct Simulation {
   TrainingSummary summary;             // the schema of a real run's summary; accuracies 0
   std::vector<std::string> schedules;  // per epoch, the schedule its last plan ran
   std::vector<double> step_seconds;    // per epoch, its last plan's training step
+  std::vector<double> epoch_starts;    // per epoch, simulated seconds since the job began
   double planner_seconds = 0;          // planning and choosing schedules, over the run
   double seconds = 0;                  // the whole simulation
   // Per epoch, the timed actions of its first steps (trace_steps) on each replica's stages.
@@ -98,7 +103,7 @@ struct Simulation {
 };
 
 // Throws floe::InputError when the job cannot be simulated (a policy that needs gradient
-// norms, a cost model for another model, no sample counts).
+// norms or evaluation losses, a cost model for another model, no sample counts).
 Simulation simulate_job(const JobConfig& cfg, const CostModel& costs, const SimulationOptions& options = {});
 
 }  // namespace floe::runtime

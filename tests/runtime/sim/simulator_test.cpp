@@ -68,6 +68,22 @@ TEST_CASE("a K=2 GPipe step with uniform units takes (M + K − 1)(f + b)", "[si
   CHECK_THROWS_AS(estimate_step(pipeline(2, 4, 1, {1, 2}), costs, in), std::invalid_argument);
 }
 
+TEST_CASE("activations cross to the next stage and their gradients come back at the same size", "[simulate]") {
+  // Stage 0 hands on 1,000 bytes a sample, the head 1 byte; the link moves 1,000 bytes/s.
+  // F0 [0,1], 1 s on the link, F1 [2,3], B1 [3,5], the gradient of what F0 sent: 1 s back,
+  // B0 [6,8].
+  auto costs = uniform_costs(2, 1, 1.0, 2.0);
+  costs.hardware.intra_bandwidth = 1000;
+  costs.units[0].output_bytes = 1000;
+  costs.units[1].output_bytes = 1;
+  StepInput in;
+  in.replica_batch = 1;
+  CHECK(estimate_step(pipeline(2, 1, 1, {1, 1}), costs, in).seconds == Approx(8));
+  // More micro-batches than samples: the replica cuts no empty ones.
+  in.replica_batch = 2;
+  CHECK(estimate_step(pipeline(2, 8, 1, {1, 1}), costs, in).timeline.actions[0].size() == 2 * 2 + 2);
+}
+
 TEST_CASE("a transition moves the state of the units that change device", "[simulate]") {
   auto costs = uniform_costs(3, 1, 1, 1);
   costs.hardware.intra_bandwidth = 12000;  // one unit's weights and moments per second
@@ -117,6 +133,17 @@ TEST_CASE("the cache model hits, advances, computes and bypasses as AutoCache do
   CHECK(u.computed == 1);
   CHECK(u.per_sample == Approx(4.5));
   CHECK(eval.held(2) == 0);
+  // A node that joins holds nothing: with twice the nodes a sample finds its row half as often.
+  CacheModel spread(true, 1.0, 1);
+  spread.use(2, 1.0, prefix, 0.5);
+  spread.spread(2);
+  CHECK(spread.held(2) == Approx(0.5));
+  // No room left: rows of a superseded level are evicted to admit the new level's.
+  CacheModel full(true, 0.5, 1);
+  full.use(2, 1.0, prefix, 0.5);  // the budget's half of the samples, held at level 2
+  full.use(3, 0.5, prefix, 0.5);  // half an epoch: a quarter advanced, a quarter computed
+  CHECK(full.held(2) == 0);       // evicted to admit the computed quarter
+  CHECK(full.held(3) == Approx(0.5));
   // Off: the prefix every time.
   CacheModel off(false, 1.0, 1);
   off.use(2, 1.0, prefix, 0.5);
