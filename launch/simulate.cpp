@@ -314,19 +314,7 @@ int simulate(const SimulateCommand& o) {
   runtime::CostModel costs;
   if (!o.profile.empty()) {
     costs = runtime::cost_model_from_json(runtime::read_text(o.profile, "--profile"), o.profile);
-    if (!o.hardware.empty()) {  // its links and overheads; what the profile measured stays
-      const auto hw = runtime::read_hardware(o.hardware);
-      auto& h = costs.hardware;
-      h.name = hw.name;
-      h.devices_per_node = hw.devices_per_node;
-      h.intra_bandwidth = hw.intra_bandwidth;
-      h.intra_latency = hw.intra_latency;
-      h.inter_bandwidth = hw.inter_bandwidth;
-      h.inter_latency = hw.inter_latency;
-      h.action_overhead = hw.action_overhead;
-      h.step_overhead = hw.step_overhead;
-      for (const auto& [k, v] : hw.sources) h.sources[k] = v;
-    }
+    if (!o.hardware.empty()) costs.hardware = runtime::with_links_of(costs.hardware, runtime::read_hardware(o.hardware));
   } else if (!o.hardware.empty()) {
     costs = runtime::analytic_costs(cfg.model, runtime::read_hardware(o.hardware), o.sequence);
   } else {

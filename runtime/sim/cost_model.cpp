@@ -123,6 +123,19 @@ std::string read_text(const std::string& path, const std::string& what) {
 
 Hardware read_hardware(const std::string& path) { return parse_hardware(read_text(path, "hardware file"), path); }
 
+Hardware with_links_of(Hardware h, const Hardware& file) {
+  h.name = file.name;
+  h.devices_per_node = file.devices_per_node;
+  h.intra_bandwidth = file.intra_bandwidth;
+  h.intra_latency = file.intra_latency;
+  h.inter_bandwidth = file.inter_bandwidth;
+  h.inter_latency = file.inter_latency;
+  h.action_overhead = file.action_overhead;
+  h.step_overhead = file.step_overhead;
+  for (const auto& [k, v] : file.sources) h.sources[k] = v;
+  return h;
+}
+
 UnitTimes UnitCost::at(double samples) const {
   if (points.empty()) return {};
   if (samples <= points.front().first) return scaled(points.front().second, samples / points.front().first);

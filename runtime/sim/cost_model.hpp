@@ -39,6 +39,8 @@ struct Hardware {
 // naming the file, the key and what was expected.
 Hardware read_hardware(const std::string& path);
 Hardware parse_hardware(const std::string& toml_text, const std::string& where);
+// `measured` (a profile's) with the links, overheads and name of `file` (a hardware file).
+Hardware with_links_of(Hardware measured, const Hardware& file);
 // A whole text file; throws floe::InputError naming `what` and the path when it cannot be read.
 std::string read_text(const std::string& path, const std::string& what);
 

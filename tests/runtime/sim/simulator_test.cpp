@@ -218,6 +218,14 @@ TEST_CASE("hardware files and profiles: bad input names the key", "[simulate]") 
   CHECK(back.units[3].at(7).forward == Approx(m.units[3].at(7).forward));
   CHECK(back.train_samples == 60000);
   CHECK(back.hardware.intra_bandwidth == Approx(hw.intra_bandwidth));
+  // A hardware file given with a profile brings its links, not its arithmetic.
+  Hardware links;
+  links.name = "links";
+  links.intra_bandwidth = 7;
+  links.memory_bandwidth = 1;
+  const auto mixed = with_links_of(back.hardware, links);
+  CHECK(mixed.intra_bandwidth == 7);
+  CHECK(mixed.memory_bandwidth == Approx(hw.memory_bandwidth));
   CHECK_THROWS_WITH(cost_model_from_json("{\"version\": 1}", "p.json"), Catch::Contains("p.json"));
   CHECK_THROWS_AS(cost_model_from_json("not json", "p.json"), floe::InputError);
 }
