@@ -50,9 +50,34 @@ runtime::Hardware this_process() {
   return h;
 }
 
-// Units measured one by one miss what a running job adds around them (other micro-batches'
-// activations in the caches, the stage's bookkeeping): a short real run of the job's first
-// plan (no freezing, no cache) is timed and every cost scaled by measured / modelled.
+// The mean training step of a short real run of `probe` on `part`, after the first few steps
+// (allocations, cold caches), from the run's metrics; 0 when none was recorded.
+double mean_real_step(runtime::JobConfig probe, const models::TrainTest& part, int64_t steps) {
+  const std::string metrics = (std::filesystem::temp_directory_path() /
+                               ("floe-calibrate-" + std::to_string(::getpid()) + ".jsonl")).string();
+  probe.observe.metrics = metrics;
+  run_job(probe, part);
+  const int64_t warm = std::min<int64_t>(5, steps / 4);
+  double sum = 0;
+  int64_t n = 0;
+  std::ifstream in(metrics);
+  for (std::string line; std::getline(in, line);) {
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    const int64_t step = j.is_object() ? j.value("step", int64_t{-1}) : -1;
+    if (j.is_object() && j.value("kind", "") == "step" && j.contains("seconds") && step >= warm && step < steps - 1) {
+      sum += j["seconds"].get<double>();  // (the last step may be partial)
+      ++n;
+    }
+  }
+  std::filesystem::remove(metrics);
+  return n > 0 ? sum / static_cast<double>(n) : 0;
+}
+
+// Units measured one by one miss what a running job adds around them: other micro-batches'
+// activations in the caches, and per pipeline action the stage's messages and bookkeeping.
+// Short real runs of the job's first plan (no freezing, no cache) at its micro-batch count
+// and at twice it fit a scale for every unit time and a cost per action (fit_calibration);
+// a one-stage plan fits the scale alone.
 void calibrate(runtime::CostModel& m, const runtime::JobConfig& cfg, const models::TrainTest& data, int64_t steps) {
   auto probe = cfg;
   probe.epochs = 1;
@@ -64,9 +89,6 @@ void calibrate(runtime::CostModel& m, const runtime::JobConfig& cfg, const model
   probe.save_weights.clear();
   probe.checkpoint.dir.clear();
   probe.observe = {};
-  const std::string metrics = (std::filesystem::temp_directory_path() /
-                               ("floe-calibrate-" + std::to_string(::getpid()) + ".jsonl")).string();
-  probe.observe.metrics = metrics;
   if (probe.pipeline.micro_batches == 0) probe.pipeline.micro_batches = runtime::default_micro_batches(probe.pipeline.length);
   // A random share of the training set, so that text batches have the epoch's mix of lengths.
   const auto order = runtime::epoch_permutation(data.train.size(), cfg.seed, 0);
@@ -75,39 +97,40 @@ void calibrate(runtime::CostModel& m, const runtime::JobConfig& cfg, const model
                                   torch::kInt64);
   models::TrainTest part{data.train.rows(data.train.inputs.index_select(0, pick), data.train.labels.index_select(0, pick)),
                          data.test.head(1)};
-  spdlog::info("profile: calibrating on {} real training steps of the job's first plan", steps);
-  run_job(probe, part);
-  // The mean step after the first few (allocations, cold caches), from the run's metrics.
-  const int64_t warm = std::min<int64_t>(5, steps / 4);
-  double sum = 0;
-  int64_t n = 0;
-  {
-    std::ifstream in(metrics);
-    for (std::string line; std::getline(in, line);) {
-      const auto j = nlohmann::json::parse(line, nullptr, false);
-      if (j.is_object() && j.value("kind", "") == "step" && j.contains("seconds") && j.value("step", int64_t{0}) >= warm &&
-          j.value("step", int64_t{0}) < steps - 1) {  // the last step may be partial
-        sum += j["seconds"].get<double>();
-        ++n;
-      }
-    }
-  }
-  std::filesystem::remove(metrics);
   runtime::SimulationOptions so;
   so.train_samples = part.train.size();
   so.eval_samples = 0;
-  const auto modelled = runtime::simulate_job(probe, m, so);
-  const double measured = n > 0 ? sum / static_cast<double>(n) : 0, predicted = modelled.step_seconds.at(0);
-  if (!(measured > 0) || !(predicted > 0)) {
-    spdlog::warn("profile: calibration found no step times; the unit costs stay as measured alone");
-    return;
+  std::vector<int> counts{probe.pipeline.micro_batches};
+  const int64_t replica_batch = cfg.batch_size / std::max(1, runtime::replicas_on(probe, probe.devices));
+  if (probe.pipeline.length > 1 && 2 * counts[0] <= replica_batch) counts.push_back(2 * counts[0]);
+  std::vector<double> measured, compute, actions;
+  for (int mb : counts) {
+    probe.pipeline.micro_batches = mb;
+    spdlog::info("profile: calibrating on {} real training steps of the job's first plan, M = {}", steps, mb);
+    const double t = mean_real_step(probe, part, steps);
+    if (!(t > 0)) {
+      spdlog::warn("profile: calibration found no step times; the unit costs stay as measured alone");
+      return;
+    }
+    auto with = m;
+    with.hardware.action_overhead = 1e-3;
+    const double x = runtime::simulate_job(probe, m, so).step_seconds.at(0);
+    const double y = (runtime::simulate_job(probe, with, so).step_seconds.at(0) - x) / 1e-3;
+    measured.push_back(t);
+    compute.push_back(x);
+    actions.push_back(std::max(0.0, y));
   }
-  runtime::scale_compute(m, measured / predicted);
-  m.hardware.sources["calibration"] = fmt::format(
-      "floe profile: a training step of the job's first plan took {:.4f}s (mean of {} real steps), the units measured "
-      "alone {:.4f}s; every unit time x {:.3f}",
-      measured, n, predicted, measured / predicted);
-  spdlog::info("profile: {}", m.hardware.sources["calibration"]);
+  const auto c = runtime::fit_calibration(measured, compute, actions);
+  runtime::scale_compute(m, c.scale);
+  m.hardware.action_overhead = c.action_overhead;
+  std::string points;
+  for (size_t i = 0; i < counts.size(); ++i)
+    points += fmt::format("{}M = {}: {:.4f}s real, {:.4f}s of units measured alone", i ? "; " : "", counts[i],
+                          measured[i], compute[i]);
+  m.hardware.sources["calibration"] =
+      fmt::format("floe profile: mean training steps of the job's first plan ({}): every unit time x {:.3f}", points, c.scale);
+  m.hardware.sources["action_overhead"] = fmt::format("floe profile: fitted with the calibration, {:.2e}s", c.action_overhead);
+  spdlog::info("profile: {}; {:.2e}s per pipeline action", m.hardware.sources["calibration"], c.action_overhead);
 }
 
 int profile(const ProfileCommand& o) {

@@ -263,6 +263,23 @@ void scale_compute(CostModel& m, double factor) {
   m.calibration *= factor;
 }
 
+Calibration fit_calibration(const std::vector<double>& t, const std::vector<double>& x, const std::vector<double>& y) {
+  if (t.empty() || t.size() > 2 || x.size() != t.size() || y.size() != t.size())
+    throw std::invalid_argument("fit_calibration: one or two points, each with a measured, compute and actions value");
+  for (size_t i = 0; i < t.size(); ++i)
+    if (!(t[i] > 0) || !(x[i] > 0) || !(y[i] >= 0))
+      throw std::invalid_argument("fit_calibration: measured and compute must be positive, actions not negative");
+  Calibration c{t[0] / x[0], 0};
+  if (t.size() == 2) {
+    const double det = x[0] * y[1] - x[1] * y[0];
+    if (std::abs(det) > 1e-12 * x[0] * std::max(y[0], y[1])) {
+      const double s = (t[0] * y[1] - t[1] * y[0]) / det, a = (x[0] * t[1] - x[1] * t[0]) / det;
+      if (s >= 1 && a >= 0) c = {s, a};
+    }
+  }
+  return c;
+}
+
 double ring_allreduce_seconds(double bytes, int ranks, double bandwidth, double latency) {
   if (ranks <= 1 || bytes <= 0) return 0;
   const double n = ranks;

@@ -80,6 +80,19 @@ struct CostModel {
 // Every unit time and optimizer step multiplied by `factor` (and the factor recorded).
 void scale_compute(CostModel& m, double factor);
 
+// What a short real run says about the units measured alone: a real step i took measured[i],
+// modelled as scale · compute[i] + action_overhead · actions[i] (compute: the modelled step
+// of the units as measured; actions: how much that step grows per second of overhead on each
+// pipeline action). Two points (two micro-batch counts) give both; one point, or two whose
+// solution has units faster inside a job than alone (scale < 1) or a negative overhead —
+// what this model cannot explain — the first point's scale alone. Throws std::invalid_argument on sizes or
+// non-positive inputs.
+struct Calibration {
+  double scale = 1, action_overhead = 0;
+};
+Calibration fit_calibration(const std::vector<double>& measured, const std::vector<double>& compute,
+                            const std::vector<double>& actions);
+
 // Costs from the model's shapes on `hw`: a unit's forward is its flops at the efficiency
 // (slowed on micro-batches of few rows, saturation_rows) plus its elementwise bytes at the
 // memory bandwidth; backward twice that (I and W one each,

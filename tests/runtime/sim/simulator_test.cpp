@@ -229,3 +229,27 @@ TEST_CASE("hardware files and profiles: bad input names the key", "[simulate]") 
   CHECK_THROWS_WITH(cost_model_from_json("{\"version\": 1}", "p.json"), Catch::Contains("p.json"));
   CHECK_THROWS_AS(cost_model_from_json("not json", "p.json"), floe::InputError);
 }
+
+TEST_CASE("calibration: a scale and a per-action overhead from steps at two micro-batch counts", "[simulate]") {
+  // Truth: scale 1.5 and 2 ms per action; at M = 4 the step is 100 ms of units and 12 actions
+  // on its critical path, at M = 8 96 ms and 20.
+  const std::vector<double> compute{0.100, 0.096}, actions{12, 20};
+  const std::vector<double> measured{1.5 * 0.100 + 0.002 * 12, 1.5 * 0.096 + 0.002 * 20};
+  const auto c = fit_calibration(measured, compute, actions);
+  CHECK(c.scale == Approx(1.5));
+  CHECK(c.action_overhead == Approx(0.002));
+  // One point: the scale alone.
+  const auto one = fit_calibration({0.15}, {0.1}, {12});
+  CHECK(one.scale == Approx(1.5));
+  CHECK(one.action_overhead == 0);
+  // A negative overhead is no explanation: the scale of the first point.
+  const auto neg = fit_calibration({0.15, 0.10}, {0.1, 0.1}, {12, 20});
+  CHECK(neg.action_overhead == 0);
+  CHECK(neg.scale == Approx(1.5));
+  // Units faster inside a job than alone is no explanation either.
+  const auto fast = fit_calibration({0.157, 0.178}, {0.159, 0.121}, {12, 20});
+  CHECK(fast.action_overhead == 0);
+  CHECK(fast.scale == Approx(0.157 / 0.159));
+  CHECK_THROWS_AS(fit_calibration({}, {}, {}), std::invalid_argument);
+  CHECK_THROWS_AS(fit_calibration({0.1}, {0}, {1}), std::invalid_argument);
+}
