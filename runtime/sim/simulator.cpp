@@ -2,6 +2,7 @@
 
 #include "models/errors.hpp"
 #include "models/shapes.hpp"
+#include "runtime/control/step_boundary.hpp"
 #include "runtime/observe/events.hpp"
 #include "runtime/plan/plan_request.hpp"
 #include "runtime/state/activation_cache.hpp"
@@ -34,6 +35,10 @@ std::vector<int> stage_of_units(const Plan& p, size_t units) {
 
 }  // namespace
 
+int micro_batch_count(const Plan& plan, int64_t replica_batch) {
+  return static_cast<int>(std::clamp<int64_t>(plan.micro_batches, 1, std::max<int64_t>(1, replica_batch)));
+}
+
 StepEstimate estimate_step(const Plan& plan, const CostModel& costs, const StepInput& in) {
   const int k = plan.stages;
   const size_t n = costs.units.size();
@@ -43,7 +48,7 @@ StepEstimate estimate_step(const Plan& plan, const CostModel& costs, const StepI
     throw std::invalid_argument("estimate_step: the plan places " + std::to_string(placed) + " units, the cost model has " +
                                 std::to_string(n));
   const auto& hw = costs.hardware;
-  const int m = static_cast<int>(std::clamp<int64_t>(plan.micro_batches, 1, std::max<int64_t>(1, in.replica_batch)));
+  const int m = micro_batch_count(plan, in.replica_batch);
   const double micro = static_cast<double>(in.replica_batch) / m;
   StepEstimate est;
   est.schedule = in.schedule == ScheduleKind::automatic ? choose_schedule(k, m) : in.schedule;
@@ -231,15 +236,14 @@ Simulation simulate_job(const JobConfig& cfg, const CostModel& costs, const Simu
   } catch (const std::invalid_argument& e) {
     throw InputError(std::string("config: cache.budget: ") + e.what());
   }
+  // One budget for both splits, over rows of a block's output: training takes it first,
+  // evaluation what is left.
+  double row = 0;
+  for (const auto& u : costs.units) row = std::max(row, u.block >= 0 && u.block < depth ? u.output_bytes : 0.0);
   auto capacity = [&](int64_t samples) {
-    double row = 0;
-    for (const auto& u : costs.units) row = std::max(row, u.block >= 0 && u.block < depth ? u.output_bytes : 0.0);
     return row > 0 && samples > 0 ? budget / (row * static_cast<double>(samples)) : 1.0;
   };
   auto nodes_used = [&](const Plan& p) { return std::min(node_count, p.replicas); };
-  // One budget for both splits: training takes it first, evaluation what is left.
-  double row = 0;
-  for (const auto& u : costs.units) row = std::max(row, u.block >= 0 && u.block < depth ? u.output_bytes : 0.0);
   CacheModel train_cache(cfg.cache.enabled, capacity(train), nodes_used(plan));
   CacheModel eval_cache(cfg.cache.enabled, capacity(eval), nodes_used(plan));
   const int64_t eval_batch = std::max<int64_t>(cfg.batch_size, 500);  // the coordinator's evaluation steps
@@ -310,8 +314,7 @@ Simulation simulate_job(const JobConfig& cfg, const CostModel& costs, const Simu
     double last_step = 0;
     ScheduleKind last_kind = kind;
     for (int64_t s = 0; s < steps;) {
-      if (cfg.freeze.interval_steps > 0 && global_step > 0 && plan.frozen_blocks < depth &&
-          global_step % cfg.freeze.interval_steps == 0 && global_step != last_decision_step)
+      if (freeze_decision_due({cfg.freeze.interval_steps, global_step, last_decision_step, plan.frozen_blocks, depth}))
         decide(epoch, static_cast<int>(global_step / cfg.freeze.interval_steps));
       // The steps until the next decision (or the epoch's end) run on this plan.
       int64_t run = steps - s;
@@ -320,7 +323,7 @@ Simulation simulate_job(const JobConfig& cfg, const CostModel& costs, const Simu
       train_cache.spread(nodes_used(plan));
       eval_cache.spread(nodes_used(plan));
       auto in = step_input(plan, cfg.batch_size, true, train);
-      const double micro = static_cast<double>(in.replica_batch) / std::max(1, plan.micro_batches);
+      const double micro = static_cast<double>(in.replica_batch) / micro_batch_count(plan, in.replica_batch);
       const auto use = train_cache.use(plan.frozen_units, static_cast<double>(run) / static_cast<double>(steps),
                                        prefix_costs(micro), read_per_sample(plan.frozen_units));
       in.frozen_per_sample = use.per_sample;
@@ -347,7 +350,7 @@ Simulation simulate_job(const JobConfig& cfg, const CostModel& costs, const Simu
       if (row > 0) eval_cache.set_capacity((budget - train_cache.total() * static_cast<double>(train) * row) /
                                            (row * static_cast<double>(eval)));
       auto in = step_input(plan, eval_batch, false, eval);
-      const double micro = static_cast<double>(in.replica_batch) / std::max(1, plan.micro_batches);
+      const double micro = static_cast<double>(in.replica_batch) / micro_batch_count(plan, in.replica_batch);
       in.frozen_per_sample =
           eval_cache.use(plan.frozen_units, 1.0, prefix_costs(micro), read_per_sample(plan.frozen_units), false).per_sample;
       const int64_t per_step = eval_batch * (options.batch_per_replica ? plan.replicas : 1);

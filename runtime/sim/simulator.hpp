@@ -32,6 +32,10 @@ struct StepEstimate {
   ScheduleKind schedule = ScheduleKind::gpipe;  // as resolved ("auto" chosen)
   Timeline timeline;
 };
+// The micro-batches a replica cuts `replica_batch` samples into on `plan`: its M, but no
+// empty ones (the replica's min(M, samples)).
+int micro_batch_count(const Plan& plan, int64_t replica_batch);
+
 // Throws std::invalid_argument when the plan does not match the cost model's units.
 StepEstimate estimate_step(const Plan& plan, const CostModel& costs, const StepInput& in);
 
