@@ -107,9 +107,10 @@ void train_step(coord_ptr self) {
           e.per_stage = runtime::bubble_fractions(rep.stage_busy_seconds, rep.seconds);
           emit(self, std::move(e));
         }
-        s.grad_window.add_step(rep.blocks, rep.block_grad_sq);
-        rep.blocks.clear();  // (the epoch's totals keep no gradient norms)
-        rep.block_grad_sq.clear();
+        if (s.signal == runtime::BlockSignal::gradient_norm) s.grad_window.add_step(rep.blocks, rep.block_values);
+        if (s.signal == runtime::BlockSignal::plasticity) s.plasticity.add(rep.blocks, rep.block_values);
+        rep.blocks.clear();  // (the epoch's totals keep no per-block values)
+        rep.block_values.clear();
         msg::add_to(s.train.sum, rep);
         ++s.step;
         ++s.global_step;
@@ -252,8 +253,14 @@ void end_epoch(coord_ptr self) {
 void decide_freeze(coord_ptr self, int timestep, std::function<void()> resume) {
   auto& st = self->state;
   const auto& c = st.spec.config;
-  msg::freeze_query q{st.epoch, st.global_step, st.plan.frozen_blocks, static_cast<int32_t>(c.model.depth), {}, timestep};
+  msg::freeze_query q{st.epoch, st.global_step, st.plan.frozen_blocks, static_cast<int32_t>(c.model.depth), {}, {}, timestep};
   q.grad_norms = st.grad_window.take();
+  q.plasticity = st.plasticity.take();
+  if (!q.plasticity.empty()) {
+    std::string values;
+    for (double p : q.plasticity) values += p < 0 ? " -" : fmt::format(" {:.3g}", p);
+    spdlog::info("freeze: plasticity per block since the last decision:{}", values);
+  }
   if (!st.summary.epochs.empty()) q.val_loss = st.summary.epochs.back().test_loss;
   q.evaluations = static_cast<int32_t>(st.summary.epochs.size());
   self->request(st.freezer, std::chrono::seconds(60), q)
@@ -382,6 +389,7 @@ void start(coord_ptr self) {
   for (const auto& p : models::parameters_of(s.model, 0, s.model.size())) initial.values.push_back({p.detach()});
   std::unique_ptr<runtime::FreezePolicy> policy;
   s.grad_window = runtime::GradientWindow(static_cast<int>(c.model.depth), c.freeze.window_steps);
+  s.plasticity = runtime::PlasticityWindow(static_cast<int>(c.model.depth));
   s.steps_in_epoch = runtime::steps_per_epoch(s.spec.train->size(), c.batch_size);
   s.lr = {c.optimizer.lr, c.optimizer.min_lr, c.optimizer.warmup, s.steps_in_epoch * c.epochs};
   std::function<void()> go = [=] { begin_epoch(self); };
@@ -407,7 +415,7 @@ void start(coord_ptr self) {
   } catch (const std::exception& e) {
     return fail(self, caf::make_error(caf::sec::invalid_argument, e.what()));
   }
-  s.grad_norms = policy->uses_gradient_norms();
+  s.signal = policy->signal();
   s.freezer = spawn_freeze_controller(self->system(), std::move(policy));
   s.summary.config = runtime::to_flat_map(c);
   s.summary.setup_seconds = since(s.job_start);

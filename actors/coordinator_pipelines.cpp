@@ -55,6 +55,13 @@ bool same_state(const msg::stage_state& a, const msg::stage_state& b) {
 
 namespace {
 
+// What the stages measure per block in training step `id` (global): the policy's signal;
+// plasticity only every freeze.plasticity_steps steps.
+int8_t step_signal(const CoordinatorState& st, int64_t id) {
+  if (st.signal == runtime::BlockSignal::plasticity && (id + 1) % st.spec.config.freeze.plasticity_steps != 0) return 0;
+  return static_cast<int8_t>(st.signal);
+}
+
 // A node's answer to a pipelines_request or pipelines_join, to stop if nobody takes it.
 std::vector<PipelineHandles> handles_of(const msg::pipelines_built& b) {
   std::vector<PipelineHandles> got;
@@ -355,7 +362,7 @@ void dispatch(coord_ptr self, bool train, double lr, int64_t batch, int micro_ba
       self, to,
       [&](size_t i) {
         return msg::replica_step{id, train, lr, runtime::shard_of_step(st.order, st.step, batch, static_cast<int>(i), r),
-                                 global, train && st.grad_norms, st.epoch, micro_batches,
+                                 global, train ? step_signal(st, id) : int8_t{0}, st.epoch, micro_batches,
                                  !train && static_cast<bool>(st.spec.predictions)};
       },
       {timeout,

@@ -50,7 +50,7 @@ struct CoordinatorState {
   std::vector<PipelineHandles> pipelines;
   std::vector<std::vector<caf::actor_addr>> hosts;  // per replica: the agents of the nodes it runs on
   msg::freeze_controller_actor freezer;
-  bool grad_norms = false;  // the freeze policy reads per-block gradient norms
+  runtime::BlockSignal signal = runtime::BlockSignal::none;  // what the freeze policy reads per block
   std::vector<NodeSlot> nodes;  // where the pipelines run (each has its AutoCache)
   int64_t generation = 0;       // pipeline sets built so far (names their gradient groups)
   bool concluding = false;      // the result is on its way: later failures change nothing
@@ -70,6 +70,7 @@ struct CoordinatorState {
   int64_t eval_start_us = 0, epoch_start_us = 0;
   Totals train, eval;
   runtime::GradientWindow grad_window;  // the blocks' gradient norms for the next freeze decision
+  runtime::PlasticityWindow plasticity;  // the blocks' plasticity measured since the last decision
   std::vector<double> policy_state;   // the freeze policy's, after its last decision
   int frozen_target = 0;  // the last freeze decided (a transition to it may have failed)
   int64_t last_decision_step = -1;  // freeze.interval_steps: the global step of the last decision

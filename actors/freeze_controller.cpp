@@ -18,7 +18,7 @@ msg::freeze_controller_actor spawn_freeze_controller(caf::actor_system& sys,
                        -> msg::freeze_controller_actor::behavior_type {
     return {
         [=](msg::freeze_query& q) -> caf::result<msg::freeze_decision> {
-          runtime::FreezeObservation obs{q.epoch, q.step, q.frozen, q.layers, q.grad_norms, q.timestep, q.val_loss, q.evaluations};
+          runtime::FreezeObservation obs{q.epoch, q.step, q.frozen, q.layers, q.grad_norms, q.plasticity, q.timestep, q.val_loss, q.evaluations};
           try {
             const int f = shared->decide(obs);
             if (f != q.frozen)

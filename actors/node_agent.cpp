@@ -11,11 +11,11 @@
 namespace floe::actors {
 namespace {
 
-// `longest`: the longest token sequence of the data (0 for images), the length cached rows keep.
-runtime::CacheLimits cache_limits(const runtime::JobConfig& job, int64_t longest) {
+// `sequences`: the data are token sequences (rows keep each sample's own length).
+runtime::CacheLimits cache_limits(const runtime::JobConfig& job, bool sequences) {
   const auto& c = job.cache;
   runtime::CacheLimits l;
-  l.sequence_length = longest;
+  l.sequences = sequences;
   l.memory_budget = runtime::parse_size(c.budget, runtime::host_memory_bytes());
   l.disk_budget = runtime::parse_size(c.disk_budget, 0);
   l.dir = c.dir;
@@ -184,10 +184,9 @@ msg::node_actor spawn_node_agent(caf::actor_system& sys, NodeSpec spec) {
   std::shared_ptr<runtime::ActivationCache> cache;
   if (spec.config.cache.enabled) {
     try {
-      int64_t longest = 0;
-      for (const auto& d : {spec.train, spec.test})
-        if (d && d->sequences()) longest = std::max(longest, d->inputs.size(1));
-      cache = std::make_shared<runtime::ActivationCache>(cache_limits(spec.config, longest));
+      bool sequences = false;
+      for (const auto& d : {spec.train, spec.test}) sequences = sequences || (d && d->sequences());
+      cache = std::make_shared<runtime::ActivationCache>(cache_limits(spec.config, sequences));
     } catch (const std::invalid_argument& e) {
       throw InputError(std::string("config: cache.dir: ") + e.what());
     }

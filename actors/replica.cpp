@@ -54,7 +54,7 @@ msg::replica_actor::behavior_type replica_behavior(msg::replica_actor::stateful_
           task.lr = rs.lr;
           task.loss_scale = 1.0 / double(rs.global_samples > 0 ? rs.global_samples : n);
           task.program = schedule[s];
-          task.grad_norms = rs.grad_norms;
+          task.signal = rs.signal;
           task.epoch = rs.epoch;
           task.predictions = rs.predictions && s == k - 1;
           if (s == 0) {
@@ -70,7 +70,7 @@ msg::replica_actor::behavior_type replica_behavior(msg::replica_actor::stateful_
                     join->report.stage_busy_seconds[r.stage] = r.busy_seconds;
                     auto& rep = join->report;
                     rep.blocks.insert(rep.blocks.end(), r.blocks.begin(), r.blocks.end());
-                    rep.block_grad_sq.insert(rep.block_grad_sq.end(), r.block_grad_sq.begin(), r.block_grad_sq.end());
+                    rep.block_values.insert(rep.block_values.end(), r.block_values.begin(), r.block_values.end());
                     if (r.stage == k - 1) {
                       join->report.loss_sum = r.loss_sum;
                       join->report.correct = r.correct;

@@ -1,6 +1,7 @@
 #include "actors/stage.hpp"
 
 #include "actors/threads.hpp"
+#include "runtime/train/freeze_policy.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -209,10 +210,13 @@ void advance(stage_ptr self) {
     msg::stage_report rep{st.task->step, st.spec.index, st.stats.loss_sum, st.stats.correct, st.stats.samples,
                           st.stats.targets, st.busy, {}, {}, {}};
     for (auto& [mb, p] : st.stats.probabilities) rep.probabilities.push_back({p});
-    if (st.task->train && st.task->grad_norms)
-      for (const auto& [block, sq] : st.compute->block_gradient_norms_sq()) {
+    const auto signal = static_cast<runtime::BlockSignal>(st.task->train ? st.task->signal : 0);
+    if (signal != runtime::BlockSignal::none)
+      for (const auto& [block, value] : signal == runtime::BlockSignal::gradient_norm
+                                            ? st.compute->block_gradient_norms_sq()
+                                            : st.compute->block_plasticity()) {
         rep.blocks.push_back(block);
-        rep.block_grad_sq.push_back(sq);
+        rep.block_values.push_back(value);
       }
     if (st.spec.events) {
       auto e = span_event(st, runtime::EventKind::stage_step, -1, st.task_start_us);
@@ -294,7 +298,8 @@ msg::stage_actor::behavior_type stage_behavior(stage_ptr self, StageSpec spec) {
         s.stats = {};
         s.stats.keep_probabilities = task.predictions && !task.train;
         s.busy = 0;
-        s.compute->begin_step(task.train, runtime::splits_backward(task.program));
+        s.compute->begin_step(task.train, runtime::splits_backward(task.program),
+                              task.signal == static_cast<int8_t>(runtime::BlockSignal::plasticity));
         s.task = std::move(task);
         advance(self);
         return s.promise;

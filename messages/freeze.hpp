@@ -14,6 +14,7 @@ struct freeze_query {
   int32_t frozen = 0;      // blocks frozen now
   int32_t layers = 0;      // blocks in the model
   std::vector<double> grad_norms;  // per block, accumulated over the last interval (empty: none)
+  std::vector<double> plasticity;  // per block, the interval's mean (-1: not measured; empty: none)
   int32_t timestep = 0;    // what the policy counts: the epoch, or intervals of freeze.interval_steps
   double val_loss = -1;    // evaluation loss after the latest epoch (-1: none yet)
   int32_t evaluations = 0; // evaluations so far
@@ -21,7 +22,7 @@ struct freeze_query {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, freeze_query& x) {
   return f(caf::meta::type_name("freeze_query"), x.epoch, x.step, x.frozen, x.layers, exact(x.grad_norms),
-           x.timestep, exact(x.val_loss), x.evaluations);
+           exact(x.plasticity), x.timestep, exact(x.val_loss), x.evaluations);
 }
 
 struct freeze_decision {

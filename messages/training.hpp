@@ -99,14 +99,14 @@ struct stage_task {
   std::vector<wire_tensor> inputs;   // first stage: one per micro-batch
   std::vector<wire_tensor> uids;     // first stage: the inputs' sample uids (int64), for AutoCache
   std::vector<wire_tensor> targets;  // last stage: one per micro-batch
-  bool grad_norms = false;           // report per-block gradient norms (the adaptive freeze policy)
+  int8_t signal = 0;                 // runtime::BlockSignal the freeze policy reads: report it per block
   int32_t epoch = 0;
   bool predictions = false;          // last stage, evaluation: report each sample's class probabilities
 };
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, stage_task& x) {
   return f(caf::meta::type_name("stage_task"), x.step, x.train, exact(x.lr), exact(x.loss_scale), x.program,
-           x.inputs, x.uids, x.targets, x.grad_norms, x.epoch, x.predictions);
+           x.inputs, x.uids, x.targets, x.signal, x.epoch, x.predictions);
 }
 
 // Stage -> replica when its program has run. Loss and accuracy come from the last stage.
@@ -118,16 +118,17 @@ struct stage_report {
   int64_t samples = 0;
   int64_t targets = 0;   // predictions scored: one per sample, or per masked token (MLM)
   double busy_seconds = 0;
-  // Training steps: squared gradient norm per block of this stage (after the all-reduce).
+  // stage_task::signal, per block of this stage: the squared gradient norm (after the
+  // all-reduce) or the plasticity (runtime/train/stage_compute.hpp).
   std::vector<int32_t> blocks;
-  std::vector<double> block_grad_sq;
+  std::vector<double> block_values;
   // stage_task::predictions: per micro-batch, softmax of the logits [n, classes] (float).
   std::vector<wire_tensor> probabilities;
 };
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, stage_report& x) {
   return f(caf::meta::type_name("stage_report"), x.step, x.stage, exact(x.loss_sum), x.correct, x.samples,
-           x.targets, exact(x.busy_seconds), x.blocks, exact(x.block_grad_sq), x.probabilities);
+           x.targets, exact(x.busy_seconds), x.blocks, exact(x.block_values), x.probabilities);
 }
 
 // Parameters (or their gradients) of a stage, by qualified name.
@@ -196,14 +197,14 @@ struct replica_step {
   double lr = 0;
   std::vector<int64_t> uids;   // this replica's shard
   int64_t global_samples = 0;  // samples in the whole step over all replicas
-  bool grad_norms = false;     // stages report per-block gradient norms
+  int8_t signal = 0;           // runtime::BlockSignal the stages report per block this step
   int32_t epoch = 0;           // for per-epoch augmentation
   int32_t micro_batches = 0;   // M for this step (0: the replica's own); the profiler varies it
   bool predictions = false;    // evaluation: report each sample's class probabilities
 };
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, replica_step& x) {
-  return f(caf::meta::type_name("replica_step"), x.step, x.train, exact(x.lr), x.uids, x.global_samples, x.grad_norms,
+  return f(caf::meta::type_name("replica_step"), x.step, x.train, exact(x.lr), x.uids, x.global_samples, x.signal,
            x.epoch, x.micro_batches, x.predictions);
 }
 
@@ -215,8 +216,8 @@ struct step_report {
   int64_t samples = 0;
   int64_t targets = 0;
   std::vector<double> stage_busy_seconds;
-  std::vector<int32_t> blocks;  // squared gradient norm per block, over all stages
-  std::vector<double> block_grad_sq;
+  std::vector<int32_t> blocks;  // replica_step::signal per block, over all stages
+  std::vector<double> block_values;
   // replica_step::predictions: the samples and their class probabilities [n, classes].
   std::vector<int64_t> uids;
   std::vector<wire_tensor> probabilities;
@@ -224,12 +225,13 @@ struct step_report {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, step_report& x) {
   return f(caf::meta::type_name("step_report"), x.step, exact(x.seconds), exact(x.loss_sum), x.correct, x.samples,
-           x.targets, exact(x.stage_busy_seconds), x.blocks, exact(x.block_grad_sq), x.uids, x.probabilities);
+           x.targets, exact(x.stage_busy_seconds), x.blocks, exact(x.block_values), x.uids, x.probabilities);
 }
 
 // Adds `r` (another replica's report of the same step, or the next step's) into `sum`: times,
 // losses and counts add up, busy time per stage position too, predictions are appended. The
-// gradient norms are all-reduced, the same on every replica: `sum` keeps the first it got.
+// per-block values are the first replica's: gradient norms are all-reduced, the same on every
+// replica, and one replica's plasticity measures the weights that all of them share.
 inline void add_to(step_report& sum, const step_report& r) {
   sum.seconds += r.seconds;
   sum.loss_sum += r.loss_sum;
@@ -241,7 +243,7 @@ inline void add_to(step_report& sum, const step_report& r) {
   for (size_t s = 0; s < r.stage_busy_seconds.size(); ++s) sum.stage_busy_seconds[s] += r.stage_busy_seconds[s];
   if (sum.blocks.empty()) {
     sum.blocks = r.blocks;
-    sum.block_grad_sq = r.block_grad_sq;
+    sum.block_values = r.block_values;
   }
   sum.uids.insert(sum.uids.end(), r.uids.begin(), r.uids.end());
   sum.probabilities.insert(sum.probabilities.end(), r.probabilities.begin(), r.probabilities.end());

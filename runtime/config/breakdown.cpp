@@ -16,6 +16,7 @@ const std::vector<BreakdownRow>& breakdown_rows() {
       {"freeze-elastic", {"freeze.policy=schedule", "elastic=true", "autodp=true", "cache.enabled=false"}},
       {"elastic-schedule", {"freeze.policy=schedule", "elastic=true", "autodp=true", "cache.enabled=true"}},
       {"elastic-adaptive", {"freeze.policy=adaptive", "elastic=true", "autodp=true", "cache.enabled=true"}},
+      {"elastic-plasticity", {"freeze.policy=plasticity", "elastic=true", "autodp=true", "cache.enabled=true"}},
   };
   return rows;
 }

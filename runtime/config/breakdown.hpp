@@ -18,6 +18,7 @@ struct BreakdownRow {
 //   freeze-elastic    schedule freezing with AutoPipe + AutoDP (live transitions), no cache
 //   elastic-schedule  all four: freezing, AutoPipe, AutoDP, AutoCache
 //   elastic-adaptive  all four, freezing by gradient norms
+//   elastic-plasticity all four, freezing by plasticity (docs/freeze.md)
 const std::vector<BreakdownRow>& breakdown_rows();
 
 // The rows named in `list` ("a,b,c"), in the table's order. Throws floe::InputError naming

@@ -54,7 +54,7 @@ struct OptimizerConfig {
 };
 
 struct FreezeConfig {
-  std::string policy = "schedule";  // none | schedule | adaptive | manual
+  std::string policy = "schedule";  // none | schedule | adaptive | manual | plasticity
   double alpha = 1.0 / 3.0;     // at most this fraction of the active blocks freezes per decision
   int interval = 1;             // epochs between freeze decisions
   int64_t interval_steps = 0;   // > 0: decide every N training steps, mid-epoch, instead (docs/freeze.md)
@@ -63,6 +63,8 @@ struct FreezeConfig {
   int64_t window_steps = 0;     // > 0: the adaptive rule's norms over a sliding window of about N steps
   bool guard = false;           // hold freezing while the evaluation loss is above its value at the last freeze
   double guard_tolerance = 0;   // relative rise the guard tolerates
+  int64_t plasticity_steps = 50;     // plasticity: training steps between measurements
+  double plasticity_threshold = 0.25;  // plasticity: converged at this share of a block's peak
 };
 
 struct PlannerConfig {

@@ -194,9 +194,10 @@ Simulation simulate_job(const JobConfig& cfg, const CostModel& costs, const Simu
     throw InputError("freeze.guard decides from evaluation losses, which a simulation does not have: simulate the "
                      "policy without it (--set freeze.guard=false)");
   auto policy = configured_freeze_policy(cfg);
-  if (policy->uses_gradient_norms())
+  if (policy->signal() != BlockSignal::none)
     throw InputError("freeze.policy = \"" + cfg.freeze.policy +
-                     "\" decides from gradient norms, which a simulation does not have: simulate it with "
+                     "\" decides from what training measures (gradient norms, plasticity), which a simulation does "
+                     "not have: simulate it with "
                      "freeze.policy = \"schedule\" or \"manual\" (freeze.script)");
   const int64_t train = options.train_samples > 0 ? options.train_samples : costs.train_samples;
   const int64_t eval = options.eval_samples > 0 ? options.eval_samples : costs.eval_samples;

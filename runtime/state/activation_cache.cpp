@@ -20,14 +20,13 @@ namespace {
 using clock_type = std::chrono::steady_clock;
 double since(clock_type::time_point t) { return std::chrono::duration<double>(clock_type::now() - t).count(); }
 
-// Rows [n, L, ...] cut or zero-padded along L to `length`.
-torch::Tensor fit_length(const torch::Tensor& t, int64_t length) {
+// The length of each row of sequences t [n, L, D + 1]: one past its last real token (mask
+// channel 1). Padding positions after it are not kept.
+std::vector<int64_t> real_lengths(const torch::Tensor& t) {
   const int64_t l = t.size(1);
-  if (l == length) return t;
-  if (l > length) return t.narrow(1, 0, length);
-  auto shape = t.sizes().vec();
-  shape[1] = length - l;
-  return torch::cat({t, torch::zeros(shape, t.options())}, 1);
+  const auto real = t.select(2, t.size(2) - 1).gt(0.5).to(torch::kInt64);
+  const auto last = (real * torch::arange(1, l + 1, torch::kInt64)).amax(1).contiguous();
+  return {last.data_ptr<int64_t>(), last.data_ptr<int64_t>() + last.numel()};
 }
 
 }  // namespace
@@ -35,7 +34,8 @@ torch::Tensor fit_length(const torch::Tensor& t, int64_t length) {
 struct ActivationCache::Chunk {
   char* data = nullptr;
   int64_t bytes = 0;
-  int64_t rows = 0;
+  int64_t used = 0;  // rows are appended; released space is reused only when the chunk goes
+  int64_t live = 0;  // rows held
   bool disk = false;
   ~Chunk() {
     if (!data) return;
@@ -47,26 +47,41 @@ struct ActivationCache::Chunk {
 };
 
 struct ActivationCache::Store {
-  std::vector<int64_t> row_shape;
+  // A row is `items` items of item_shape: for sequences an item is one position ([D + 1])
+  // and a row has its sample's length; otherwise an item is the whole row.
+  std::vector<int64_t> item_shape;
   c10::ScalarType dtype = c10::ScalarType::Float;
-  int64_t row_bytes = 0;
-  int64_t rows_per_chunk = 1;  // slot = chunk * rows_per_chunk + row
-  std::vector<std::unique_ptr<Chunk>> chunks;
-  std::vector<int64_t> slot_of;  // uid -> slot, -1 when absent
-  std::vector<int64_t> free;     // free slots in existing chunks
+  int64_t item_bytes = 0;
+  bool sequences = false;
+  struct Entry {
+    int32_t chunk = -1;  // -1: not held
+    int32_t items = 0;
+    int64_t offset = 0;
+  };
+  std::vector<std::unique_ptr<Chunk>> chunks;  // null once freed
+  std::vector<Entry> entry_of;                 // by uid
   int64_t live = 0;
 
-  int64_t slot(int64_t uid) const { return uid < static_cast<int64_t>(slot_of.size()) ? slot_of[uid] : -1; }
-  char* row(int64_t s) const { return chunks[s / rows_per_chunk]->data + (s % rows_per_chunk) * row_bytes; }
+  const Entry* find(int64_t uid) const {
+    if (uid >= static_cast<int64_t>(entry_of.size()) || entry_of[uid].chunk < 0) return nullptr;
+    return &entry_of[uid];
+  }
+  bool holds(int64_t uid) const { return find(uid) != nullptr; }
 
-  // The held rows of uids[rows[j]], j = 0.., as one tensor (every one must be held).
-  torch::Tensor gather(const std::vector<int64_t>& uids, const std::vector<int64_t>& rows) const {
+  // The held rows of uids[rows[j]], j = 0.., as one tensor (every one must be held);
+  // sequences zero-padded (mask 0) or cut to `length` positions.
+  torch::Tensor gather(const std::vector<int64_t>& uids, const std::vector<int64_t>& rows, int64_t length) const {
     std::vector<int64_t> shape{static_cast<int64_t>(rows.size())};
-    shape.insert(shape.end(), row_shape.begin(), row_shape.end());
-    auto t = torch::empty(shape, torch::dtype(dtype));
-    for (size_t j = 0; j < rows.size(); ++j)
-      std::memcpy(static_cast<char*>(t.data_ptr()) + j * row_bytes, row(slot(uids[rows[j]])),
-                  static_cast<size_t>(row_bytes));
+    if (sequences) shape.push_back(length);
+    shape.insert(shape.end(), item_shape.begin(), item_shape.end());
+    auto t = sequences ? torch::zeros(shape, torch::dtype(dtype)) : torch::empty(shape, torch::dtype(dtype));
+    const int64_t row_bytes = t[0].numel() * static_cast<int64_t>(t.element_size());
+    for (size_t j = 0; j < rows.size(); ++j) {
+      const Entry& e = *find(uids[rows[j]]);
+      const int64_t items = sequences ? std::min<int64_t>(e.items, length) : 1;
+      std::memcpy(static_cast<char*>(t.data_ptr()) + j * row_bytes, chunks[e.chunk]->data + e.offset,
+                  static_cast<size_t>(items * item_bytes));
+    }
     return t;
   }
 };
@@ -122,56 +137,60 @@ ActivationCache::Store& ActivationCache::store(int split, int level, const torch
   auto& s = stores_[{split, level}];
   if (!s) {
     s = std::make_unique<Store>();
-    s->row_shape = like.sizes().slice(1).vec();
+    s->sequences = cfg_.sequences;
+    s->item_shape = like.sizes().slice(cfg_.sequences ? 2 : 1).vec();
     s->dtype = like.scalar_type();
-    s->row_bytes = like[0].numel() * static_cast<int64_t>(like.element_size());
-    s->rows_per_chunk = std::max<int64_t>(1, cfg_.chunk_bytes / std::max<int64_t>(1, s->row_bytes));
+    s->item_bytes = (cfg_.sequences ? like[0][0] : like[0]).numel() * static_cast<int64_t>(like.element_size());
   }
   return *s;
 }
 
-bool ActivationCache::reserve_row(Store& s, int64_t uid) {
-  if (s.slot(uid) >= 0) return true;
-  if (s.free.empty()) {
-    // A new chunk: a full one when it fits, else as many rows as the tier's room allows.
-    const int64_t full = s.rows_per_chunk * s.row_bytes;
-    const int64_t mem_room = cfg_.memory_budget - stats_.memory_bytes;
-    const int64_t disk_room = cfg_.disk_budget - stats_.disk_bytes;
-    int64_t rows = s.rows_per_chunk;
-    if (full > mem_room && full > disk_room) rows = std::max(mem_room, disk_room) / s.row_bytes;
-    if (rows <= 0) return false;
-    auto c = new_chunk(rows * s.row_bytes);
-    if (!c) return false;
-    c->rows = rows;
-    const int64_t base = static_cast<int64_t>(s.chunks.size()) * s.rows_per_chunk;
-    for (int64_t r = rows - 1; r >= 0; --r) s.free.push_back(base + r);
+char* ActivationCache::reserve(Store& s, int64_t uid, int64_t items) {
+  const int64_t bytes = items * s.item_bytes;
+  Chunk* open = s.chunks.empty() ? nullptr : s.chunks.back().get();
+  if (!open || open->used + bytes > open->bytes) {
+    // A new chunk: a full one when it fits, else what the tier's room allows.
+    const int64_t room = std::max(cfg_.memory_budget - stats_.memory_bytes, cfg_.disk_budget - stats_.disk_bytes);
+    const int64_t size = std::min(std::max(cfg_.chunk_bytes, bytes), room);
+    if (size < bytes) return nullptr;
+    auto c = new_chunk(size);
+    if (!c) return nullptr;
+    open = c.get();
     s.chunks.push_back(std::move(c));
   }
-  if (uid >= static_cast<int64_t>(s.slot_of.size())) s.slot_of.resize(static_cast<size_t>(uid + 1), -1);
-  s.slot_of[uid] = s.free.back();
-  s.free.pop_back();
+  if (uid >= static_cast<int64_t>(s.entry_of.size())) s.entry_of.resize(static_cast<size_t>(uid + 1));
+  s.entry_of[uid] = {static_cast<int32_t>(s.chunks.size() - 1), static_cast<int32_t>(items), open->used};
+  char* at = open->data + open->used;
+  open->used += bytes;
+  ++open->live;
   ++s.live;
   ++stats_.entries;
-  return true;
+  return at;
 }
 
-bool ActivationCache::admit(Store& s, int split, int level, int64_t uid) {
-  if (reserve_row(s, uid)) return true;
+char* ActivationCache::admit(Store& s, int split, int level, int64_t uid, int64_t items) {
+  if (char* at = reserve(s, uid, items)) return at;
   // No room: superseded levels of this split go first (an entry at the current level hits
   // every epoch; one below it would only be advanced once).
   std::vector<std::pair<int, int>> lower;
   for (auto& [key, st] : stores_)
     if (key.first == split && key.second < level) lower.push_back(key);
-  if (lower.empty()) return false;
+  if (lower.empty()) return nullptr;
   for (auto& key : lower) drop_store(key);
-  return reserve_row(s, uid);
+  return reserve(s, uid, items);
 }
 
+void ActivationCache::free_chunk(Chunk& c) { (c.disk ? stats_.disk_bytes : stats_.memory_bytes) -= c.bytes; }
+
 void ActivationCache::release(Store& s, int64_t uid) {
-  const int64_t slot = s.slot(uid);
-  if (slot < 0) return;
-  s.slot_of[uid] = -1;
-  s.free.push_back(slot);
+  const auto* e = s.find(uid);
+  if (!e) return;
+  auto& chunk = s.chunks[e->chunk];
+  if (--chunk->live == 0 && chunk.get() != s.chunks.back().get()) {  // the open chunk stays for appends
+    free_chunk(*chunk);
+    chunk.reset();
+  }
+  s.entry_of[uid].chunk = -1;
   --s.live;
   --stats_.entries;
 }
@@ -192,25 +211,28 @@ void ActivationCache::drop_store(std::pair<int, int> key) {
   auto& s = *it->second;
   stats_.entries -= s.live;
   stats_.evicted += s.live;
-  for (auto& c : s.chunks) (c->disk ? stats_.disk_bytes : stats_.memory_bytes) -= c->bytes;
+  for (auto& c : s.chunks)
+    if (c) free_chunk(*c);
   stores_.erase(it);
 }
 
 std::vector<int64_t> ActivationCache::put(int split, int level, const std::vector<int64_t>& uids,
                                          const std::vector<int64_t>& rows, const torch::Tensor& t,
                                          bool drop_lower) {
-  const auto& rows_t = cfg_.sequence_length > 0 ? fit_length(t, cfg_.sequence_length).contiguous() : t;
-  auto& s = store(split, level, rows_t);
+  auto& s = store(split, level, t);
+  const auto lengths = cfg_.sequences ? real_lengths(t) : std::vector<int64_t>{};
+  const int64_t row_bytes = t[0].numel() * static_cast<int64_t>(t.element_size());
   std::vector<int64_t> admitted;
   for (size_t j = 0; j < rows.size(); ++j) {
     const int64_t uid = uids[rows[j]];
-    if (s.slot(uid) >= 0) continue;  // already held
-    if (!admit(s, split, level, uid)) {
+    if (s.holds(uid)) continue;
+    const int64_t items = cfg_.sequences ? lengths[j] : 1;
+    char* at = admit(s, split, level, uid, items);
+    if (!at) {
       ++stats_.rejected;
       continue;
     }
-    std::memcpy(s.row(s.slot(uid)), static_cast<const char*>(rows_t.data_ptr()) + j * s.row_bytes,
-                static_cast<size_t>(s.row_bytes));
+    std::memcpy(at, static_cast<const char*>(t.data_ptr()) + j * row_bytes, static_cast<size_t>(items * s.item_bytes));
     // A row held at this level will not be advanced: its lower levels go, and an emptied
     // level frees its arenas.
     if (drop_lower) forget_lower(split, level, uid);
@@ -260,7 +282,7 @@ torch::Tensor ActivationCache::fetch(int split, const std::vector<int64_t>& uids
     const auto stored = put(split, level, uids, all, out, allow_advance);
     if (stored.empty()) return out;  // no room to measure; probe again later
     const auto t1 = clock_type::now();
-    stores_.at({split, level})->gather(uids, stored);
+    stores_.at({split, level})->gather(uids, stored, raw.size(-1));
     const double read = since(t1) * double(n) / double(stored.size());
     const bool worth = read < compute;
     if (worth_.count(level)) return out;  // another stage's probe decided first
@@ -279,7 +301,7 @@ torch::Tensor ActivationCache::fetch(int split, const std::vector<int64_t>& uids
   std::vector<int64_t> hit_rows;
   const auto exact = stores_.find({split, level});
   for (int64_t i = 0; i < n; ++i) {
-    if (exact != stores_.end() && exact->second->slot(uids[i]) >= 0) {
+    if (exact != stores_.end() && exact->second->holds(uids[i])) {
       hit_rows.push_back(i);
       continue;
     }
@@ -288,7 +310,7 @@ torch::Tensor ActivationCache::fetch(int split, const std::vector<int64_t>& uids
       for (auto it = stores_.lower_bound({split, level}); it != stores_.begin();) {
         --it;
         if (it->first.first != split) break;
-        if (it->second->slot(uids[i]) >= 0) {
+        if (it->second->holds(uids[i])) {
           from = it->first.second;
           break;
         }
@@ -297,19 +319,17 @@ torch::Tensor ActivationCache::fetch(int split, const std::vector<int64_t>& uids
   }
   // Copy out what the arenas hold: the hits, and the sources of rows to advance.
   const auto t_read = clock_type::now();
-  // Stored sequences come back cut to this batch's length (CacheLimits::sequence_length).
-  auto batch_length = [&](torch::Tensor rows) {
-    return cfg_.sequence_length > 0 ? fit_length(rows, raw.size(-1)) : rows;
-  };
+  // Stored sequences come back padded to this batch's length (the last dimension of its token ids).
+  const int64_t length = raw.size(-1);
   torch::Tensor hits;
   if (!hit_rows.empty()) {
-    hits = batch_length(exact->second->gather(uids, hit_rows));
+    hits = exact->second->gather(uids, hit_rows, length);
     stats_.hits += static_cast<int64_t>(hit_rows.size());
   }
   std::map<int, torch::Tensor> inputs;
   for (auto& [from, rows] : groups)
     inputs[from] = from == 0 ? raw.index_select(0, torch::tensor(rows, torch::kInt64))
-                             : batch_length(stores_.at({split, from})->gather(uids, rows));
+                             : stores_.at({split, from})->gather(uids, rows, length);
   stats_.read_seconds += since(t_read);
   lock.unlock();
 
@@ -326,6 +346,10 @@ torch::Tensor ActivationCache::fetch(int split, const std::vector<int64_t>& uids
   const bool store_results = generation == generation_;  // not invalidated while computing
   torch::Tensor out;
   auto place = [&](const std::vector<int64_t>& rows, const torch::Tensor& t) {
+    if (static_cast<int64_t>(rows.size()) == n) {  // one source for every row, in order
+      out = t;
+      return;
+    }
     if (!out.defined()) {
       auto shape = t.sizes().vec();
       shape[0] = n;

@@ -3,8 +3,9 @@
 // once per sample instead of once per epoch (spec §5, without the original's flaws).
 //
 // Entries are keyed by (split, sample uid, level), where the level is the number of frozen
-// units whose output the entry holds. Rows of one (split, level) live in contiguous arenas
-// (chunks of many rows, not one allocation per sample). A chunk lives in memory while the
+// units whose output the entry holds. Rows of one (split, level) are appended to arenas
+// (chunks of many rows, not one allocation per sample; a chunk goes when its last row is
+// released). A chunk lives in memory while the
 // memory budget allows, otherwise in a memory-mapped file in the cache directory (the disk
 // tier); when neither tier has room, superseded (lower) levels of the split are evicted and
 // a new entry that still does not fit is not admitted (counted as `rejected`, never a silent stop and
@@ -40,12 +41,12 @@ struct CacheLimits {
   int64_t memory_budget = 0;  // bytes of arenas in memory
   int64_t disk_budget = 0;    // bytes of arenas in memory-mapped files; 0 = no disk tier
   std::string dir;            // where the disk tier's files go (created, unlinked at once)
-  int64_t chunk_bytes = 8 << 20;  // arena chunk size (rounded to whole rows)
-  // > 0: inputs are token sequences padded to the longest of their batch, so rows have a
+  int64_t chunk_bytes = 8 << 20;  // arena chunk size (at least one row)
+  // Inputs are token sequences padded to the longest of their batch, so rows have a
   // sequence dimension first ([L, D + 1] with the mask channel, models/transformer.hpp).
-  // This is the longest sequence of the data; rows are kept zero-padded (mask 0) to it and handed out cut to the length of
-  // the batch that asks: every sample's tokens fit in its batch's length, the rest is padding.
-  int64_t sequence_length = 0;
+  // A row is kept at its sample's own length (its real tokens, up to the last with mask 1)
+  // and handed out zero-padded (mask 0) to the length of the batch that asks.
+  bool sequences = false;
 };
 
 
@@ -86,10 +87,11 @@ class ActivationCache {
   uint64_t generation_ = 0;  // bumped by set_level and invalidate: rows computed before are not stored
 
   Store& store(int split, int level, const torch::Tensor& like);
-  bool reserve_row(Store& s, int64_t uid);  // false: no room
-  bool admit(Store& s, int split, int level, int64_t uid);  // reserve_row, evicting superseded levels if needed
+  char* reserve(Store& s, int64_t uid, int64_t items);  // room for a row of `items` items; null: no room
+  char* admit(Store& s, int split, int level, int64_t uid, int64_t items);  // reserve, evicting superseded levels if needed
   void drop_store(std::pair<int, int> key);
   std::unique_ptr<Chunk> new_chunk(int64_t bytes);
+  void free_chunk(Chunk& c);
   void release(Store& s, int64_t uid);
   void forget_lower(int split, int level, int64_t uid);  // drops the uid's entries below `level`
   // Stores rows `rows` of t (row j holds uids[rows[j]]) at (split, level); with `drop_lower`

@@ -24,6 +24,7 @@ std::unique_ptr<FreezePolicy> configured_freeze_policy(const JobConfig& cfg) {
   pc.layers = static_cast<int>(cfg.model.depth);
   std::tie(pc.alpha_num, pc.alpha_den) = as_fraction(cfg.freeze.alpha);
   pc.start = cfg.freeze.start;
+  pc.threshold = cfg.freeze.plasticity_threshold;
   for (size_t i = 0; i < cfg.freeze.script.size(); ++i) pc.script.emplace_back(static_cast<long>(i), cfg.freeze.script[i]);
   try {
     auto policy = make_freeze_policy(cfg.freeze.policy, pc);

@@ -258,8 +258,72 @@ int ManualPolicy::decide(const FreezeObservation& obs) {
 
 std::string ManualPolicy::name() const { return "manual"; }
 
+PlasticityPolicy::PlasticityPolicy(double alpha, double threshold) : alpha_(alpha), threshold_(threshold) {
+  check_alpha(alpha, "freeze policy 'plasticity'");
+  if (!(threshold > 0.0 && threshold <= 1.0))
+    throw std::invalid_argument("freeze policy 'plasticity': threshold = " + std::to_string(threshold) +
+                                ", expected a share of the peak in (0, 1]");
+}
+
+int PlasticityPolicy::decide(const FreezeObservation& obs) {
+  check_observation(obs, name());
+  if (obs.plasticity.empty()) return obs.frozen;
+  if (obs.plasticity.size() != static_cast<size_t>(obs.layers))
+    throw std::invalid_argument("freeze policy 'plasticity': " + std::to_string(obs.plasticity.size()) +
+                                " plasticity values, expected one per layer (" + std::to_string(obs.layers) + ")");
+  if (peaks_.size() != obs.plasticity.size()) peaks_.assign(obs.plasticity.size(), -1.0);
+  // Converged: measured now, below an earlier peak by the threshold. Peaks take this decision's
+  // values afterwards, so a block is never judged against a peak of the same interval.
+  auto converged = [&](int b) {
+    const double p = obs.plasticity[static_cast<size_t>(b)], peak = peaks_[static_cast<size_t>(b)];
+    return std::isfinite(p) && p >= 0.0 && peak > 0.0 && p <= threshold_ * peak;
+  };
+  const int active = obs.layers - obs.frozen;
+  const int bound = obs.frozen + (alpha_ > 0.0 && active > 0
+                                      ? std::max(1, static_cast<int>(std::floor(alpha_ * active + 1e-9)))
+                                      : 0);
+  int frozen = obs.frozen;
+  while (frozen < bound && converged(frozen)) ++frozen;
+  for (size_t b = 0; b < peaks_.size(); ++b)
+    if (std::isfinite(obs.plasticity[b])) peaks_[b] = std::max(peaks_[b], obs.plasticity[b]);
+  return clamp_frozen_count(frozen, obs.frozen, obs.layers);
+}
+
+std::string PlasticityPolicy::name() const { return "plasticity"; }
+
+PlasticityWindow::PlasticityWindow(int blocks) {
+  if (blocks < 0) throw std::invalid_argument("plasticity window: blocks = " + std::to_string(blocks) + ", expected >= 0");
+  sums_.assign(static_cast<size_t>(blocks), 0.0);
+  counts_.assign(static_cast<size_t>(blocks), 0);
+}
+
+void PlasticityWindow::add(const std::vector<int>& blocks, const std::vector<double>& value) {
+  if (blocks.size() != value.size())
+    throw std::invalid_argument("plasticity window: " + std::to_string(blocks.size()) + " blocks with " +
+                                std::to_string(value.size()) + " values");
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    if (blocks[i] < 0 || blocks[i] >= static_cast<int>(sums_.size()) || !(std::isfinite(value[i]) && value[i] >= 0))
+      continue;
+    sums_[static_cast<size_t>(blocks[i])] += value[i];
+    ++counts_[static_cast<size_t>(blocks[i])];
+  }
+}
+
+std::vector<double> PlasticityWindow::take() {
+  std::vector<double> mean(sums_.size(), -1.0);
+  bool any = false;
+  for (size_t b = 0; b < sums_.size(); ++b)
+    if (counts_[b] > 0) {
+      mean[b] = sums_[b] / counts_[b];
+      any = true;
+    }
+  std::fill(sums_.begin(), sums_.end(), 0.0);
+  std::fill(counts_.begin(), counts_.end(), 0);
+  return any ? mean : std::vector<double>{};
+}
+
 std::vector<std::string> freeze_policy_names() {
-  return {"none", "schedule", "adaptive", "manual"};
+  return {"none", "schedule", "adaptive", "manual", "plasticity"};
 }
 
 std::unique_ptr<FreezePolicy> make_freeze_policy(const std::string& name,
@@ -277,6 +341,13 @@ std::unique_ptr<FreezePolicy> make_freeze_policy(const std::string& name,
                                             config.alpha_den);
   }
   if (name == "manual") return std::make_unique<ManualPolicy>(config.script);
+  if (name == "plasticity") {
+    if (config.alpha_den <= 0)
+      throw std::invalid_argument("freeze policy 'plasticity': alpha_den = " + std::to_string(config.alpha_den) +
+                                  ", expected > 0");
+    return std::make_unique<PlasticityPolicy>(static_cast<double>(config.alpha_num) / config.alpha_den,
+                                              config.threshold);
+  }
 
   std::string valid;
   for (const auto& known : freeze_policy_names()) {

@@ -47,6 +47,13 @@ int adaptive_frozen_count(int current_frozen, int layers, double alpha,
 // never below 0. Requires 0 <= current_frozen <= layers.
 int clamp_frozen_count(int proposed, int current_frozen, int layers);
 
+// The per-block statistic a policy reads, which the stages measure for it during training.
+enum class BlockSignal : int8_t {
+  none = 0,
+  gradient_norm = 1,  // the squared norm of each block's reduced gradient, every training step
+  plasticity = 2,     // how much each block's output moved since the last measurement (StageCompute)
+};
+
 // What a policy sees at a freeze timestep. grad_norms has one entry per block, accumulated over
 // the interval since the previous decision (empty when no statistics were collected).
 struct FreezeObservation {
@@ -55,6 +62,8 @@ struct FreezeObservation {
   int frozen = 0;  // blocks frozen right now
   int layers = 0;  // blocks in the model (L)
   std::vector<double> grad_norms;
+  // Per block, the mean plasticity measured since the previous decision (-1: not measured).
+  std::vector<double> plasticity;
   // The decision's timestep, what schedules and scripts count: the epoch, or with decisions
   // every N steps (freeze.interval_steps) the intervals of N steps so far. -1: the epoch.
   int timestep = -1;
@@ -74,8 +83,8 @@ class FreezePolicy {
   virtual int decide(const FreezeObservation& obs) = 0;
   // The factory name of the policy ("none", "schedule", "adaptive", "manual").
   virtual std::string name() const = 0;
-  // Whether decide() reads obs.grad_norms; when false the stages skip computing them.
-  virtual bool uses_gradient_norms() const { return true; }
+  // What decide() reads: the stages measure only that.
+  virtual BlockSignal signal() const { return BlockSignal::gradient_norm; }
   // What decide() remembers between calls, for checkpoints: state() after a decision, given
   // to restore() of a fresh policy on resume, makes it decide as the original would have.
   // Stateless policies keep the defaults.
@@ -88,7 +97,7 @@ class NoFreeze final : public FreezePolicy {
  public:
   int decide(const FreezeObservation& obs) override;
   std::string name() const override;
-  bool uses_gradient_norms() const override { return false; }
+  BlockSignal signal() const override { return BlockSignal::none; }
 };
 
 // The original's default: the count of schedule_frozen_count(L, α, obs.epoch). L is taken
@@ -100,7 +109,7 @@ class SchedulePolicy final : public FreezePolicy {
   SchedulePolicy(int layers, int alpha_num, int alpha_den, int start = 1);
   int decide(const FreezeObservation& obs) override;
   std::string name() const override;
-  bool uses_gradient_norms() const override { return false; }
+  BlockSignal signal() const override { return BlockSignal::none; }
 
  private:
   int layers_;
@@ -134,7 +143,7 @@ class ManualPolicy final : public FreezePolicy {
   explicit ManualPolicy(std::vector<std::pair<long, int>> script);
   int decide(const FreezeObservation& obs) override;
   std::string name() const override;
-  bool uses_gradient_norms() const override { return false; }
+  BlockSignal signal() const override { return BlockSignal::none; }
 
  private:
   std::vector<std::pair<long, int>> script_;  // sorted by epoch
@@ -164,6 +173,46 @@ class GradientWindow {
   int64_t window_ = 0;
 };
 
+// Plasticity, in the spirit of Egeria (Wang et al., EuroSys 2023): a block whose output has
+// stopped moving has converged. The stages measure, every freeze.plasticity_steps training
+// steps, each active block's plasticity: ||f(x; θ) − f(x; θ_ref)||² / ||f(x; θ_ref)||² on a
+// micro-batch's block input x, where θ_ref are the block's weights at the previous
+// measurement (a reference copy refreshed at every measurement), in eval mode (no dropout).
+// A decision reads the mean of the interval's measurements per block and remembers each
+// block's peak; the bottom-most active blocks whose plasticity has fallen to `threshold` of
+// their peak or below freeze, at most max(1, floor(α · active)) blocks per decision (the bound
+// of adaptive_frozen_count). A block needs a measurement below an earlier peak, so the first
+// decision with measurements only records them. State: the peaks.
+class PlasticityPolicy final : public FreezePolicy {
+ public:
+  // Throws std::invalid_argument for α outside [0, 1] or threshold outside (0, 1].
+  PlasticityPolicy(double alpha, double threshold);
+  int decide(const FreezeObservation& obs) override;
+  std::string name() const override;
+  BlockSignal signal() const override { return BlockSignal::plasticity; }
+  std::vector<double> state() const override { return peaks_; }
+  void restore(const std::vector<double>& state) override { peaks_ = state; }
+
+ private:
+  double alpha_, threshold_;
+  std::vector<double> peaks_;  // per block, the largest interval mean seen (-1: none)
+};
+
+// The plasticity measurements between two decisions: per block, their mean.
+class PlasticityWindow {
+ public:
+  PlasticityWindow() = default;
+  explicit PlasticityWindow(int blocks);
+  // One measurement: value[i] for block blocks[i] (blocks outside [0, blocks) are ignored).
+  void add(const std::vector<int>& blocks, const std::vector<double>& value);
+  // Per block, the mean since the last take (-1 where none); restarts.
+  std::vector<double> take();
+
+ private:
+  std::vector<double> sums_;
+  std::vector<int> counts_;
+};
+
 // A guard on the validation loss around another policy (freeze.guard, docs/freeze.md). When
 // the first evaluation after one of its freezes shows the loss above the loss seen when it
 // froze (relatively, by more than `tolerance`), it holds the frozen count, and keeps holding
@@ -176,7 +225,7 @@ class GuardedPolicy final : public FreezePolicy {
   explicit GuardedPolicy(std::unique_ptr<FreezePolicy> inner, double tolerance = 0.0);
   int decide(const FreezeObservation& obs) override;
   std::string name() const override;  // the inner name + "+guard"
-  bool uses_gradient_norms() const override { return inner_->uses_gradient_norms(); }
+  BlockSignal signal() const override { return inner_->signal(); }
   std::vector<double> state() const override;
   void restore(const std::vector<double>& state) override;
   int held() const { return held_; }  // decisions held so far
@@ -197,9 +246,10 @@ struct FreezePolicyConfig {
   int alpha_den = 3;
   std::vector<std::pair<long, int>> script;  // manual: (epoch, frozen count)
   int start = 1;  // schedule: the epoch of the first decision (its exponent is epoch - start + 1)
+  double threshold = 0.25;  // plasticity: the share of its peak at which a block has converged
 };
 
-// The names make_freeze_policy accepts: "none", "schedule", "adaptive", "manual".
+// The names make_freeze_policy accepts: "none", "schedule", "adaptive", "manual", "plasticity".
 std::vector<std::string> freeze_policy_names();
 
 // Throws std::invalid_argument naming the policy and listing the valid names for an unknown

@@ -108,9 +108,48 @@ bool splits_backward(const std::vector<Action>& program) {
                      [](const Action& a) { return a.kind == ActionKind::weight_backward; });
 }
 
-void StageCompute::begin_step(bool train, bool split) {
+std::map<int, double> StageCompute::block_plasticity() {
+  std::map<int, double> out;
+  if (!probe_.defined() || units_.empty()) return out;
+  torch::NoGradGuard no_grad;
+  auto x = probe_;
+  probe_ = torch::Tensor();
+  const bool measure = reference_.size() == units_.size();
+  std::vector<std::vector<torch::Tensor>> now(units_.size());
+  std::map<int, std::pair<double, double>> sums;  // block -> (moved², reference²)
+  for (size_t i = 0; i < units_.size(); ++i) {
+    auto& module = *units_[i].module;
+    const bool training = module.is_training();
+    module.eval();  // dropout would measure noise
+    auto params = module.parameters();
+    for (const auto& p : params) now[i].push_back(p.detach().clone());
+    const auto y = models::forward_range(units_, i, i + 1, x);
+    if (measure) {
+      for (size_t k = 0; k < params.size(); ++k) params[k].detach().copy_(reference_[i][k]);
+      const auto then = models::forward_range(units_, i, i + 1, x);
+      for (size_t k = 0; k < params.size(); ++k) params[k].detach().copy_(now[i][k]);
+      auto& [moved, base] = sums[units_[i].block];
+      moved += (y - then).pow(2).sum().item<double>();
+      base += then.pow(2).sum().item<double>();
+    }
+    module.train(training);
+    x = y;
+  }
+  reference_ = std::move(now);
+  for (const auto& [block, s] : sums) out[block] = s.second > 0 ? s.first / s.second : 0.0;
+  return out;
+}
+
+void StageCompute::keep_probe(const torch::Tensor& input) {
+  if (!probe_wanted_ || probe_.defined()) return;
+  probe_ = input.detach().narrow(0, 0, std::min<int64_t>(64, input.size(0))).clone();
+}
+
+void StageCompute::begin_step(bool train, bool split, bool probe) {
   train_ = train;
   split_ = train && split;
+  probe_wanted_ = train && probe;
+  probe_ = torch::Tensor();
   saved_.clear();
   for (auto& u : units_) u.module->train(train);  // frozen units stay in eval mode
   if (train) optimizer_->zero_grad();
@@ -123,6 +162,7 @@ torch::Tensor StageCompute::forward(int mb, torch::Tensor input, const torch::Te
     return models::forward_range(units_, 0, units_.size(), input);
   }
   torch::AutoGradMode grad(true);
+  keep_probe(input);
   // A received activation becomes a new leaf so that its gradient can be sent back.
   if (!first_) input = input.detach().requires_grad_(true);
   auto out = run_units(mb, input);
@@ -156,6 +196,7 @@ void StageCompute::forward_loss(int mb, torch::Tensor input, torch::Tensor targe
     return;
   }
   torch::AutoGradMode grad(true);
+  keep_probe(input);
   if (!first_) input = input.detach().requires_grad_(true);
   auto terms = loss_terms(run_units(mb, input), target);
   stats.loss_sum += terms.loss_sum.item<double>();

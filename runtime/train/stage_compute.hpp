@@ -62,8 +62,9 @@ class StageCompute {
   bool last() const { return last_; }
 
   // Starts a step: clears gradients and saved micro-batches. `split`: the step's program
-  // splits backward into I and W (the forwards keep what W needs).
-  void begin_step(bool train, bool split = false);
+  // splits backward into I and W (the forwards keep what W needs). `probe`: keep the first
+  // training micro-batch's input for block_plasticity().
+  void begin_step(bool train, bool split = false, bool probe = false);
   // Runs the units on micro-batch `mb`. Not last: returns the output to send on. `uids`
   // (int64, first stage) names the input's samples for the cache; undefined: no caching.
   torch::Tensor forward(int mb, torch::Tensor input, const torch::Tensor& uids = {});
@@ -92,6 +93,13 @@ class StageCompute {
   int64_t optimizer_step() const;
   // Per block (unit.block), the squared L2 norm of this step's reduced gradients.
   std::map<int, double> block_gradient_norms_sq() const;
+  // Per block of the trainable units, how far its output moved since the previous call
+  // (freeze.policy = "plasticity"): on the probe kept by this step's begin_step, up to 64
+  // samples, each unit's output with its weights now and with its weights at the previous
+  // call, given the same input, in eval mode; ||now − then||² / ||then||² summed per block.
+  // The first call (and a call without a probe) only takes the reference and returns nothing.
+  // Call after the optimizer step.
+  std::map<int, double> block_plasticity();
   std::vector<torch::Tensor> parameters() const { return params_; }
   std::vector<torch::Tensor> gradients() const;
 
@@ -109,6 +117,10 @@ class StageCompute {
     std::shared_ptr<models::WeightGrads> weights;  // split backward: what W needs
   };
   bool split_ = false;
+  bool probe_wanted_ = false;
+  torch::Tensor probe_;                               // block_plasticity's input
+  std::vector<std::vector<torch::Tensor>> reference_;  // per unit, its weights at the last measurement
+  void keep_probe(const torch::Tensor& input);
   torch::Tensor run_units(int mb, const torch::Tensor& input);
   torch::Tensor backprop(Saved& saved, const torch::Tensor& grad_output);
   std::map<int, Saved> saved_;

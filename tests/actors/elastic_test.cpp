@@ -181,6 +181,27 @@ TEST_CASE("the adaptive policy freezes from measured gradient norms", "[elastic]
   CHECK(s.epochs.back().frozen_layers > 0);
 }
 
+TEST_CASE("the plasticity policy freezes from the stages' measurements", "[elastic][plasticity]") {
+  auto cfg = tiny_elastic_job(2);
+  cfg.epochs = 4;
+  cfg.freeze.policy = "plasticity";
+  cfg.freeze.alpha = 0.5;
+  cfg.freeze.plasticity_steps = 2;        // 4 measurements per epoch of 8 steps
+  cfg.freeze.plasticity_threshold = 0.9;  // converged below 90 % of the peak: as the learning rate decays
+  auto s = launch::run_job(spec_for(cfg, 512));
+  REQUIRE(s.epochs.size() == 4);
+  CHECK(s.epochs[0].frozen_layers == 0);
+  CHECK(s.epochs[1].frozen_layers == 0);  // the first decision with measurements records the peaks
+  for (size_t e = 1; e < s.epochs.size(); ++e) {
+    CHECK(s.epochs[e].frozen_layers >= s.epochs[e - 1].frozen_layers);
+    const int active = 4 - s.epochs[e - 1].frozen_layers;
+    CHECK(s.epochs[e].frozen_layers - s.epochs[e - 1].frozen_layers <= std::max(1, active / 2));
+    CHECK(s.epochs[e].samples == 512);
+    CHECK(s.epochs[e].replicas_identical == 1);
+  }
+  CHECK(s.epochs.back().frozen_layers > 0);  // measured values reached the policy
+}
+
 TEST_CASE("AutoCache: replicas spawned by a transition read what the old ones cached; results match no cache",
           "[elastic][cache]") {
   auto cfg = tiny_elastic_job(4);

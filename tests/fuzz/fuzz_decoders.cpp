@@ -353,13 +353,13 @@ std::map<std::string, std::vector<std::string>> rich_values() {
   s.transitions.resize(1);
   s.config["epochs"] = "3";
   out["floe.training_summary"] = {encoded(s)};
-  out["floe.replica_step"] = {encoded(msg::replica_step{3, true, 0.1, {5, 6, 7}, 9, true, 1})};
+  out["floe.replica_step"] = {encoded(msg::replica_step{3, true, 0.1, {5, 6, 7}, 9, 1, 1})};
   out["floe.join_welcome"] = {encoded(msg::join_welcome{1, runtime::to_overrides(runtime::JobConfig{}), 4501})};
   out["std::vector<int64_t>"] = {encoded(std::vector<int64_t>{1, -2, 1ll << 40})};
   msg::step_report diverged;  // CAF's own double encoding hung on the infinity
   diverged.loss_sum = std::numeric_limits<double>::infinity();
   diverged.seconds = std::numeric_limits<double>::quiet_NaN();
-  diverged.block_grad_sq = {5e-324, -0.0};
+  diverged.block_values = {5e-324, -0.0};
   out["floe.step_report"] = {encoded(diverged)};
   return out;
 }

@@ -173,13 +173,13 @@ TEST_CASE("doubles cross bit-exactly: an infinite loss does not hang the sender,
     r.loss_sum = v;
     r.seconds = v;
     r.stage_busy_seconds = {v, 1.0};
-    r.block_grad_sq = {v};
+    r.block_values = {v};
     msg::step_report back;
     REQUIRE(!load(sys, save(sys, r), back));
     CHECK(same(back.loss_sum, v));
     CHECK(same(back.seconds, v));
     CHECK(same(back.stage_busy_seconds.at(0), v));
-    CHECK(same(back.block_grad_sq.at(0), v));
+    CHECK(same(back.block_values.at(0), v));
   }
   runtime::Event e;
   e.values = {{"loss", nan}};
@@ -188,9 +188,10 @@ TEST_CASE("doubles cross bit-exactly: an infinite loss does not hang the sender,
   REQUIRE(!load(sys, save(sys, b), b2));
   CHECK(std::isnan(b2.events.at(0).values.at("loss")));
   CHECK(b2.events.at(0).per_stage == std::vector<double>{inf});
-  msg::freeze_query q{1, 2, 0, 4, {inf, 5e-324}}, q2;
+  msg::freeze_query q{1, 2, 0, 4, {inf, 5e-324}, {0.5, -1.0}}, q2;
   REQUIRE(!load(sys, save(sys, q), q2));
   CHECK(q2.grad_norms == q.grad_norms);
+  CHECK(q2.plasticity == q.plasticity);
   runtime::TrainingSummary s;
   s.final_test_loss = inf;
   s.epochs.resize(1);

@@ -13,7 +13,7 @@ TEST_CASE("step reports add up in one place: counts, busy time per stage, predic
   a.targets = 4;
   a.stage_busy_seconds = {1.0, 0.5};
   a.blocks = {0, 1};
-  a.block_grad_sq = {0.25, 0.5};
+  a.block_values = {0.25, 0.5};
   a.uids = {0, 1};
   a.probabilities = {{torch::zeros({2, 2})}};
   b.seconds = 0.5;
@@ -23,7 +23,7 @@ TEST_CASE("step reports add up in one place: counts, busy time per stage, predic
   b.targets = 6;
   b.stage_busy_seconds = {0.25, 0.25, 0.125};  // a longer pipeline (the K of another plan)
   b.blocks = {0, 1};
-  b.block_grad_sq = {9.0, 9.0};  // all-reduced norms are the same on every replica: the first stays
+  b.block_values = {9.0, 9.0};  // all-reduced norms are the same on every replica: the first stays
   b.uids = {2};
   msg::add_to(sum, a);
   msg::add_to(sum, b);
@@ -33,7 +33,7 @@ TEST_CASE("step reports add up in one place: counts, busy time per stage, predic
   CHECK(sum.samples == 8);
   CHECK(sum.targets == 10);
   CHECK(sum.stage_busy_seconds == std::vector<double>{1.25, 0.75, 0.125});
-  CHECK(sum.block_grad_sq == std::vector<double>{0.25, 0.5});
+  CHECK(sum.block_values == std::vector<double>{0.25, 0.5});
   CHECK(sum.uids == std::vector<int64_t>{0, 1, 2});
   CHECK(sum.probabilities.size() == 1);
 }

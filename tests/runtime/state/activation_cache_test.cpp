@@ -211,7 +211,8 @@ TEST_CASE("sizes parse with units and percentages", "[cache]") {
   CHECK_THROWS(runtime::parse_size("nan%", 100));
 }
 
-TEST_CASE("token sequences: rows are kept at the longest length and read back cut to each batch's", "[cache][bert]") {
+TEST_CASE("token sequences: rows are kept at their own length and read back padded or cut to each batch's",
+          "[cache][bert]") {
   torch::manual_seed(4);
   models::ModelConfig c;
   c.kind = "bert";
@@ -229,22 +230,29 @@ TEST_CASE("token sequences: rows are kept at the longest length and read back cu
   // Two texts of 4 and 6 tokens, first in a batch padded to 6, then one in a batch of 9.
   auto a = torch::tensor({2, 7, 8, 3, 0, 0}, torch::kInt64), b = torch::tensor({2, 9, 10, 11, 12, 3}, torch::kInt64);
   runtime::CacheLimits l = memory_only(1 << 20);
-  l.sequence_length = c.max_len;
+  l.sequences = true;
+  l.chunk_bytes = 1;  // a chunk per row: the bytes held are the rows' own
   ActivationCache cache(l);
   const int level = 3;
   const auto first = cache.fetch(0, {0, 1}, torch::stack({a, b}), level, true, prefix);
   REQUIRE(first.sizes() == torch::IntArrayRef({2, 6, 9}));
   REQUIRE(cache.stats().bypassed_levels.empty());
+  const int64_t position_bytes = (c.dim + 1) * 4;
+  CHECK(cache.stats().memory_bytes == (4 + 6) * position_bytes);  // not 2 x 6, nor 2 x max_len
   auto longer = torch::zeros({2, 9}, torch::kInt64);
   longer[0].narrow(0, 0, 6).copy_(a);
   longer[1] = torch::tensor({2, 5, 6, 7, 8, 9, 10, 11, 3}, torch::kInt64);  // a new sample, uid 5
   const auto again = cache.fetch(0, {0, 5}, longer, level, true, prefix);
   REQUIRE(again.sizes() == torch::IntArrayRef({2, 9, 9}));
   CHECK(cache.stats().hits == 1);
-  CHECK(torch::equal(again[0].narrow(0, 0, 6), first[0]));  // the cached row, bit for bit
-  CHECK(again[0].narrow(0, 6, 3).eq(0).all().item<bool>());  // padding, mask 0
+  CHECK(torch::equal(again[0].narrow(0, 0, 4), first[0].narrow(0, 0, 4)));  // the real tokens, bit for bit
+  CHECK(again[0].narrow(0, 4, 5).eq(0).all().item<bool>());                 // padding: zeros, mask 0
   CHECK(torch::allclose(again[1], prefix(0, level, longer[1].unsqueeze(0))[0]));
-  // and cut shorter than it was stored
+  // Padding never changes a real token's output: the next frozen unit gives the same [CLS]
+  // whether it reads the cached row or the computed one.
+  CHECK(torch::allclose(prefix(level, level + 1, again.narrow(0, 0, 1)).select(1, 0),
+                        prefix(level, level + 1, first.narrow(0, 0, 1)).select(1, 0), 1e-6, 1e-6));
+  // and cut shorter than the batch it was stored from
   const auto shorter = cache.fetch(0, {0}, a.narrow(0, 0, 4).unsqueeze(0), level, true, prefix);
   CHECK(torch::equal(shorter[0], first[0].narrow(0, 0, 4)));
 }

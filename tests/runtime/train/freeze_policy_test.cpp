@@ -363,3 +363,47 @@ TEST_CASE("the gradient window sums an interval, or slides over about the last W
   CHECK_THROWS_AS(resumed.add_step({0}, {}), std::invalid_argument);
   CHECK_THROWS_AS(GradientWindow(2, -1), std::invalid_argument);
 }
+
+TEST_CASE("the plasticity policy freezes the bottom blocks whose output stopped moving, within the bound",
+          "[freeze][plasticity]") {
+  auto with = [](int frozen, std::vector<double> plasticity) {
+    auto obs = observe(1, frozen, 4);
+    obs.plasticity = std::move(plasticity);
+    return obs;
+  };
+  PlasticityPolicy all(1.0, 0.25);
+  CHECK(all.signal() == BlockSignal::plasticity);
+  CHECK(all.decide(observe(1, 0, 4)) == 0);                  // nothing measured yet
+  CHECK(all.decide(with(0, {1.0, 2.0, 1.0, 1.0})) == 0);     // the first measurements are the peaks
+  CHECK(all.decide(with(0, {0.3, 0.1, 0.1, 0.1})) == 0);     // block 0 at 30 % of its peak: not yet
+  CHECK(all.decide(with(0, {0.2, 0.5, 0.3, 0.1})) == 2);     // blocks 0 and 1 at 25 %; block 2 at 30 % stops the prefix
+  CHECK(all.decide(with(2, {-1.0, -1.0, -1.0, 0.1})) == 2);  // block 2 not measured: the prefix stops there
+  CHECK(all.decide(with(2, {-1.0, -1.0, 0.25, 0.1})) == 4);
+  // A rise raises the peak: 0.5 is a quarter of the new peak 2.0, not of the old 1.0.
+  PlasticityPolicy one(1.0, 0.25);
+  one.decide(with(0, {1.0, 1.0, 1.0, 1.0}));
+  CHECK(one.decide(with(0, {2.0, 1.0, 1.0, 1.0})) == 0);
+  CHECK(one.decide(with(0, {0.5, 1.0, 1.0, 1.0})) == 1);
+  // α bounds a decision: max(1, floor(α · active)) blocks.
+  PlasticityPolicy third(1.0 / 3.0, 0.25);
+  third.decide(with(0, {1.0, 1.0, 1.0, 1.0}));
+  CHECK(third.decide(with(0, {0.1, 0.1, 0.1, 0.1})) == 1);
+  CHECK(third.decide(with(1, {0.1, 0.1, 0.1, 0.1})) == 2);
+  // A policy restored from the state decides as the original.
+  PlasticityPolicy restored(1.0 / 3.0, 0.25);
+  restored.restore(third.state());
+  CHECK(restored.decide(with(2, {0.1, 0.1, 0.1, 0.1})) == third.decide(with(2, {0.1, 0.1, 0.1, 0.1})));
+  CHECK_THROWS_WITH(PlasticityPolicy(0.5, 0.0), Catch::Contains("threshold"));
+  CHECK_THROWS_WITH(PlasticityPolicy(0.5, 1.5), Catch::Contains("threshold"));
+  CHECK_THROWS_WITH(all.decide(with(0, {1.0})), Catch::Contains("one per layer"));
+}
+
+TEST_CASE("the plasticity window averages an interval's measurements per block", "[freeze][plasticity]") {
+  PlasticityWindow w(3);
+  CHECK(w.take().empty());  // nothing measured: the policy sees no observation
+  w.add({0, 1, 7, -1}, {0.5, 0.25, 9.0, 9.0});  // blocks outside [0, 3) (embedding, head) are ignored
+  w.add({0}, {1.5});
+  CHECK(w.take() == std::vector<double>{1.0, 0.25, -1.0});
+  CHECK(w.take().empty());  // it restarts
+  CHECK_THROWS_WITH(w.add({0, 1}, {1.0}), Catch::Contains("2 blocks with 1 values"));
+}
