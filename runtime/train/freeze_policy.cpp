@@ -54,6 +54,14 @@ void check_alpha(double alpha, const char* where) {
   }
 }
 
+// The most a decision may freeze: current + max(1, floor(α · active)), or current when α = 0
+// or nothing is active (adaptive_frozen_count's bound; 1e-9 absorbs α · n rounding).
+int freeze_bound(int current, int layers, double alpha) {
+  const int active = layers - current;
+  if (active <= 0 || alpha == 0.0) return current;
+  return std::min(layers, current + std::max(1, static_cast<int>(std::floor(alpha * active + 1e-9))));
+}
+
 void check_observation(const FreezeObservation& obs, const std::string& policy) {
   if (obs.layers < 0 || obs.frozen < 0 || obs.frozen > obs.layers) {
     throw std::invalid_argument(
@@ -143,10 +151,8 @@ int adaptive_frozen_count(int current_frozen, int layers, double alpha,
   expect_per_block(grad_norms, "grad_norms");
   expect_per_block(prev_grad_norms, "prev_grad_norms");
 
-  const int active = layers - current_frozen;
-  if (active == 0 || alpha == 0.0) return current_frozen;
-  const int step = std::max(1, static_cast<int>(std::floor(alpha * active + 1e-9)));
-  const int bound = std::min(layers, current_frozen + step);
+  const int bound = freeze_bound(current_frozen, layers, alpha);
+  if (bound == current_frozen) return current_frozen;
 
   int most_converged = -1;
   double smallest_change = 0.0;
@@ -278,10 +284,7 @@ int PlasticityPolicy::decide(const FreezeObservation& obs) {
     const double p = obs.plasticity[static_cast<size_t>(b)], peak = peaks_[static_cast<size_t>(b)];
     return std::isfinite(p) && p >= 0.0 && peak > 0.0 && p <= threshold_ * peak;
   };
-  const int active = obs.layers - obs.frozen;
-  const int bound = obs.frozen + (alpha_ > 0.0 && active > 0
-                                      ? std::max(1, static_cast<int>(std::floor(alpha_ * active + 1e-9)))
-                                      : 0);
+  const int bound = freeze_bound(obs.frozen, obs.layers, alpha_);
   int frozen = obs.frozen;
   while (frozen < bound && converged(frozen)) ++frozen;
   for (size_t b = 0; b < peaks_.size(); ++b)
