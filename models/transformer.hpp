@@ -34,6 +34,21 @@ struct SelfAttentionImpl : torch::nn::Module {
 };
 TORCH_MODULE(SelfAttention);
 
+// The same attention with the query, key and value projections stacked in one [3D, D] weight
+// (rows q; k; v), one product instead of three (ViT's layout). The parameters are named, shaped
+// and initialised as LibTorch's MultiheadAttention's (in_proj_weight, in_proj_bias,
+// out_proj.*), whose place this takes: its C++ forward compared query, key and value element by
+// element on every call and added each bias apart from its product.
+struct StackedSelfAttentionImpl : torch::nn::Module {
+  StackedSelfAttentionImpl(int64_t dim, int64_t heads);
+  torch::Tensor forward(const torch::Tensor& x);  // x [N, L, D], every position attended to
+
+  torch::Tensor in_proj_weight, in_proj_bias;
+  torch::nn::Linear out_proj{nullptr};
+  int64_t heads;
+};
+TORCH_MODULE(StackedSelfAttention);
+
 // Linear -> GELU (erf form) -> Linear.
 struct FeedForwardImpl : torch::nn::Module {
   FeedForwardImpl(int64_t dim, int64_t hidden);

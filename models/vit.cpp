@@ -1,5 +1,6 @@
 #include "models/vit.hpp"
 
+#include "models/transformer.hpp"
 #include "models/weight_grads.hpp"
 
 #include <stdexcept>
@@ -29,16 +30,12 @@ struct EmbeddingUnit : UnitModule {
 // LN -> multi-head self-attention -> +x
 struct AttentionUnit : UnitModule {
   nn::LayerNorm ln{nullptr};
-  nn::MultiheadAttention attn{nullptr};
+  StackedSelfAttention attn{nullptr};
   AttentionUnit(const ModelConfig& c) {
     ln = register_module("ln", nn::LayerNorm(nn::LayerNormOptions({c.dim}).eps(layer_norm_eps(c))));
-    attn = register_module("attn", nn::MultiheadAttention(nn::MultiheadAttentionOptions(c.dim, c.heads)));
+    attn = register_module("attn", StackedSelfAttention(c.dim, c.heads));
   }
-  torch::Tensor forward(torch::Tensor x) override {
-    auto h = ln->forward(x).transpose(0, 1);  // LibTorch 1.13 MHA takes (L, N, E)
-    auto a = std::get<0>(attn->forward(h, h, h, torch::Tensor(), /*need_weights=*/false));
-    return x + a.transpose(0, 1);
-  }
+  torch::Tensor forward(torch::Tensor x) override { return x + attn->forward(ln->forward(x)); }
 };
 
 // LN -> Linear -> GELU -> Linear -> +x

@@ -1,9 +1,9 @@
 #pragma once
 // Vision Transformer for small single-channel images (Fashion-MNIST), decomposed at the
 // paper's granularity: [embedding], per block [attention unit, MLP unit], [final LN], [head].
-// Pre-LayerNorm blocks (x + attention(LN(x)); x + MLP(LN(x))) with LibTorch's
-// MultiheadAttention; keys model.image_size, channels, patch, dim, depth, heads, mlp_ratio or
-// ffn_dim, classes.
+// Pre-LayerNorm blocks (x + attention(LN(x)); x + MLP(LN(x))), the attention with stacked
+// q, k, v projections named as LibTorch's MultiheadAttention's; keys model.image_size,
+// channels, patch, dim, depth, heads, mlp_ratio or ffn_dim, classes.
 #include "models/model.hpp"
 
 namespace floe::models {

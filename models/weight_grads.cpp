@@ -17,7 +17,7 @@ struct DeferredLinear : torch::autograd::Function<DeferredLinear> {
     ctx->saved_data["entry"] = entry;
     ctx->saved_data["x_grad"] = x.requires_grad();
     ctx->save_for_backward({weight});
-    return torch::nn::functional::linear(x, weight, bias);
+    return torch::linear(x, weight, bias);
   }
 
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
@@ -73,12 +73,14 @@ int64_t WeightGrads::bytes() const {
 DeferWeightGrads::DeferWeightGrads(WeightGrads* into) : previous_(active) { active = into; }
 DeferWeightGrads::~DeferWeightGrads() { active = previous_; }
 
+torch::Tensor linear(const torch::Tensor& weight, const torch::Tensor& bias, const torch::Tensor& x) {
+  if (!active || !torch::GradMode::is_enabled() || !weight.requires_grad()) return torch::linear(x, weight, bias);
+  const auto entry = active->record(weight, bias, x.detach());
+  return DeferredLinear::apply(x, weight, bias, reinterpret_cast<int64_t>(active), static_cast<int64_t>(entry));
+}
+
 torch::Tensor linear(const torch::nn::Linear& layer, const torch::Tensor& x) {
-  if (!active || !torch::GradMode::is_enabled() || !layer->weight.requires_grad())
-    return torch::nn::functional::linear(x, layer->weight, layer->bias);
-  const auto entry = active->record(layer->weight, layer->bias, x.detach());
-  return DeferredLinear::apply(x, layer->weight, layer->bias, reinterpret_cast<int64_t>(active),
-                               static_cast<int64_t>(entry));
+  return linear(layer->weight, layer->bias, x);
 }
 
 }  // namespace floe::models

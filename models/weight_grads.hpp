@@ -45,8 +45,12 @@ class DeferWeightGrads {
   WeightGrads* previous_;
 };
 
-// y = x Wᵀ + b through `layer`'s parameters: torch's own linear, or, inside a DeferWeightGrads
-// scope with gradients on, the same product whose backward defers the weight gradients.
+// y = x Wᵀ + b: ATen's linear (one addmm on a contiguous 3-D input, as PyTorch's F.linear;
+// LibTorch's C++ functional linear does a matmul and a separate bias add), or, inside a
+// DeferWeightGrads scope with gradients on, the same product whose backward defers the weight
+// gradients. `bias` may be undefined.
+torch::Tensor linear(const torch::Tensor& weight, const torch::Tensor& bias, const torch::Tensor& x);
+// The same through `layer`'s parameters.
 torch::Tensor linear(const torch::nn::Linear& layer, const torch::Tensor& x);
 
 }  // namespace floe::models

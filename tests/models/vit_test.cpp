@@ -1,5 +1,6 @@
 #include <torch/torch.h>
 
+#include "models/transformer.hpp"
 #include "models/vit.hpp"
 
 #include <catch2/catch.hpp>
@@ -33,4 +34,33 @@ TEST_CASE("bad model shapes name the field", "[model]") {
   c = {};
   c.dim = 30;
   CHECK_THROWS_WITH(build_vit(c), Catch::Contains("model.dim"));
+}
+
+TEST_CASE("the ViT's attention is LibTorch's MultiheadAttention: same names, same first weights, same outputs and gradients",
+          "[model]") {
+  torch::manual_seed(11);
+  StackedSelfAttention ours(16, 4);
+  torch::manual_seed(11);
+  torch::nn::MultiheadAttention theirs(torch::nn::MultiheadAttentionOptions(16, 4));
+  const auto a = ours->named_parameters(), b = theirs->named_parameters();
+  REQUIRE(a.keys() == b.keys());  // in_proj_weight, in_proj_bias, out_proj.weight, out_proj.bias
+  for (const auto& p : a) {
+    INFO(p.key());
+    CHECK(torch::equal(p.value(), b[p.key()]));  // same draws in the same order
+  }
+
+  const auto x = torch::randn({3, 7, 16});
+  auto x1 = x.clone().requires_grad_(true), x2 = x.clone().requires_grad_(true);
+  const auto y1 = ours->forward(x1);
+  const auto h = x2.transpose(0, 1);  // LibTorch's MHA takes (L, N, E)
+  const auto y2 = std::get<0>(theirs->forward(h, h, h, torch::Tensor(), false)).transpose(0, 1);
+  CHECK(torch::allclose(y1, y2, 1e-5, 1e-6));
+  const auto g = torch::randn({3, 7, 16});
+  y1.backward(g);
+  y2.backward(g);
+  CHECK(torch::allclose(x1.grad(), x2.grad(), 1e-5, 1e-6));
+  for (const auto& p : a) {
+    INFO(p.key());
+    CHECK(torch::allclose(p.value().grad(), b[p.key()].grad(), 1e-5, 1e-6));
+  }
 }
