@@ -22,7 +22,8 @@ namespace {
 torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                      const torch::Tensor& key_mask, bool causal, torch::nn::Dropout* drop) {
   const int64_t n = q.size(0), l = q.size(2);
-  auto scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(q.size(3)));  // [N, H, L, L]
+  // Scaled before the product: q has hd columns where the scores have L.
+  auto scores = torch::matmul(q * (1.0 / std::sqrt(static_cast<double>(q.size(3)))), k.transpose(-2, -1));  // [N, H, L, L]
   // The lowest float rather than -inf: a fully masked row (a causal row of padding) stays finite.
   const double lowest = std::numeric_limits<float>::lowest();
   if (key_mask.defined()) scores = scores.masked_fill(key_mask.logical_not().view({n, 1, 1, l}), lowest);
@@ -63,7 +64,9 @@ StackedSelfAttentionImpl::StackedSelfAttentionImpl(int64_t dim, int64_t heads_) 
 
 torch::Tensor StackedSelfAttentionImpl::forward(const torch::Tensor& x) {
   const int64_t n = x.size(0), l = x.size(1), hd = x.size(2) / heads;
-  auto qkv = linear(in_proj_weight, in_proj_bias, x).view({n, l, 3, heads, hd}).permute({2, 0, 3, 1, 4});
+  // unbind, not three selects: its backward stacks the three gradients once, where each
+  // select's would fill a zero tensor of all three and autograd would add them up.
+  const auto qkv = linear(in_proj_weight, in_proj_bias, x).view({n, l, 3, heads, hd}).permute({2, 0, 3, 1, 4}).unbind(0);
   return linear(out_proj, attend(qkv[0], qkv[1], qkv[2], {}, false, nullptr));
 }
 
