@@ -288,6 +288,12 @@ msg::stage_actor::behavior_type stage_behavior(stage_ptr self, StageSpec spec) {
           s.promise.deliver(caf::make_error(caf::sec::runtime_error, "stage busy with step " + std::to_string(s.task->step)));
           return s.promise;
         }
+        if (task.signal < 0 || task.signal > static_cast<int8_t>(runtime::BlockSignal::plasticity)) {
+          s.promise.deliver(caf::make_error(caf::sec::invalid_argument,
+                                            "stage_task.signal = " + std::to_string(task.signal) +
+                                                ", expected 0 (none), 1 (gradient norms) or 2 (plasticity)"));
+          return s.promise;
+        }
         use_intra_op_threads(s.spec.threads);  // a stage that is not detached runs on any scheduler thread
         if (s.spec.events) s.task_start_us = runtime::now_us();
         s.slow_seconds = 0;

@@ -219,9 +219,10 @@ void ActivationCache::drop_store(std::pair<int, int> key) {
 std::vector<int64_t> ActivationCache::put(int split, int level, const std::vector<int64_t>& uids,
                                          const std::vector<int64_t>& rows, const torch::Tensor& t,
                                          bool drop_lower) {
-  auto& s = store(split, level, t);
-  const auto lengths = cfg_.sequences ? real_lengths(t) : std::vector<int64_t>{};
-  const int64_t row_bytes = t[0].numel() * static_cast<int64_t>(t.element_size());
+  const auto rows_t = t.contiguous();  // rows are copied from its memory
+  auto& s = store(split, level, rows_t);
+  const auto lengths = cfg_.sequences ? real_lengths(rows_t) : std::vector<int64_t>{};
+  const int64_t row_bytes = rows_t[0].numel() * static_cast<int64_t>(rows_t.element_size());
   std::vector<int64_t> admitted;
   for (size_t j = 0; j < rows.size(); ++j) {
     const int64_t uid = uids[rows[j]];
@@ -232,7 +233,7 @@ std::vector<int64_t> ActivationCache::put(int split, int level, const std::vecto
       ++stats_.rejected;
       continue;
     }
-    std::memcpy(at, static_cast<const char*>(t.data_ptr()) + j * row_bytes, static_cast<size_t>(items * s.item_bytes));
+    std::memcpy(at, static_cast<const char*>(rows_t.data_ptr()) + j * row_bytes, static_cast<size_t>(items * s.item_bytes));
     // A row held at this level will not be advanced: its lower levels go, and an emptied
     // level frees its arenas.
     if (drop_lower) forget_lower(split, level, uid);

@@ -335,22 +335,16 @@ std::unique_ptr<FreezePolicy> make_freeze_policy(const std::string& name,
   if (name == "schedule") {
     return std::make_unique<SchedulePolicy>(config.layers, config.alpha_num, config.alpha_den, config.start);
   }
-  if (name == "adaptive") {
-    if (config.alpha_den <= 0) {
-      throw std::invalid_argument("freeze policy 'adaptive': alpha_den = " +
-                                  std::to_string(config.alpha_den) + ", expected > 0");
-    }
-    return std::make_unique<AdaptivePolicy>(static_cast<double>(config.alpha_num) /
-                                            config.alpha_den);
-  }
-  if (name == "manual") return std::make_unique<ManualPolicy>(config.script);
-  if (name == "plasticity") {
+  // α as a number, for the policies that bound each decision by it.
+  auto alpha = [&] {
     if (config.alpha_den <= 0)
-      throw std::invalid_argument("freeze policy 'plasticity': alpha_den = " + std::to_string(config.alpha_den) +
+      throw std::invalid_argument("freeze policy '" + name + "': alpha_den = " + std::to_string(config.alpha_den) +
                                   ", expected > 0");
-    return std::make_unique<PlasticityPolicy>(static_cast<double>(config.alpha_num) / config.alpha_den,
-                                              config.threshold);
-  }
+    return static_cast<double>(config.alpha_num) / config.alpha_den;
+  };
+  if (name == "adaptive") return std::make_unique<AdaptivePolicy>(alpha());
+  if (name == "manual") return std::make_unique<ManualPolicy>(config.script);
+  if (name == "plasticity") return std::make_unique<PlasticityPolicy>(alpha(), config.threshold);
 
   std::string valid;
   for (const auto& known : freeze_policy_names()) {
