@@ -26,12 +26,14 @@ msg::replica_actor::behavior_type replica_behavior(msg::replica_actor::stateful_
   return {
       [=](msg::replica_step& rs) -> caf::typed_response_promise<msg::step_report> {
         const auto& sp = self->state.spec;
-        const int k = static_cast<int>(sp.stages.size());
+        const int k = static_cast<int>(sp.stages.size());  // stages; k / chunks devices
+        const int devices = k / sp.chunks;
+        const auto placement = runtime::placement_of(sp.schedule, sp.chunks);
         auto join = std::make_shared<StepJoin>();
         join->start = std::chrono::steady_clock::now();
         join->promise = self->make_response_promise<msg::step_report>();
         join->report.step = rs.step;
-        join->report.stage_busy_seconds.assign(k, 0.0);
+        join->report.stage_busy_seconds.assign(devices, 0.0);
         const int64_t n = static_cast<int64_t>(rs.uids.size());
         if (n == 0) {
           join->promise.deliver(join->report);
@@ -43,7 +45,8 @@ msg::replica_actor::behavior_type replica_behavior(msg::replica_actor::stateful_
         const auto sizes = runtime::split_sizes(n, m);
         const auto xs = batch.x.split_with_sizes(sizes), ys = batch.y.split_with_sizes(sizes);
         const auto ids = uids.split_with_sizes(sizes);
-        const auto schedule = rs.train ? runtime::make_schedule(sp.schedule, k, m) : runtime::forward_only_schedule(k, m);
+        const auto schedule = rs.train ? runtime::make_schedule(sp.schedule, devices, m, sp.chunks)
+                                       : runtime::forward_only_schedule(devices, m, sp.chunks, placement);
         join->pending = k;
         // floe eval --predictions: the samples the last stage's probabilities belong to.
         auto shard = rs.predictions ? std::make_shared<const std::vector<int64_t>>(rs.uids) : nullptr;
@@ -53,7 +56,14 @@ msg::replica_actor::behavior_type replica_behavior(msg::replica_actor::stateful_
           task.train = rs.train;
           task.lr = rs.lr;
           task.loss_scale = 1.0 / double(rs.global_samples > 0 ? rs.global_samples : n);
-          task.program = schedule[s];
+          const auto& device_program = schedule[runtime::device_of_stage(placement, devices, s)];
+          if (sp.chunks == 1) {
+            task.program = device_program;
+          } else {
+            for (const auto& a : device_program)
+              if (a.stage == s) task.program.push_back(a);
+            task.device_program = device_program;
+          }
           task.signal = rs.signal;
           task.epoch = rs.epoch;
           task.predictions = rs.predictions && s == k - 1;
@@ -67,7 +77,8 @@ msg::replica_actor::behavior_type replica_behavior(msg::replica_actor::stateful_
               .then(
                   [=](msg::stage_report& r) {
                     if (join->failed) return;
-                    join->report.stage_busy_seconds[r.stage] = r.busy_seconds;
+                    join->report.stage_busy_seconds[runtime::device_of_stage(placement, devices, r.stage)] +=
+                        r.busy_seconds;
                     auto& rep = join->report;
                     rep.blocks.insert(rep.blocks.end(), r.blocks.begin(), r.blocks.end());
                     rep.block_values.insert(rep.block_values.end(), r.block_values.begin(), r.block_values.end());
@@ -108,10 +119,19 @@ std::vector<PipelineHandles> spawn_pipelines(caf::actor_system& sys, const Pipel
                                              std::shared_ptr<const models::Dataset> train,
                                              std::shared_ptr<const models::Dataset> test,
                                              const runtime::NamedTensors& optimizer_state) {
-  const int k = static_cast<int>(layout.units_per_stage.size());
+  const int k = static_cast<int>(layout.units_per_stage.size());  // stages
+  const int v = layout.chunks, devices = k / std::max(1, v);
+  if (v < 1 || k % v != 0)
+    throw std::invalid_argument("spawn_pipelines: " + std::to_string(k) + " stages do not make " + std::to_string(v) +
+                                " chunks per device");
+  const auto placement = runtime::placement_of(layout.schedule, v);
   auto pieces = layout.pieces;
   if (pieces.empty())
     for (int r = 0; r < layout.replicas; ++r) pieces.push_back({r, 0, k});
+  if (v > 1)
+    for (const auto& p : pieces)
+      if (p.first_stage != 0 || p.stages != k)
+        throw std::invalid_argument("spawn_pipelines: with chunks per device, a piece is a whole pipeline");
   auto groups = layout.groups;
   if (!groups) {
     std::vector<int> here(k, 0);  // replicas of each stage spawned here
@@ -129,6 +149,10 @@ std::vector<PipelineHandles> spawn_pipelines(caf::actor_system& sys, const Pipel
     const auto piece = pieces[i];
     const int r = piece.replica;
     PipelineHandles p;
+    // Virtual stages: the chunks of each device share its turn.
+    std::vector<std::shared_ptr<runtime::DeviceTurn>> turns(devices);
+    if (v > 1)
+      for (auto& t : turns) t = std::make_shared<runtime::DeviceTurn>(v);
     const size_t frozen = static_cast<size_t>(layout.frozen_units);
     size_t begin = frozen;
     for (int s = 0; s < piece.first_stage; ++s) begin += layout.units_per_stage[s];
@@ -146,7 +170,10 @@ std::vector<PipelineHandles> spawn_pipelines(caf::actor_system& sys, const Pipel
       spec.reduce_group = groups(s, r);
       spec.threads = layout.threads_per_device;
       if (s == 0) spec.cache = layout.cache;
-      spec.device = r * k + s;  // the planner's placement: replica r's pipeline on devices rK..rK+K-1
+      // The planner's placement: replica r's pipeline on devices rK..rK+K-1.
+      const int device = runtime::device_of_stage(placement, devices, s);
+      spec.device = r * devices + device;
+      spec.turn = turns[device];
       spec.events = layout.events;
       spec.transport = layout.transport;
       spec.buffers = layout.buffers;
@@ -156,10 +183,16 @@ std::vector<PipelineHandles> spawn_pipelines(caf::actor_system& sys, const Pipel
       msg::stage_links links;
       if (s > 0) links.prev = p.stages[s - 1];
       if (s + 1 < p.stages.size()) links.next = p.stages[s + 1];
+      if (v > 1)
+        for (int o = 0; o < k; ++o)
+          if (runtime::device_of_stage(placement, devices, o) == runtime::device_of_stage(placement, devices, int(s))) {
+            links.chunks.push_back(p.stages[o]);
+            links.chunk_stages.push_back(o);
+          }
       caf::anon_send(p.stages[s], links);
     }
     if (piece.stages == k)
-      p.replica = spawn_replica(sys, {r, p.stages, train, test, layout.micro_batches, layout.schedule, layout.batches});
+      p.replica = spawn_replica(sys, {r, p.stages, train, test, layout.micro_batches, layout.schedule, layout.batches, v});
     out.push_back(std::move(p));
   }
   return out;

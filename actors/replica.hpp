@@ -11,11 +11,12 @@ namespace floe::actors {
 
 struct ReplicaSpec {
   int index = 0;
-  std::vector<msg::stage_actor> stages;
+  std::vector<msg::stage_actor> stages;  // K·v: with v chunks per device, its virtual stages
   std::shared_ptr<const models::Dataset> train, test;
   int micro_batches = 1;
   runtime::ScheduleKind schedule = runtime::ScheduleKind::gpipe;
   runtime::BatchRecipe batches;  // how a step's samples become its inputs and targets
+  int chunks = 1;                // v: stages per device (runtime::chunks_for)
 };
 
 msg::replica_actor spawn_replica(caf::actor_system& sys, ReplicaSpec spec);
@@ -27,7 +28,10 @@ struct PipelineHandles {
 };
 
 struct PipelineLayout {
-  std::vector<int> units_per_stage;  // K entries: the active units after the frozen prefix
+  // K·v entries (v = `chunks` per device, placed as runtime::placement_of the schedule says):
+  // the active units after the frozen prefix.
+  std::vector<int> units_per_stage;
+  int chunks = 1;
   int replicas = 1;
   int micro_batches = 1;
   runtime::ScheduleKind schedule = runtime::ScheduleKind::gpipe;
@@ -47,7 +51,8 @@ struct PipelineLayout {
   std::shared_ptr<runtime::BufferPool> buffers;
 };
 
-// Spawns the pieces `layout.pieces` (default: all R pipelines, whole) and links each piece's
+// Spawns the pieces `layout.pieces` (default: all R pipelines, whole; with chunks > 1 a piece
+// must be a whole pipeline, in stages) and links each piece's
 // stages; a whole pipeline also gets its replica (a piece's `replica` stays invalid: the
 // coordinator joins the pieces of a pipeline that spans nodes, see msg::pipelines_join).
 // `models` holds one unit list per piece, with equal weights; stage k of every replica joins

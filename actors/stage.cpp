@@ -21,6 +21,7 @@ struct StageState {
   std::unique_ptr<runtime::StageCompute> compute;
   StageSpec spec;
   msg::stage_links links;
+  std::map<int, msg::stage_peer> chunks;  // virtual stages: the device's chunks by stage
   int prev_ep = -1, next_ep = -1;  // UCX endpoints to the neighbours in other processes
   // The step in progress.
   std::optional<msg::stage_task> task;
@@ -144,6 +145,7 @@ bool run_ready(stage_ptr self) {
   const bool observed = static_cast<bool>(st.spec.events);
   while (st.pc < task.program.size()) {
     const auto& a = task.program[st.pc];
+    if (st.spec.turn && !st.spec.turn->mine(task.step, a)) return false;  // another chunk's turn
     const auto start = clock_type::now();
     if (a.kind == ActionKind::forward) {
       auto in = c.first() ? std::optional<torch::Tensor>(task.inputs.at(a.micro_batch).t)
@@ -197,6 +199,16 @@ bool run_ready(stage_ptr self) {
       st.events.push_back(std::move(e));
     }
     ++st.pc;
+    if (st.spec.turn) {
+      const int next = st.spec.turn->pass(task.step);
+      if (next >= 0 && next != st.spec.index) {
+        auto it = st.chunks.find(next);
+        if (it == st.chunks.end())
+          throw std::runtime_error("the device's next action is on stage " + std::to_string(next) +
+                                   ", which this stage has no link to");
+        self->send(it->second, msg::turn_atom::value);
+      }
+    }
   }
   return true;
 }
@@ -294,6 +306,12 @@ msg::stage_actor::behavior_type stage_behavior(stage_ptr self, StageSpec spec) {
                                                 ", expected 0 (none), 1 (gradient norms) or 2 (plasticity)"));
           return s.promise;
         }
+        if (s.spec.turn && task.device_program.empty()) {
+          s.promise.deliver(caf::make_error(caf::sec::invalid_argument,
+                                            "stage_task.device_program is empty, but stage " +
+                                                std::to_string(s.spec.index) + " shares its device"));
+          return s.promise;
+        }
         use_intra_op_threads(s.spec.threads);  // a stage that is not detached runs on any scheduler thread
         if (s.spec.events) s.task_start_us = runtime::now_us();
         s.slow_seconds = 0;
@@ -306,10 +324,12 @@ msg::stage_actor::behavior_type stage_behavior(stage_ptr self, StageSpec spec) {
         s.busy = 0;
         s.compute->begin_step(task.train, runtime::splits_backward(task.program),
                               task.signal == static_cast<int8_t>(runtime::BlockSignal::plasticity));
+        if (s.spec.turn) s.spec.turn->begin(task.step, task.device_program);
         s.task = std::move(task);
         advance(self);
         return s.promise;
       },
+      [=](msg::turn_atom) { advance(self); },
       [=](msg::activation& a) {
         if (a.ticket.tag) return fetch(self, std::move(a), self->state.prev_ep);
         if (held_back(self, a, "activation")) return;
@@ -330,6 +350,8 @@ msg::stage_actor::behavior_type stage_behavior(stage_ptr self, StageSpec spec) {
       [=](msg::stage_links& l) {
         auto& s = self->state;
         s.links = l;
+        s.chunks.clear();
+        for (size_t i = 0; i < l.chunks.size() && i < l.chunk_stages.size(); ++i) s.chunks[l.chunk_stages[i]] = l.chunks[i];
         s.prev_ep = s.next_ep = -1;
         if (!s.spec.transport) return;
         try {

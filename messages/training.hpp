@@ -31,8 +31,11 @@ namespace floe::msg {
 using params_atom = caf::atom_constant<caf::atom("params")>;
 using grads_atom = caf::atom_constant<caf::atom("grads")>;
 using export_atom = caf::atom_constant<caf::atom("export")>;
+// A chunk of a device to another (virtual stages): the device's turn is yours.
+using turn_atom = caf::atom_constant<caf::atom("turn")>;
 
-// Stage k -> stage k+1: the output of micro-batch `micro_batch` of `step`. Between stages
+// Stage k -> stage k+1 (with virtual stages, the stage after k, on the next device or the
+// same one): the output of micro-batch `micro_batch` of `step`. Between stages
 // of different processes with a tensor plane, `value` is empty and `ticket` says how to
 // receive it over UCX.
 struct activation {
@@ -61,21 +64,25 @@ typename Inspector::result_type inspect(Inspector& f, gradient& x) {
   return f(caf::meta::type_name("gradient"), x.step, x.micro_batch, x.value, x.sent_us, x.ticket);
 }
 
-// What a stage's neighbours may send it.
-using stage_peer = caf::typed_actor<caf::reacts_to<activation>, caf::reacts_to<gradient>>;
+// What a stage's neighbours (and, with virtual stages, the other chunks of its device) may send it.
+using stage_peer = caf::typed_actor<caf::reacts_to<activation>, caf::reacts_to<gradient>, caf::reacts_to<turn_atom>>;
 
 // A stage's neighbours; an invalid handle at either end of the pipeline. A neighbour in
 // another process comes with the UCX worker address of that process when it has a tensor
-// plane (empty: tensors travel inside the messages).
+// plane (empty: tensors travel inside the messages). With virtual stages, `chunks` are the
+// stages of the same device (this one included) by their index in `chunk_stages`.
 struct stage_links {
   stage_peer prev;
   stage_peer next;
   std::string prev_address;  // bytes (a std::string: CAF checks its length against the input)
   std::string next_address;
+  std::vector<stage_peer> chunks;
+  std::vector<int32_t> chunk_stages;
 };
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, stage_links& x) {
-  return f(caf::meta::type_name("stage_links"), x.prev, x.next, x.prev_address, x.next_address);
+  return f(caf::meta::type_name("stage_links"), x.prev, x.next, x.prev_address, x.next_address, x.chunks,
+           x.chunk_stages);
 }
 
 // A stage to itself, never across processes: a tensor from a neighbour could not be received
@@ -102,11 +109,14 @@ struct stage_task {
   int8_t signal = 0;                 // runtime::BlockSignal the freeze policy reads: report it per block
   int32_t epoch = 0;
   bool predictions = false;          // last stage, evaluation: report each sample's class probabilities
+  // Virtual stages: the program of this stage's device (all its chunks' actions, in the order
+  // the device runs them); `program` is this stage's part of it. Empty: one stage per device.
+  std::vector<runtime::Action> device_program;
 };
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, stage_task& x) {
   return f(caf::meta::type_name("stage_task"), x.step, x.train, exact(x.lr), exact(x.loss_scale), x.program,
-           x.inputs, x.uids, x.targets, x.signal, x.epoch, x.predictions);
+           x.inputs, x.uids, x.targets, x.signal, x.epoch, x.predictions, x.device_program);
 }
 
 // Stage -> replica when its program has run. Loss and accuracy come from the last stage.
@@ -215,7 +225,7 @@ struct step_report {
   int64_t correct = 0;
   int64_t samples = 0;
   int64_t targets = 0;
-  std::vector<double> stage_busy_seconds;
+  std::vector<double> stage_busy_seconds;  // per device of the pipeline (its chunks' busy time summed)
   std::vector<int32_t> blocks;  // replica_step::signal per block, over all stages
   std::vector<double> block_values;
   // replica_step::predictions: the samples and their class probabilities [n, classes].

@@ -52,62 +52,115 @@ Schedule one_f_one_b_schedule(int stages, int m) {
   return out;
 }
 
+ChunkPlacement placement_of(ScheduleKind kind, int chunks) {
+  const bool v = kind == ScheduleKind::zb_v || (kind == ScheduleKind::automatic && chunks == 2);
+  return v ? ChunkPlacement::v_shape : ChunkPlacement::looped;
+}
+
+int device_of_stage(ChunkPlacement placement, int devices, int stage) {
+  if (placement == ChunkPlacement::looped) return stage % devices;
+  return stage < devices ? stage : 2 * devices - 1 - stage;
+}
+
+int chunks_for(ScheduleKind kind, int configured) {
+  if (kind == ScheduleKind::zb_v) return 2;
+  if (kind == ScheduleKind::interleaved) return configured > 0 ? configured : 2;
+  if (kind == ScheduleKind::automatic) return std::max(1, configured);
+  return 1;
+}
+
 namespace {
 
-// The zero-bubble list scheduler. Stage s may start a forward while fewer than activations(s)
-// micro-batches await their I and at most `held` await their W. Every action takes one unit;
-// transfers are free. Among the stages, the action that can start earliest runs first.
-Schedule list_schedule(int k, int m, int (*activations)(int k, int s), int held) {
+// The stages of device d, ascending.
+std::vector<int> stages_on(ChunkPlacement placement, int k, int chunks, int d) {
+  std::vector<int> out;
+  for (int s = 0; s < k * chunks; ++s)
+    if (device_of_stage(placement, k, s) == d) out.push_back(s);
+  return out;
+}
+
+// R, then S, of every stage of the device.
+void append_updates(StageProgram& p, const std::vector<int>& stages) {
+  for (int s : stages) p.push_back({s, ActionKind::reduce, -1});
+  for (int s : stages) p.push_back({s, ActionKind::step, -1});
+}
+
+// The zero-bubble list scheduler. A device may start a forward while fewer than
+// activations(k, d) micro-batches (of one stage each) await their I and at most `held` await
+// their W. Every action takes one unit; transfers are free. Among the devices, the action
+// that can start earliest runs first; on a device, what is ready when it is free by priority
+// (I, then F, then W), the deeper stage first; else whatever is ready first.
+Schedule list_schedule(int k, int m, int chunks, ChunkPlacement placement, int (*activations)(int k, int d),
+                       int held) {
   require_shape(k, m);
+  const int v_total = k * chunks;
   Schedule out(k);
-  std::vector<int> nf(k, 0), ni(k, 0), nw(k, 0);
+  std::vector<std::vector<int>> on(k);
+  for (int d = 0; d < k; ++d) on[d] = stages_on(placement, k, chunks, d);
+  std::vector<int> nf(v_total, 0), ni(v_total, 0), nw(v_total, 0);
+  std::vector<int> in_act(k, 0), in_held(k, 0), done(k, 0);
+  std::vector<std::vector<Action>> pending_w(k);  // per device, held W in the order of their I
   std::vector<double> free_at(k, 0);
-  std::vector<std::vector<double>> f_end(k, std::vector<double>(m, -1)), i_end = f_end;
+  std::vector<std::vector<double>> f_end(v_total, std::vector<double>(m, -1)), i_end = f_end;
   struct Pick {
     double start;
     int priority;  // 0: I, 1: F, 2: W
+    int stage;
+  };
+  // Earlier start, then priority, then the deeper stage.
+  auto before = [](const Pick& a, const Pick& b) {
+    if (a.start != b.start) return a.start < b.start;
+    if (a.priority != b.priority) return a.priority < b.priority;
+    return a.stage > b.stage;
   };
   for (;;) {
-    std::optional<std::pair<Pick, int>> best;  // (pick, stage)
-    for (int s = 0; s < k; ++s) {
-      if (nw[s] == m) continue;
+    std::optional<std::pair<Pick, int>> best;  // (pick, device)
+    for (int d = 0; d < k; ++d) {
+      if (done[d] == m * static_cast<int>(on[d].size())) continue;
       std::vector<Pick> options;
-      if (ni[s] < nf[s]) {
-        const double ready = s == k - 1 ? f_end[s][ni[s]] : i_end[s + 1][ni[s]];
-        if (ready >= 0) options.push_back({std::max(free_at[s], ready), 0});
+      for (int s : on[d]) {
+        if (ni[s] < nf[s]) {
+          const double ready = s == v_total - 1 ? f_end[s][ni[s]] : i_end[s + 1][ni[s]];
+          if (ready >= 0) options.push_back({std::max(free_at[d], ready), 0, s});
+        }
+        if (nf[s] < m && in_act[d] < activations(k, d) && in_held[d] <= held) {
+          const double ready = s == 0 ? 0 : f_end[s - 1][nf[s]];
+          if (ready >= 0) options.push_back({std::max(free_at[d], ready), 1, s});
+        }
       }
-      if (nf[s] < m && nf[s] - ni[s] < activations(k, s) && ni[s] - nw[s] <= held) {
-        const double ready = s == 0 ? 0 : f_end[s - 1][nf[s]];
-        if (ready >= 0) options.push_back({std::max(free_at[s], ready), 1});
-      }
-      if (nw[s] < ni[s]) options.push_back({free_at[s], 2});
+      if (!pending_w[d].empty()) options.push_back({free_at[d], 2, pending_w[d].front().stage});
       if (options.empty()) continue;
-      // What is ready when the stage is free, by priority; else whatever is ready first.
-      auto by_time = [](const Pick& a, const Pick& b) {
-        return a.start < b.start || (a.start == b.start && a.priority < b.priority);
-      };
       std::optional<Pick> now;
       for (const auto& o : options)
-        if (o.start <= free_at[s] && (!now || o.priority < now->priority)) now = o;
-      const Pick pick = now ? *now : *std::min_element(options.begin(), options.end(), by_time);
-      if (!best || pick.start < best->first.start) best = std::make_pair(pick, s);
+        if (o.start <= free_at[d] && (!now || o.priority < now->priority ||
+                                      (o.priority == now->priority && o.stage > now->stage)))
+          now = o;
+      const Pick pick = now ? *now : *std::min_element(options.begin(), options.end(), before);
+      if (!best || pick.start < best->first.start) best = std::make_pair(pick, d);
     }
     if (!best) break;
-    const auto [pick, s] = *best;
-    free_at[s] = pick.start + 1;
+    const auto [pick, d] = *best;
+    const int s = pick.stage;
+    free_at[d] = pick.start + 1;
     if (pick.priority == 0) {
-      i_end[s][ni[s]] = free_at[s];
-      out[s].push_back({s, ActionKind::input_backward, ni[s]++});
+      i_end[s][ni[s]] = free_at[d];
+      out[d].push_back({s, ActionKind::input_backward, ni[s]});
+      pending_w[d].push_back({s, ActionKind::weight_backward, ni[s]++});
+      --in_act[d], ++in_held[d];
     } else if (pick.priority == 1) {
-      f_end[s][nf[s]] = free_at[s];
-      out[s].push_back({s, ActionKind::forward, nf[s]++});
+      f_end[s][nf[s]] = free_at[d];
+      out[d].push_back({s, ActionKind::forward, nf[s]++});
+      ++in_act[d];
     } else {
-      out[s].push_back({s, ActionKind::weight_backward, nw[s]++});
+      out[d].push_back(pending_w[d].front());
+      pending_w[d].erase(pending_w[d].begin());
+      ++nw[s], --in_held[d], ++done[d];
     }
   }
-  for (int s = 0; s < k; ++s) {
-    if (nw[s] != m) throw std::logic_error("zero-bubble scheduler stalled on stage " + std::to_string(s));
-    append_update(out[s], s);
+  for (int d = 0; d < k; ++d) {
+    if (done[d] != m * static_cast<int>(on[d].size()))
+      throw std::logic_error("zero-bubble scheduler stalled on device " + std::to_string(d));
+    append_updates(out[d], on[d]);
   }
   return out;
 }
@@ -115,35 +168,81 @@ Schedule list_schedule(int k, int m, int (*activations)(int k, int s), int held)
 }  // namespace
 
 Schedule zb_h1_schedule(int stages, int m) {
-  return list_schedule(stages, m, [](int k, int s) { return k - s; }, stages - 1);
+  return list_schedule(stages, m, 1, ChunkPlacement::looped, [](int k, int s) { return k - s; }, stages - 1);
 }
 
 Schedule zb_h2_schedule(int stages, int m) {
-  return list_schedule(stages, m, [](int k, int s) { return 2 * (k - s) - 1; }, 2 * stages - 1);
+  return list_schedule(stages, m, 1, ChunkPlacement::looped, [](int k, int s) { return 2 * (k - s) - 1; },
+                       2 * stages - 1);
 }
 
-Schedule forward_only_schedule(int stages, int m) {
-  require_shape(stages, m);
-  Schedule out(stages);
-  for (int s = 0; s < stages; ++s)
-    for (int i = 0; i < m; ++i) out[s].push_back({s, ActionKind::forward, i});
+Schedule zb_v_schedule(int devices, int m) {
+  return list_schedule(devices, m, 2, ChunkPlacement::v_shape, [](int k, int) { return 2 * k; }, devices - 1);
+}
+
+Schedule interleaved_schedule(int k, int m, int chunks) {
+  require_shape(k, m);
+  if (chunks < 1) throw std::invalid_argument("interleaved schedule: chunks must be >= 1");
+  if (chunks == 1) return one_f_one_b_schedule(k, m);
+  // Per device, the order of its forwards and of its backwards as (chunk, micro-batch).
+  std::vector<std::pair<int, int>> fwd, bwd;
+  for (int b0 = 0; b0 < m; b0 += k) {
+    const int b1 = std::min(m, b0 + k);
+    for (int c = 0; c < chunks; ++c)
+      for (int i = b0; i < b1; ++i) fwd.push_back({c, i});
+    for (int c = chunks - 1; c >= 0; --c)
+      for (int i = b0; i < b1; ++i) bwd.push_back({c, i});
+  }
+  const int total = m * chunks;
+  for (int extra = 0; extra <= total; ++extra) {
+    Schedule out(k);
+    for (int d = 0; d < k; ++d) {
+      auto action = [&](ActionKind kind, std::pair<int, int> at) { return Action{at.first * k + d, kind, at.second}; };
+      const int warmup = std::min(total, 2 * (k - d - 1) + (chunks - 1) * k + extra);
+      int f = 0, b = 0;
+      for (; f < warmup; ++f) out[d].push_back(action(ActionKind::forward, fwd[f]));
+      while (f < total) {
+        out[d].push_back(action(ActionKind::forward, fwd[f++]));
+        out[d].push_back(action(ActionKind::backward, bwd[b++]));
+      }
+      while (b < total) out[d].push_back(action(ActionKind::backward, bwd[b++]));
+      append_updates(out[d], stages_on(ChunkPlacement::looped, k, chunks, d));
+    }
+    if (check_schedule(out, m).empty()) return out;
+  }
+  throw std::logic_error("interleaved schedule: no warm-up runs");
+}
+
+Schedule forward_only_schedule(int k, int m, int chunks, ChunkPlacement placement) {
+  require_shape(k, m);
+  if (chunks < 1) throw std::invalid_argument("schedule: chunks must be >= 1");
+  Schedule out(k);
+  for (int d = 0; d < k; ++d)
+    for (int s : stages_on(placement, k, chunks, d))
+      for (int i = 0; i < m; ++i) out[d].push_back({s, ActionKind::forward, i});
   return out;
 }
 
-Schedule make_schedule(ScheduleKind kind, int stages, int m) {
+Schedule make_schedule(ScheduleKind kind, int k, int m, int chunks) {
+  if (chunks < 1 || (chunks > 1 && kind != ScheduleKind::interleaved && kind != ScheduleKind::automatic &&
+                     !(kind == ScheduleKind::zb_v && chunks == 2)))
+    throw std::invalid_argument(std::string("schedule ") + to_string(kind) + " cannot run " + std::to_string(chunks) +
+                                " chunks per device");
   switch (kind) {
-    case ScheduleKind::gpipe: return gpipe_schedule(stages, m);
-    case ScheduleKind::one_f_one_b: return one_f_one_b_schedule(stages, m);
-    case ScheduleKind::zb_h1: return zb_h1_schedule(stages, m);
-    case ScheduleKind::zb_h2: return zb_h2_schedule(stages, m);
-    case ScheduleKind::automatic: return make_schedule(choose_schedule(stages, m), stages, m);
+    case ScheduleKind::gpipe: return gpipe_schedule(k, m);
+    case ScheduleKind::one_f_one_b: return one_f_one_b_schedule(k, m);
+    case ScheduleKind::zb_h1: return zb_h1_schedule(k, m);
+    case ScheduleKind::zb_h2: return zb_h2_schedule(k, m);
+    case ScheduleKind::interleaved: return interleaved_schedule(k, m, chunks);
+    case ScheduleKind::zb_v: return chunks == 1 ? zb_h1_schedule(k, m) : zb_v_schedule(k, m);
+    case ScheduleKind::automatic: return make_schedule(choose_schedule(k, m, chunks), k, m, chunks);
   }
   throw std::logic_error("make_schedule: unknown kind");
 }
 
 namespace {
 constexpr ScheduleKind kGenerated[] = {ScheduleKind::gpipe, ScheduleKind::one_f_one_b, ScheduleKind::zb_h1,
-                                       ScheduleKind::zb_h2};
+                                       ScheduleKind::zb_h2, ScheduleKind::interleaved, ScheduleKind::zb_v};
 }
 
 const char* to_string(ScheduleKind kind) {
@@ -152,6 +251,8 @@ const char* to_string(ScheduleKind kind) {
     case ScheduleKind::one_f_one_b: return "1f1b";
     case ScheduleKind::zb_h1: return "zb-h1";
     case ScheduleKind::zb_h2: return "zb-h2";
+    case ScheduleKind::interleaved: return "interleaved";
+    case ScheduleKind::zb_v: return "zb-v";
     case ScheduleKind::automatic: return "auto";
   }
   return "?";
@@ -161,8 +262,9 @@ ScheduleKind parse_schedule_kind(const std::string& name) {
   for (auto k : kGenerated)
     if (name == to_string(k)) return k;
   if (name == "auto") return ScheduleKind::automatic;
-  throw InputError("pipeline.schedule: expected \"gpipe\", \"1f1b\", \"zb-h1\", \"zb-h2\" or \"auto\", got \"" +
-                   name + "\"");
+  throw InputError(
+      "pipeline.schedule: expected \"gpipe\", \"1f1b\", \"zb-h1\", \"zb-h2\", \"interleaved\", \"zb-v\" or "
+      "\"auto\", got \"" + name + "\"");
 }
 
 std::string to_string(const Action& a) {
@@ -199,37 +301,50 @@ StageProgram parse_program(const std::string& text) {
   return p;
 }
 
+int stage_count(const Schedule& s) {
+  int v = 0;
+  for (const auto& p : s)
+    for (const auto& a : p) v = std::max(v, a.stage + 1);
+  return v;
+}
+
 namespace {
 
-// Every action at most once; with m > 0, every micro-batch forwarded and backpropagated once.
-std::string check_actions(const StageProgram& p, int st, int m) {
-  std::map<std::pair<char, int>, int> seen;
-  for (const auto& a : p) {
-    if (a.stage != st) return "stage " + std::to_string(st) + " holds " + to_string(a) + " of another stage";
-    if (m > 0 && a.micro_batch >= m) return "stage " + std::to_string(st) + ": " + to_string(a) + " is past the last micro-batch";
-    if (++seen[{static_cast<char>(a.kind), a.micro_batch}] > 1)
-      return "stage " + std::to_string(st) + " runs " + to_string(a) + " twice";
-  }
-  auto has = [&](ActionKind k, int mb) { return seen.count({static_cast<char>(k), mb}) > 0; };
-  for (int mb = 0; mb < m; ++mb) {
-    const bool b = has(ActionKind::backward, mb), i = has(ActionKind::input_backward, mb),
-               w = has(ActionKind::weight_backward, mb);
-    if (!has(ActionKind::forward, mb)) return "stage " + std::to_string(st) + " never forwards micro-batch " + std::to_string(mb);
-    if (b ? (i || w) : !(i && w))
-      return "stage " + std::to_string(st) + " must backpropagate micro-batch " + std::to_string(mb) +
-             " once: by B, or by I and W";
+// Every stage 0..V-1 on exactly one device; every action at most once; with m > 0, every
+// micro-batch forwarded and backpropagated once on every stage.
+std::string check_actions(const Schedule& s, int m) {
+  const int v = stage_count(s);
+  std::vector<int> device(v, -1);
+  std::vector<std::map<std::pair<char, int>, int>> seen(v);
+  for (int d = 0; d < static_cast<int>(s.size()); ++d)
+    for (const auto& a : s[d]) {
+      const auto st = std::to_string(a.stage);
+      if (a.stage < 0) return "device " + std::to_string(d) + " holds " + to_string(a) + " of no stage";
+      if (device[a.stage] >= 0 && device[a.stage] != d)
+        return "stage " + st + " has actions on devices " + std::to_string(device[a.stage]) + " and " + std::to_string(d);
+      device[a.stage] = d;
+      if (m > 0 && a.micro_batch >= m) return "stage " + st + ": " + to_string(a) + " is past the last micro-batch";
+      if (++seen[a.stage][{static_cast<char>(a.kind), a.micro_batch}] > 1) return "stage " + st + " runs " + to_string(a) + " twice";
+    }
+  for (int st = 0; st < v; ++st) {
+    if (device[st] < 0) return "no device runs stage " + std::to_string(st);
+    auto has = [&](ActionKind k, int mb) { return seen[st].count({static_cast<char>(k), mb}) > 0; };
+    for (int mb = 0; mb < m; ++mb) {
+      const bool b = has(ActionKind::backward, mb), i = has(ActionKind::input_backward, mb),
+                 w = has(ActionKind::weight_backward, mb);
+      if (!has(ActionKind::forward, mb)) return "stage " + std::to_string(st) + " never forwards micro-batch " + std::to_string(mb);
+      if (b ? (i || w) : !(i && w))
+        return "stage " + std::to_string(st) + " must backpropagate micro-batch " + std::to_string(mb) +
+               " once: by B, or by I and W";
+    }
   }
   return {};
 }
 
-}  // namespace
-
-namespace {
-
-// Executes the programs with their data dependencies, each action taking what its stage's
-// timing says (R and S their costs) and a transfer arriving its delay after the action that
-// sends it. R and S wait for every one of the stage's first `m` weight gradients (m = 0: for
-// nothing but the program before them). Returns the timeline, or the first blocked action
+// Executes the device programs with their data dependencies, each action taking what its
+// stage's timing says (R and S their costs) and a transfer arriving its delay after the action
+// that sends it. R and S wait for every one of their stage's first `m` weight gradients (m = 0:
+// for nothing but the program before them). Returns the timeline, or the first blocked action
 // when the programs deadlock.
 struct Execution {
   Timeline timeline;
@@ -237,9 +352,9 @@ struct Execution {
 };
 
 Execution execute(const Schedule& s, int m, const std::vector<StageTiming>& timing) {
-  const int k = static_cast<int>(s.size());
-  // (stage, mb) -> when its forward, its input gradient, its weight gradient was done here,
-  // and when the forward's output and the input gradient arrived at the neighbour.
+  const int k = static_cast<int>(s.size()), last = stage_count(s) - 1;
+  // (stage, mb) -> when its forward, its input gradient, its weight gradient was done, and
+  // when the forward's output and the input gradient arrived at the neighbouring stage.
   using Done = std::map<std::pair<int, int>, double>;
   Done fwd_end, grad_end, weights_end, fwd_sent, grad_sent;
   std::vector<size_t> pc(k, 0);
@@ -249,12 +364,13 @@ Execution execute(const Schedule& s, int m, const std::vector<StageTiming>& timi
   run.timeline.actions.resize(k);
   for (bool progress = true; progress;) {
     progress = false;
-    for (int st = 0; st < k; ++st) {
-      const auto& t = timing[st];
-      while (pc[st] < s[st].size()) {
-        const auto& a = s[st][pc[st]];
+    for (int d = 0; d < k; ++d) {
+      while (pc[d] < s[d].size()) {
+        const auto& a = s[d][pc[d]];
+        const int st = a.stage;
+        const auto& t = timing[st];
         const std::pair<int, int> key{st, a.micro_batch};
-        double ready = clock[st], cost = 0;
+        double ready = clock[d], cost = 0;
         auto after = [&](const Done& done, std::pair<int, int> at) {
           auto it = done.find(at);
           if (it == done.end()) return false;
@@ -269,7 +385,7 @@ Execution execute(const Schedule& s, int m, const std::vector<StageTiming>& timi
             break;
           case ActionKind::backward:
           case ActionKind::input_backward:
-            can = after(fwd_end, key) && (st == k - 1 || after(grad_sent, {st + 1, a.micro_batch}));
+            can = after(fwd_end, key) && (st == last || after(grad_sent, {st + 1, a.micro_batch}));
             cost = a.kind == ActionKind::backward ? t.costs.backward : t.costs.input;
             break;
           case ActionKind::weight_backward:
@@ -281,42 +397,41 @@ Execution execute(const Schedule& s, int m, const std::vector<StageTiming>& timi
             cost = a.kind == ActionKind::reduce ? t.reduce : t.step;
         }
         if (!can) break;
-        clock[st] = ready + cost;
-        run.timeline.busy[st] += cost;
-        run.timeline.actions[st].push_back({a, ready, clock[st]});
+        clock[d] = ready + cost;
+        run.timeline.busy[d] += cost;
+        run.timeline.actions[d].push_back({a, ready, clock[d]});
         if (a.kind == ActionKind::forward) {
-          fwd_end[key] = clock[st];
-          fwd_sent[key] = clock[st] + t.to_next;
+          fwd_end[key] = clock[d];
+          fwd_sent[key] = clock[d] + t.to_next;
         }
         if (a.kind == ActionKind::backward || a.kind == ActionKind::input_backward) {
-          grad_end[key] = clock[st];
-          grad_sent[key] = clock[st] + t.to_previous;
+          grad_end[key] = clock[d];
+          grad_sent[key] = clock[d] + t.to_previous;
         }
-        if (a.kind == ActionKind::backward || a.kind == ActionKind::weight_backward) weights_end[key] = clock[st];
-        ++pc[st];
+        if (a.kind == ActionKind::backward || a.kind == ActionKind::weight_backward) weights_end[key] = clock[d];
+        ++pc[d];
         progress = true;
       }
     }
   }
-  for (int st = 0; st < k; ++st)
-    if (pc[st] < s[st].size()) {
-      run.blocked = "stage " + std::to_string(st) + " blocked at " + to_string(s[st][pc[st]]);
+  for (int d = 0; d < k; ++d)
+    if (pc[d] < s[d].size()) {
+      run.blocked = "device " + std::to_string(d) + " blocked at " + to_string(s[d][pc[d]]);
       return run;
     }
   run.timeline.makespan = k == 0 ? 0 : *std::max_element(clock.begin(), clock.end());
   return run;
 }
 
-std::vector<StageTiming> uniform(int stages, const ActionCosts& costs) {
-  return std::vector<StageTiming>(stages, StageTiming{costs});
+std::vector<StageTiming> uniform(const Schedule& s, const ActionCosts& costs) {
+  return std::vector<StageTiming>(stage_count(s), StageTiming{costs});
 }
 
 }  // namespace
 
 std::string check_schedule(const Schedule& s, int m) {
-  for (int st = 0; st < static_cast<int>(s.size()); ++st)
-    if (auto e = check_actions(s[st], st, m); !e.empty()) return e;
-  return execute(s, m, uniform(static_cast<int>(s.size()), {})).blocked;
+  if (auto e = check_actions(s, m); !e.empty()) return e;
+  return execute(s, m, uniform(s, {})).blocked;
 }
 
 ProgramMemory peak_memory(const StageProgram& p) {
@@ -337,29 +452,31 @@ ProgramMemory peak_memory(const StageProgram& p) {
 }
 
 double modelled_makespan(const Schedule& s, const ActionCosts& costs) {
-  auto run = execute(s, 0, uniform(static_cast<int>(s.size()), costs));
+  auto run = execute(s, 0, uniform(s, costs));
   if (!run.blocked.empty()) throw std::invalid_argument("modelled_makespan: " + run.blocked);
   return run.timeline.makespan;
 }
 
 Timeline timed_execution(const Schedule& s, int micro_batches, const std::vector<StageTiming>& timing) {
-  if (timing.size() != s.size())
+  if (static_cast<int>(timing.size()) != stage_count(s))
     throw std::invalid_argument("timed_execution: " + std::to_string(timing.size()) + " stage timings for " +
-                                std::to_string(s.size()) + " programs");
+                                std::to_string(stage_count(s)) + " stages");
   auto run = execute(s, micro_batches, timing);
   if (!run.blocked.empty()) throw std::invalid_argument("timed_execution: " + run.blocked);
   return std::move(run.timeline);
 }
 
-ScheduleKind choose_schedule(int stages, int m) {
-  const auto reference = one_f_one_b_schedule(stages, m);
+ScheduleKind choose_schedule(int k, int m, int chunks) {
+  if (chunks == 2) return ScheduleKind::zb_v;
+  if (chunks > 2) return ScheduleKind::interleaved;
+  // A device's memory: 1F1B's largest high-water mark, on its first device.
+  const int limit = peak_memory(one_f_one_b_schedule(k, m)[0]).activations;
   ScheduleKind best = ScheduleKind::gpipe;
   double best_time = -1;
-  for (auto kind : kGenerated) {
-    const auto s = make_schedule(kind, stages, m);
+  for (auto kind : {ScheduleKind::gpipe, ScheduleKind::one_f_one_b, ScheduleKind::zb_h1, ScheduleKind::zb_h2}) {
+    const auto s = make_schedule(kind, k, m);
     bool fits = true;
-    for (int st = 0; st < stages && fits; ++st)
-      fits = peak_memory(s[st]).activations <= peak_memory(reference[st]).activations;
+    for (const auto& p : s) fits = fits && peak_memory(p).activations <= limit;
     if (!fits) continue;
     const double t = modelled_makespan(s);
     if (best_time < 0 || t < best_time) best = kind, best_time = t;

@@ -8,6 +8,10 @@
 // Split backward (zero-bubble schedules): "1I0" computes only the input gradient of mb 0 (and
 // sends it on, as B does); "1W0" later computes the weight gradients that I kept the inputs
 // for. B is I and W at once.
+// Virtual stages (interleaved 1F1B, ZB-V): a pipeline of K devices runs V = K·v stages, v
+// chunks per device. A schedule then holds one program per device, and each action names its
+// (virtual) stage: a stage lives on the device whose program holds its actions. With v = 1
+// (every other schedule) device and stage coincide.
 #include <iosfwd>
 #include <string>
 #include <vector>
@@ -34,10 +38,21 @@ struct Action {
 };
 
 using StageProgram = std::vector<Action>;
-using Schedule = std::vector<StageProgram>;  // one program per stage
+using Schedule = std::vector<StageProgram>;  // one program per device
 
-// `automatic` ("auto") resolves per (stages, micro-batches) through choose_schedule.
-enum class ScheduleKind { gpipe, one_f_one_b, zb_h1, zb_h2, automatic };
+// `automatic` ("auto") resolves per (devices, micro-batches, chunks) through choose_schedule.
+enum class ScheduleKind { gpipe, one_f_one_b, zb_h1, zb_h2, interleaved, zb_v, automatic };
+
+// Where virtual stage `stage` of a pipeline of `devices` lives: `looped` (interleaved 1F1B:
+// chunk c of device d is stage c·K + d) or `v_shape` (ZB-V: device d holds stages d and
+// 2K − 1 − d, so the first and the last stage share device 0).
+enum class ChunkPlacement { looped, v_shape };
+// ZB-V (and "auto" with two chunks, which picks it) places in a V; the rest loop.
+ChunkPlacement placement_of(ScheduleKind kind, int chunks);
+int device_of_stage(ChunkPlacement placement, int devices, int stage);
+// Chunks per device a schedule needs: 2 for ZB-V; `configured` (pipeline.virtual_stages, at
+// least 1) for interleaved; 1 for the others.
+int chunks_for(ScheduleKind kind, int configured);
 
 // Fill-drain: all forwards, then all backwards (ascending micro-batches), then R and S.
 Schedule gpipe_schedule(int stages, int micro_batches);
@@ -51,11 +66,25 @@ Schedule one_f_one_b_schedule(int stages, int micro_batches);
 // 2 (stages - s) - 1 activations and 2 stages - 1 held ones, and fills the drain with W.
 Schedule zb_h1_schedule(int stages, int micro_batches);
 Schedule zb_h2_schedule(int stages, int micro_batches);
-// Forward only (evaluation): each stage runs F for every micro-batch.
-Schedule forward_only_schedule(int stages, int micro_batches);
+// Interleaved 1F1B (Narayanan et al., SC 2021) on `devices` devices with `chunks` looped
+// chunks each: micro-batches go in rounds of K, each round through chunk 0, then chunk 1...,
+// backwards through the chunks in reverse; device d warms up with 2 (K − d − 1) + (v − 1) K
+// forwards (Megatron-LM's count, grown by one until the programs run when M is not a
+// multiple of K), then alternates F and B. One chunk: 1F1B.
+Schedule interleaved_schedule(int devices, int micro_batches, int chunks);
+// ZB-V (Qi et al., ICLR 2024): two chunks per device in a V (placement v_shape), split
+// backward, list scheduled as ZB-H1 is, within 1F1B's activation memory: at most 2K chunk
+// micro-batches (K micro-batches of a device's layers) and K − 1 held weight gradients per
+// device (past that, forwards wait). make_schedule runs ZB-H1 for zb-v with one chunk.
+Schedule zb_v_schedule(int devices, int micro_batches);
+// Forward only (evaluation): each device runs F for every micro-batch, stage by stage.
+Schedule forward_only_schedule(int devices, int micro_batches, int chunks = 1,
+                               ChunkPlacement placement = ChunkPlacement::looped);
 
-Schedule make_schedule(ScheduleKind kind, int stages, int micro_batches);
-// "gpipe" | "1f1b" | "zb-h1" | "zb-h2" | "auto"; throws InputError naming pipeline.schedule.
+// `chunks` > 1 only for interleaved (any) and ZB-V (2); throws std::invalid_argument else.
+Schedule make_schedule(ScheduleKind kind, int devices, int micro_batches, int chunks = 1);
+// "gpipe" | "1f1b" | "zb-h1" | "zb-h2" | "interleaved" | "zb-v" | "auto"; throws InputError
+// naming pipeline.schedule.
 ScheduleKind parse_schedule_kind(const std::string& name);
 const char* to_string(ScheduleKind kind);
 
@@ -64,14 +93,18 @@ std::string to_string(const StageProgram& p);  // space separated
 StageProgram parse_program(const std::string& text);
 std::ostream& operator<<(std::ostream& os, const Action& a);
 
-// Checks the programs: every action at most once and, for micro_batches > 0, every
-// micro-batch forwarded and backpropagated (B, or I then W) once on every stage; then executes
-// them abstractly with the data dependencies above. Returns an empty string when every program
-// runs to completion, else a description of the first fault (a missing or repeated action, a
-// deadlock).
+// Checks the programs: every stage 0..V−1 in exactly one device's program, every action at
+// most once and, for micro_batches > 0, every micro-batch forwarded and backpropagated (B, or
+// I then W) once on every stage; then executes them abstractly with the data dependencies
+// above. Returns an empty string when every program runs to completion, else a description of
+// the first fault (a missing, repeated or misplaced action, a deadlock).
 std::string check_schedule(const Schedule& s, int micro_batches);
 
-// The memory high-water marks of one program, in micro-batches: `activations`, forwarded and
+// The stages of a schedule (V: one more than the largest stage its actions name).
+int stage_count(const Schedule& s);
+
+// The memory high-water marks of one program, in micro-batches of one stage (a chunk, with
+// virtual stages): `activations`, forwarded and
 // not yet backpropagated through (F until B or I: the autograd graph); `held`, whose weight
 // gradient waits (I until W: each linear layer's input and output gradient); `in_flight`, both.
 struct ProgramMemory {
@@ -88,8 +121,8 @@ struct ActionCosts {
 };
 double modelled_makespan(const Schedule& s, const ActionCosts& costs = {});
 
-// The same execution with a cost per stage (the simulator's step, runtime/sim): each stage's
-// actions cost what its timing says, R and S included; F's output reaches the next stage
+// The same execution with a cost per (virtual) stage (the simulator's step, runtime/sim):
+// each stage's actions cost what its timing says, R and S included; F's output reaches the next stage
 // `to_next` after F ends, and B's (or I's) input gradient the previous one `to_previous`
 // after it ends; R and S wait for all `micro_batches` weight gradients of their stage.
 struct StageTiming {
@@ -103,15 +136,16 @@ struct TimedAction {
 };
 struct Timeline {
   double makespan = 0;
-  std::vector<double> busy;                     // per stage, the seconds its actions took
-  std::vector<std::vector<TimedAction>> actions;  // per stage, in program order
+  std::vector<double> busy;                     // per device, the seconds its actions took
+  std::vector<std::vector<TimedAction>> actions;  // per device, in program order
 };
 // Throws std::invalid_argument when the programs deadlock or the timings do not match them.
 Timeline timed_execution(const Schedule& s, int micro_batches, const std::vector<StageTiming>& timing);
 
-// pipeline.schedule = "auto": of the generated schedules whose activations stay within 1F1B's
-// on every stage, the one with the smallest modelled makespan (ties: the earlier kind in
-// gpipe, 1f1b, zb-h1, zb-h2).
-ScheduleKind choose_schedule(int stages, int micro_batches);
+// pipeline.schedule = "auto". One chunk per device: of gpipe, 1f1b, zb-h1 and zb-h2, those
+// whose activations stay within 1F1B's largest (a device's memory), the one with the smallest
+// modelled makespan (ties: the earlier). Two chunks: ZB-V (interleaved 1F1B holds more than
+// 1F1B: 2 (K − 1) + K + 1 chunks on its first device). More: interleaved.
+ScheduleKind choose_schedule(int devices, int micro_batches, int chunks = 1);
 
 }  // namespace floe::runtime

@@ -83,7 +83,8 @@ Snapshot reference_step(const models::UnitList& units, const models::Batch& b, c
 }
 
 void check_layout(const models::ModelConfig& cfg, const models::Dataset& dataset, std::vector<int> partition,
-                  int micro_batches, int replicas, runtime::ScheduleKind schedule, runtime::BatchRecipe recipe = {}) {
+                  int micro_batches, int replicas, runtime::ScheduleKind schedule, runtime::BatchRecipe recipe = {},
+                  int chunks = 1) {
   torch::set_num_threads(1);
   runtime::OptimizerConfig o;
   o.weight_decay = 0.05;
@@ -111,6 +112,7 @@ void check_layout(const models::ModelConfig& cfg, const models::Dataset& dataset
   layout.micro_batches = micro_batches;
   layout.schedule = schedule;
   layout.batches = recipe;
+  layout.chunks = chunks;
   auto pipes = actors::spawn_pipelines(sys, layout, replicas_units, o, train, train);
   caf::scoped_actor self{sys};
   for (int r = 0; r < replicas; ++r) {
@@ -202,6 +204,23 @@ TEST_CASE("ZB-H1 (split backward) on an uneven partition equals a plain LibTorch
 
 TEST_CASE("ZB-H2 on K=2 M=4 R=2 equals a plain LibTorch step", "[equivalence]") {
   check_layout(tiny_vit(), models::make_synthetic(64, 8, 10, 7).train, {6, 3}, 4, 2, runtime::ScheduleKind::zb_h2);
+}
+
+TEST_CASE("interleaved 1F1B, 2 chunks on 2 devices, uneven, equals a plain LibTorch step", "[equivalence]") {
+  check_layout(tiny_vit(), models::make_synthetic(64, 8, 10, 7).train, {1, 3, 2, 3}, 4, 1,
+               runtime::ScheduleKind::interleaved, {}, 2);
+}
+
+TEST_CASE("interleaved 1F1B, 3 chunks on 2 devices, M=3 (not a multiple of K), equals a plain LibTorch step",
+          "[equivalence]") {
+  check_layout(tiny_vit(), models::make_synthetic(64, 8, 10, 7).train, {1, 2, 1, 2, 1, 2}, 3, 1,
+               runtime::ScheduleKind::interleaved, {}, 3);
+}
+
+TEST_CASE("ZB-V (V-shaped chunks, split backward) on K=2 M=4 R=2, uneven, equals a plain LibTorch step",
+          "[equivalence]") {
+  check_layout(tiny_vit(), models::make_synthetic(64, 8, 10, 7).train, {2, 3, 1, 3}, 4, 2,
+               runtime::ScheduleKind::zb_v, {}, 2);
 }
 
 TEST_CASE("a BERT classification step on K=2 M=4 R=2 equals a plain LibTorch step", "[equivalence][bert]") {

@@ -31,7 +31,7 @@ TEST_CASE("every generated schedule runs to completion", "[schedule]") {
 
 TEST_CASE("a schedule that waits on itself is reported as a deadlock", "[schedule]") {
   Schedule bad{parse_program("0F0 0B0 0R 0S"), parse_program("1B0 1F0 1R 1S")};
-  CHECK(check_schedule(bad, 1) == "stage 0 blocked at 0B0");
+  CHECK(check_schedule(bad, 1) == "device 0 blocked at 0B0");
 }
 
 TEST_CASE("program text round-trips and rejects malformed actions", "[schedule]") {
@@ -59,10 +59,14 @@ TEST_CASE("the checker finds missing, repeated and misplaced actions", "[schedul
   CHECK(check_schedule({parse_program("0F0 0B0 0W0 0R 0S")}, 1) ==
         "stage 0 must backpropagate micro-batch 0 once: by B, or by I and W");
   CHECK(check_schedule({parse_program("0F0 0B0 0R 0S")}, 2) == "stage 0 never forwards micro-batch 1");
-  CHECK(check_schedule({parse_program("0F0 0B0 1R 0S")}, 1) == "stage 0 holds 1R of another stage");
+  // A stage lives on the device whose program holds its actions: on one device only, and
+  // every stage up to the last one named is somewhere.
+  CHECK(check_schedule({parse_program("0F0 0B0 1R 0S")}, 1) == "stage 1 never forwards micro-batch 0");
+  CHECK(check_schedule({parse_program("0F0 0B0 0R"), parse_program("0S")}, 1) == "stage 0 has actions on devices 0 and 1");
+  CHECK(check_schedule({parse_program("0F0 0B0 2F0 2B0")}, 1) == "no device runs stage 1");
   // W before its I, and an all-reduce before a W, wait forever.
-  CHECK(check_schedule({parse_program("0F0 0W0 0I0 0R 0S")}, 1) == "stage 0 blocked at 0W0");
-  CHECK(check_schedule({parse_program("0F0 0I0 0R 0W0 0S")}, 1) == "stage 0 blocked at 0R");
+  CHECK(check_schedule({parse_program("0F0 0W0 0I0 0R 0S")}, 1) == "device 0 blocked at 0W0");
+  CHECK(check_schedule({parse_program("0F0 0I0 0R 0W0 0S")}, 1) == "device 0 blocked at 0R");
 }
 
 TEST_CASE("zero-bubble programs run to completion and split every backward", "[schedule]") {
@@ -155,4 +159,95 @@ TEST_CASE("a timed execution charges each stage its own costs and the transfers 
   CHECK(timed_execution(s, 0, std::vector<StageTiming>(3, StageTiming{{1, 2, 1, 1}})).makespan ==
         Approx(modelled_makespan(s)));
   CHECK_THROWS_AS(timed_execution(s, 5, std::vector<StageTiming>(2)), std::invalid_argument);
+}
+
+TEST_CASE("chunks are placed looped (interleaved) or in a V (ZB-V)", "[schedule]") {
+  // K = 3, two chunks: looped 0 1 2 | 0 1 2; V 0 1 2 | 2 1 0.
+  const std::vector<int> looped{0, 1, 2, 0, 1, 2}, v{0, 1, 2, 2, 1, 0};
+  for (int s = 0; s < 6; ++s) {
+    CHECK(device_of_stage(ChunkPlacement::looped, 3, s) == looped[s]);
+    CHECK(device_of_stage(ChunkPlacement::v_shape, 3, s) == v[s]);
+  }
+  CHECK(placement_of(ScheduleKind::zb_v, 2) == ChunkPlacement::v_shape);
+  CHECK(placement_of(ScheduleKind::automatic, 2) == ChunkPlacement::v_shape);
+  CHECK(placement_of(ScheduleKind::interleaved, 2) == ChunkPlacement::looped);
+  CHECK(chunks_for(ScheduleKind::zb_v, 0) == 2);
+  CHECK(chunks_for(ScheduleKind::interleaved, 0) == 2);
+  CHECK(chunks_for(ScheduleKind::interleaved, 3) == 3);
+  CHECK(chunks_for(ScheduleKind::zb_h2, 0) == 1);
+  CHECK(parse_schedule_kind("interleaved") == ScheduleKind::interleaved);
+  CHECK(parse_schedule_kind("zb-v") == ScheduleKind::zb_v);
+  CHECK_THROWS_AS(make_schedule(ScheduleKind::zb_h1, 2, 4, 2), std::invalid_argument);
+  CHECK_THROWS_AS(make_schedule(ScheduleKind::zb_v, 2, 4, 3), std::invalid_argument);
+  // One chunk left (K = 1, or too few units): ZB-V runs ZB-H1 and interleaved runs 1F1B.
+  CHECK(make_schedule(ScheduleKind::zb_v, 2, 4, 1) == zb_h1_schedule(2, 4));
+  CHECK(make_schedule(ScheduleKind::interleaved, 2, 4, 1) == one_f_one_b_schedule(2, 4));
+}
+
+TEST_CASE("interleaved 1F1B and ZB-V run to completion on every device count, micro-batch count and chunk count",
+          "[schedule]") {
+  for (int k = 1; k <= 6; ++k)
+    for (int m = 1; m <= 13; ++m) {
+      for (int v = 2; v <= 4; ++v) {
+        INFO("interleaved K=" << k << " M=" << m << " v=" << v);
+        const auto s = interleaved_schedule(k, m, v);
+        REQUIRE(s.size() == static_cast<size_t>(k));
+        CHECK(stage_count(s) == k * v);
+        CHECK(check_schedule(s, m).empty());
+        CHECK(check_schedule(forward_only_schedule(k, m, v), 0).empty());
+      }
+      INFO("ZB-V K=" << k << " M=" << m);
+      const auto z = zb_v_schedule(k, m);
+      CHECK(check_schedule(z, m).empty());
+      CHECK(check_schedule(forward_only_schedule(k, m, 2, ChunkPlacement::v_shape), 0).empty());
+      for (int d = 0; d < k; ++d)
+        for (const auto& a : z[d]) {
+          CHECK(device_of_stage(ChunkPlacement::v_shape, k, a.stage) == d);
+          CHECK(a.kind != ActionKind::backward);
+        }
+    }
+}
+
+TEST_CASE("interleaved 1F1B in text form: Megatron-LM's order and warm-up", "[schedule]") {
+  // K = 2, v = 2, M = 4: device 0 holds stages 0 and 2, device 1 stages 1 and 3. Device 0
+  // warms up with 2 (K - 1) + (v - 1) K = 4 forwards, device 1 with 2.
+  const auto s = interleaved_schedule(2, 4, 2);
+  CHECK(to_string(s[0]) == "0F0 0F1 2F0 2F1 0F2 2B0 0F3 2B1 2F2 0B0 2F3 0B1 2B2 2B3 0B2 0B3 0R 2R 0S 2S");
+  CHECK(to_string(s[1]) == "1F0 1F1 3F0 3B0 3F1 3B1 1F2 1B0 1F3 1B1 3F2 3B2 3F3 3B3 1B2 1B3 1R 3R 1S 3S");
+}
+
+TEST_CASE("modelled bubbles: interleaving divides 1F1B's by the chunks; ZB-V halves ZB-H1's in 1F1B's memory",
+          "[schedule]") {
+  for (int k = 2; k <= 4; k *= 2)
+    for (int m = 2 * k; m <= 4 * k; m += 2 * k) {
+      INFO("K=" << k << " M=" << m);
+      // A chunk costs 1/v of a device's stage: F = 1/v, B = 2/v, I = W = 1/v.
+      const double f1 = modelled_makespan(one_f_one_b_schedule(k, m)), h1 = modelled_makespan(zb_h1_schedule(k, m));
+      const double i2 = modelled_makespan(interleaved_schedule(k, m, 2), {0.5, 1, 0.5, 0.5});
+      const double zv = modelled_makespan(zb_v_schedule(k, m), {0.5, 1, 0.5, 0.5});
+      const double work = 3.0 * m;
+      // 1F1B's bubble is (K - 1)(F + B); interleaved with v chunks, (K - 1)(F + B) / v.
+      CHECK(f1 - work == Approx(3 * (k - 1)));
+      CHECK(i2 - work == Approx(1.5 * (k - 1)));
+      CHECK(zv - work <= 0.5 * (h1 - work));
+      // ZB-V holds at most 2K chunks (K micro-batches of a device's layers), as 1F1B's first device.
+      for (const auto& p : zb_v_schedule(k, m)) CHECK(peak_memory(p).activations <= 2 * k);
+    }
+  CHECK(choose_schedule(2, 8, 2) == ScheduleKind::zb_v);
+  CHECK(choose_schedule(2, 8, 3) == ScheduleKind::interleaved);
+  CHECK(make_schedule(ScheduleKind::automatic, 2, 8, 2) == zb_v_schedule(2, 8));
+}
+
+TEST_CASE("a timed execution with virtual stages charges each stage its costs on its device", "[schedule][simulate]") {
+  // One device, two chunks (V-shape on K = 1): stage 0 costs 1 per action, stage 1 costs 2.
+  const auto s = forward_only_schedule(1, 2, 2, ChunkPlacement::v_shape);
+  CHECK(to_string(s[0]) == "0F0 0F1 1F0 1F1");
+  std::vector<StageTiming> t(2);
+  t[0].costs.forward = 1;
+  t[1].costs.forward = 2;
+  const auto run = timed_execution(s, 0, t);
+  CHECK(run.makespan == Approx(6));
+  REQUIRE(run.busy.size() == 1);
+  CHECK(run.busy[0] == Approx(6));
+  CHECK_THROWS_AS(timed_execution(s, 0, std::vector<StageTiming>(1)), std::invalid_argument);
 }
