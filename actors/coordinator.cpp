@@ -210,6 +210,7 @@ void end_epoch(coord_ptr self) {
   rec.samples = train.samples;
   rec.samples_per_second = st.train_seconds > 0 ? train.samples / st.train_seconds : 0;
   rec.pipeline_length = st.plan.stages;
+  rec.chunks = st.plan.chunks;
   rec.replicas = replicas(self);
   rec.micro_batches = st.plan.micro_batches;
   rec.frozen_layers = st.plan.frozen_blocks;
@@ -217,9 +218,10 @@ void end_epoch(coord_ptr self) {
     rec.stage_busy_fraction.push_back(b / (replicas(self) * std::max(1e-9, st.train_seconds)));
   rec.stage_bubble_fraction = runtime::bubble_fractions(train.stage_busy_seconds, train.seconds);
   spdlog::info("epoch {}/{}  train loss {:.4f}  train acc {:.2f}%  test loss {:.4f}  test acc {:.2f}%  {:.0f} samples/s  "
-               "{:.1f}s  K={} M={} R={} frozen={}",
+               "{:.1f}s  K={}{} M={} R={} frozen={}",
                rec.epoch + 1, c.epochs, rec.train_loss, 100 * rec.train_accuracy, rec.test_loss, 100 * rec.test_accuracy,
-               rec.samples_per_second, rec.seconds, rec.pipeline_length, rec.micro_batches, rec.replicas,
+               rec.samples_per_second, rec.seconds, rec.pipeline_length,
+               rec.chunks > 1 ? " v=" + std::to_string(rec.chunks) : std::string(), rec.micro_batches, rec.replicas,
                rec.frozen_layers);
   if (!c.cache.enabled) return verify_and_record(self, rec);
   std::vector<msg::node_actor> agents;
@@ -422,8 +424,9 @@ void start(coord_ptr self) {
   std::string parts;
   for (int u : s.plan.units_per_stage) parts += (parts.empty() ? "" : ",") + std::to_string(u);
   const auto describe = fmt::format(
-      "{} train / {} test samples, {} units, K={} [{}] M={} R={} on {} devices, {} steps/epoch, freeze policy {}{}",
-      s.spec.train->size(), s.spec.test->size(), s.model.size(), s.plan.stages, parts, s.plan.micro_batches,
+      "{} train / {} test samples, {} units, K={}{} [{}] M={} R={} on {} devices, {} steps/epoch, freeze policy {}{}",
+      s.spec.train->size(), s.spec.test->size(), s.model.size(), s.plan.stages,
+      s.plan.chunks > 1 ? " x " + std::to_string(s.plan.chunks) + " chunks" : std::string(), parts, s.plan.micro_batches,
       s.plan.replicas, c.devices, s.steps_in_epoch, c.freeze.policy, c.elastic ? ", elastic" : "");
   spdlog::info("job: {}", describe);
   runtime::Event job;

@@ -136,9 +136,13 @@ void build_pipelines(coord_ptr self, const runtime::Plan& plan, const msg::named
     for (int n : nodes) h.push_back(st.nodes[n].agent.address());
     hosts.push_back(std::move(h));
   }
-  const auto per_node = runtime::pieces_per_node(where, st.nodes.size());
+  auto per_node = runtime::pieces_per_node(where, st.nodes.size());
+  // With v chunks per device a pipeline stays in one node (job_config refuses span_nodes):
+  // its piece, counted in devices, holds K·v stages.
+  for (auto& pieces : per_node)
+    for (auto& p : pieces) p.first_stage *= plan.chunks, p.stages *= plan.chunks;
   auto built = std::make_shared<std::vector<PipelineHandles>>(plan.replicas);
-  for (auto& p : *built) p.stages.resize(plan.stages);
+  for (auto& p : *built) p.stages.resize(plan.stages * plan.chunks);
   auto addresses = std::make_shared<std::vector<std::string>>(st.nodes.size());
   ++st.generation;
   auto give_up = [=](const std::string& why) {
@@ -165,6 +169,7 @@ void build_pipelines(coord_ptr self, const runtime::Plan& plan, const msg::named
     q.frozen_units = plan.frozen_units;
     q.micro_batches = plan.micro_batches;
     q.replicas = plan.replicas;
+    q.chunks = plan.chunks;
     q.parameters = params;
     q.optimizer = optimizer;
     if (st.spans) q.events = st.bus;
@@ -331,7 +336,7 @@ void admit(coord_ptr self, std::function<void()> resume) {
   const auto devices = node_devices(self);
   const int total = std::accumulate(devices.begin(), devices.end(), 0);
   if (next.units_per_stage == st.plan.units_per_stage && next.micro_batches == st.plan.micro_batches &&
-      next.replicas == st.plan.replicas) {
+      next.replicas == st.plan.replicas && next.chunks == st.plan.chunks) {
     spdlog::info("node {} joined the job ({} node(s), {} devices); the plan stays K={} R={} until the next re-plan",
                  names, st.nodes.size(), total, st.plan.stages, st.plan.replicas);
     return resume();

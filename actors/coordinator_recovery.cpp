@@ -230,15 +230,16 @@ runtime::ResumePoint resume_from(coord_ptr self, const runtime::Checkpoint& ck, 
   s.summary.transitions = before.transitions;
   s.summary.resumed_from = ck.path;
   s.summary.resumed_at_step = j.global_step;
-  s.plan = plan_for(self, j.frozen_blocks, static_cast<int>(j.units_per_stage.size()));
-  if (node_devices(self) == j.node_devices) {
+  const int k = static_cast<int>(j.units_per_stage.size()) / j.chunks;
+  s.plan = plan_for(self, j.frozen_blocks, k);
+  if (node_devices(self) == j.node_devices && s.plan.chunks == j.chunks) {
     s.plan.units_per_stage = j.units_per_stage;
-    s.plan.stages = static_cast<int>(j.units_per_stage.size());
+    s.plan.stages = k;
     s.plan.micro_batches = j.micro_batches;
     s.plan.replicas = j.replicas;
   } else {
-    spdlog::info("resuming on other devices than the checkpoint's: re-planned from K={} R={} to K={} R={}",
-                 j.units_per_stage.size(), j.replicas, s.plan.stages, s.plan.replicas);
+    spdlog::info("resuming on other devices (or chunks per device) than the checkpoint's: re-planned from K={} R={} to K={} R={}",
+                 k, j.replicas, s.plan.stages, s.plan.replicas);
   }
   spdlog::info("resuming from {}: epoch {}, step {} of it (global step {}), {} blocks frozen", ck.path, j.epoch + 1,
                j.step, j.global_step, j.frozen_blocks);
@@ -269,6 +270,7 @@ runtime::JobState job_state(coord_ptr self, bool decided) {
   j.decided = decided;
   j.frozen_blocks = st.plan.frozen_blocks;
   j.units_per_stage = st.plan.units_per_stage;
+  j.chunks = st.plan.chunks;
   j.micro_batches = st.plan.micro_batches;
   j.replicas = st.plan.replicas;
   j.node_devices = node_devices(self);

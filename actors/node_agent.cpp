@@ -63,6 +63,7 @@ std::vector<PipelineHandles> spawn_requested(node_ptr self, const msg::pipelines
   PipelineLayout layout;
   layout.units_per_stage.assign(q.units_per_stage.begin(), q.units_per_stage.end());
   layout.replicas = q.replicas;
+  layout.chunks = q.chunks;
   layout.micro_batches = q.micro_batches;
   layout.schedule = runtime::parse_schedule_kind(c.pipeline.schedule);
   layout.threads_per_device = c.threads_per_device;

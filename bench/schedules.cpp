@@ -1,8 +1,8 @@
-// Pipeline schedules side by side in one run: GPipe, 1F1B, ZB-H1 and ZB-H2 (split backward)
-// at K=2 on 2 devices (and K=4 on 4 one-thread devices, labelled oversubscribed when the
+// Pipeline schedules side by side in one run: GPipe, 1F1B, ZB-H1 and ZB-H2 (split backward),
+// interleaved 1F1B and ZB-V (two chunks per device) at K=2 on 2 devices (and K=4 on 4 one-thread devices, labelled oversubscribed when the
 // machine has fewer cores), in alternating rounds. Per schedule: samples/s (median of the
 // rounds), the measured bubble (the stage accounting of the summary), the programs' memory
-// high-water marks in micro-batches, and the speedup over one device's K=1 throughput.
+// high-water marks in micro-batches of a device's layers, and the speedup over one device's K=1 throughput.
 // Usage: schedules [--steps N] [--rounds R] [--micro-batches 4,8] [--k4] [--config FILE]
 //                  [--set key=value]... [--json out.json]
 #include "launch/job.hpp"
@@ -32,6 +32,7 @@ Measure run(runtime::JobConfig cfg, const models::TrainTest& data, int k, int m,
   cfg.pipeline.length = k;
   cfg.pipeline.micro_batches = m;
   cfg.pipeline.schedule = schedule;
+  cfg.pipeline.virtual_stages = 0;  // what the schedule needs
   cfg.pipeline.partition.clear();
   cfg.replicas = 1;
   cfg.devices = k;  // one device per stage: the K=1 row is one device
@@ -53,7 +54,7 @@ double median(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"floe schedules benchmark: GPipe, 1F1B, ZB-H1, ZB-H2 side by side"};
+  CLI::App app{"floe schedules benchmark: GPipe, 1F1B, ZB-H1, ZB-H2, interleaved 1F1B, ZB-V side by side"};
   int64_t steps = 40;
   int rounds = 3;
   bool k4 = false;
@@ -80,7 +81,7 @@ int main(int argc, char** argv) {
                 cfg.model.kind.c_str(), (long long)cfg.model.depth, (long long)cfg.model.dim,
                 (long long)cfg.batch_size, (long long)steps, cfg.threads_per_device, cores, rounds);
 
-    const std::vector<std::string> kinds{"gpipe", "1f1b", "zb-h1", "zb-h2"};
+    const std::vector<std::string> kinds{"gpipe", "1f1b", "zb-h1", "zb-h2", "interleaved", "zb-v"};
     struct Row {
       int k, m;
       std::string schedule;
@@ -117,23 +118,27 @@ int main(int argc, char** argv) {
     std::printf("|---|---|---|---|---|---|---|---|---|---|\n");
     nlohmann::json j{{"one_device_samples_per_second", one}, {"cores", cores}, {"rows", nlohmann::json::array()}};
     for (const auto& r : rows) {
-      const auto programs = runtime::make_schedule(runtime::parse_schedule_kind(r.schedule), r.k, r.m);
-      int act = 0, held = 0;
+      const auto kind = runtime::parse_schedule_kind(r.schedule);
+      const int v = runtime::chunks_for(kind, 0);
+      const auto programs = runtime::make_schedule(kind, r.k, r.m, v);
+      // In micro-batches of a device's layers: a chunk's is 1/v of one.
+      double act = 0, held = 0;
       for (const auto& p : programs) {
-        act = std::max(act, runtime::peak_memory(p).activations);
-        held = std::max(held, runtime::peak_memory(p).held);
+        act = std::max(act, runtime::peak_memory(p).activations / double(v));
+        held = std::max(held, runtime::peak_memory(p).held / double(v));
       }
       const double sps = median(r.sps), bubble = median(r.bubble);
       const std::string note = static_cast<unsigned>(r.k) > cores ? "oversubscribed" : "";
-      std::printf("| %d | %d | %s | %.1f | %.2fx | %.2f | %.1f %% | %d | %d | %s |\n", r.k, r.m, r.schedule.c_str(), sps,
+      std::printf("| %d | %d | %s | %.1f | %.2fx | %.2f | %.1f %% | %g | %g | %s |\n", r.k, r.m, r.schedule.c_str(), sps,
                   sps / one, sps / (r.k * one), 100 * bubble, act, held, note.c_str());
       j["rows"].push_back({{"K", r.k}, {"M", r.m}, {"schedule", r.schedule}, {"samples_per_second", sps},
                            {"runs", r.sps}, {"speedup_vs_one_device", sps / one}, {"bubble", bubble},
                            {"peak_activations_micro_batches", act}, {"peak_held_micro_batches", held},
                            {"oversubscribed", !note.empty()}});
     }
-    std::printf("\nactivations, held W: the programs' high-water marks in micro-batches on the busiest stage "
-                "(held W: a linear layer's input and output gradient per micro-batch awaiting its weight gradient)\n");
+    std::printf("\nactivations, held W: the programs' high-water marks on the busiest device, in micro-batches of a "
+                "device's layers (interleaved and ZB-V count a chunk's as 1/2; held W: a linear layer's input and "
+                "output gradient per micro-batch awaiting its weight gradient)\n");
     if (!json_out.empty()) floe::write_file_atomic(json_out, j.dump(2) + "\n");
     return 0;
   });

@@ -27,11 +27,12 @@ namespace floe::msg {
 // rendezvous store under a key prefix of `generation` (a fresh group per transition).
 struct pipelines_request {
   int64_t generation = 0;
-  std::vector<int32_t> units_per_stage;
+  std::vector<int32_t> units_per_stage;  // K·v stages
   int32_t frozen_units = 0;
   int32_t micro_batches = 1;
   int32_t replicas = 1;               // R over the whole job
-  std::vector<runtime::PipelinePiece> pieces;  // those this node hosts
+  int32_t chunks = 1;                 // v: stages per device (virtual stages: whole pipelines only)
+  std::vector<runtime::PipelinePiece> pieces;  // those this node hosts, in stages
   named_tensors parameters;           // every parameter of the model, by qualified name
   named_tensors optimizer;            // AdamW state to continue from ("<name>#exp_avg", ...)
   observer_actor events;              // the job's event bus when observed
@@ -40,7 +41,7 @@ struct pipelines_request {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, pipelines_request& x) {
   return f(caf::meta::type_name("pipelines_request"), x.generation, x.units_per_stage, x.frozen_units,
-           x.micro_batches, x.replicas, x.pieces, x.parameters, x.optimizer, x.events, x.across_nodes);
+           x.micro_batches, x.replicas, x.chunks, x.pieces, x.parameters, x.optimizer, x.events, x.across_nodes);
 }
 
 // The spawned actors: per piece, its replica (invalid unless the piece is a whole pipeline)

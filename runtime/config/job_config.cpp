@@ -3,6 +3,7 @@
 #include "runtime/state/activation_cache.hpp"
 #include "models/errors.hpp"
 #include "runtime/control/faults.hpp"
+#include "runtime/plan/schedule.hpp"
 #include "runtime/state/hf_checkpoint.hpp"
 #include "models/wordpiece.hpp"
 
@@ -204,7 +205,8 @@ const std::vector<Entry>& entries() {
         integer<int>("pipeline.length", "K: stages per pipeline", [](C& c) -> int& { return c.pipeline.length; }, 1, 1024),
         integer<int>("pipeline.micro_batches", "M: micro-batches per mini-batch; 0 = profile M per K on the first steps and keep it in pipeline.profile", [](C& c) -> int& { return c.pipeline.micro_batches; }, 0, 4096),
         text("pipeline.profile", "file that keeps profiled micro-batch counts per model, batch and K (\"\" = this run only)", [](C& c) -> std::string& { return c.pipeline.profile; }),
-        text("pipeline.schedule", "pipeline schedule", [](C& c) -> std::string& { return c.pipeline.schedule; }, {"gpipe", "1f1b", "zb-h1", "zb-h2", "auto"}),
+        text("pipeline.schedule", "pipeline schedule", [](C& c) -> std::string& { return c.pipeline.schedule; }, {"gpipe", "1f1b", "zb-h1", "zb-h2", "interleaved", "zb-v", "auto"}),
+        integer<int>("pipeline.virtual_stages", "v: chunks (virtual stages) per device; 0 = what pipeline.schedule needs (2 for interleaved and zb-v, else 1)", [](C& c) -> int& { return c.pipeline.virtual_stages; }, 0, 64),
         boolean("pipeline.span_nodes", "a pipeline may continue on the next node when one node has too few devices (its activations then cross processes over UCX)", [](C& c) -> bool& { return c.pipeline.span_nodes; }),
         text("pipeline.tensor_plane", "how activations and gradients cross processes (pipelines that span nodes): over UCX, or inside CAF messages", [](C& c) -> std::string& { return c.pipeline.tensor_plane; }, {"ucx", "caf"}),
         integer_list("pipeline.partition", "units per stage, e.g. [9, 6]; empty = balanced by parameter count", [](C& c) -> std::vector<int>& { return c.pipeline.partition; }),
@@ -389,12 +391,28 @@ void validate(const JobConfig& c) {
   if (c.batch_size < int64_t(r) * c.pipeline.micro_batches)
     fail("batch_size = " + std::to_string(c.batch_size) + " is smaller than replicas x pipeline.micro_batches = " +
          std::to_string(r * c.pipeline.micro_batches) + ": every micro-batch needs a sample");
+  const auto schedule = parse_schedule_kind(c.pipeline.schedule);
+  const int v = chunks_for(schedule, c.pipeline.virtual_stages);
+  if (c.pipeline.virtual_stages > 1 && schedule != ScheduleKind::interleaved && schedule != ScheduleKind::zb_v &&
+      schedule != ScheduleKind::automatic)
+    fail("pipeline.virtual_stages = " + std::to_string(c.pipeline.virtual_stages) +
+         " needs pipeline.schedule = \"interleaved\", \"zb-v\" or \"auto\", not \"" + c.pipeline.schedule + "\"");
+  if (schedule == ScheduleKind::zb_v && c.pipeline.virtual_stages != 0 && c.pipeline.virtual_stages != 2)
+    fail("pipeline.schedule = \"zb-v\" runs 2 chunks per device, but pipeline.virtual_stages = " +
+         std::to_string(c.pipeline.virtual_stages));
+  if (v > 1 && c.pipeline.span_nodes)
+    fail("pipeline.virtual_stages: the chunks of a device share it in one process, so a pipeline with " +
+         std::to_string(v) + " chunks per device cannot span nodes (pipeline.span_nodes = true)");
+  if (v > 1 && k > 1 && int64_t(k) * v > units)
+    fail("pipeline.length x chunks per device = " + std::to_string(k * v) + " exceeds the model's " +
+         std::to_string(units) + " units");
   if (!c.pipeline.partition.empty()) {
+    const int stages = k > 1 ? k * v : 1;
     int64_t sum = 0;
     for (int x : c.pipeline.partition) sum += x;
-    if (int(c.pipeline.partition.size()) != k || sum != units)
-      fail("pipeline.partition must list " + std::to_string(k) + " stage sizes summing to the model's " +
-           std::to_string(units) + " units");
+    if (int(c.pipeline.partition.size()) != stages || sum != units)
+      fail("pipeline.partition must list " + std::to_string(stages) + " stage sizes (pipeline.length" +
+           (stages != k ? " x chunks per device" : "") + ") summing to the model's " + std::to_string(units) + " units");
   }
   for (size_t i = 0; i < c.data.classes.size(); ++i)
     if (c.data.classes[i] >= c.model.classes ||

@@ -30,6 +30,7 @@ struct PipelineConfig {
   int length = 2;          // K
   int micro_batches = 4;   // M (0: profiled per K, runtime/plan/microbatch_profile.hpp)
   std::string schedule = "gpipe";
+  int virtual_stages = 0;  // v: chunks per device (0: what the schedule needs, runtime::chunks_for)
   std::vector<int> partition;  // units per stage; empty = balanced by parameter count
   std::string profile = "~/.cache/floe/micro_batches.json";  // where profiled M are kept ("" = this run only)
   bool span_nodes = false;  // a pipeline may span nodes (runtime/plan/placement.hpp)

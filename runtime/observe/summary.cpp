@@ -67,6 +67,7 @@ std::string to_json(const TrainingSummary& s, int indent) {
                            {"train_seconds", e.train_seconds},
                            {"samples_per_second", e.samples_per_second},
                            {"pipeline_length", e.pipeline_length},
+                           {"chunks", e.chunks},
                            {"replicas", e.replicas},
                            {"micro_batches", e.micro_batches},
                            {"frozen_layers", e.frozen_layers},
@@ -132,6 +133,7 @@ TrainingSummary summary_from_json(const std::string& text) {
     e.at("train_seconds").get_to(r.train_seconds);
     e.at("samples_per_second").get_to(r.samples_per_second);
     r.pipeline_length = json_integer<int>(e.at("pipeline_length"), "pipeline_length");
+    r.chunks = e.contains("chunks") ? json_integer<int>(e.at("chunks"), "chunks") : 1;
     r.replicas = json_integer<int>(e.at("replicas"), "replicas");
     r.micro_batches = json_integer<int>(e.at("micro_batches"), "micro_batches");
     r.frozen_layers = json_integer<int>(e.at("frozen_layers"), "frozen_layers");

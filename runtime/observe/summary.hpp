@@ -40,11 +40,12 @@ struct EpochRecord {
   double train_seconds = 0;
   double samples_per_second = 0;  // training samples / train_seconds
   int pipeline_length = 0;
+  int chunks = 1;  // stages per device (virtual stages)
   int replicas = 0;
   int micro_batches = 0;
   int frozen_layers = 0;
-  std::vector<double> stage_busy_fraction;  // per pipeline position, averaged over replicas
-  std::vector<double> stage_bubble_fraction;  // per position: idle share of the replicas' step time
+  std::vector<double> stage_busy_fraction;  // per device of a pipeline, averaged over replicas
+  std::vector<double> stage_bubble_fraction;  // per device: idle share of the replicas' step time
   int64_t samples = 0;                      // training samples used this epoch
   int replicas_identical = -1;              // -1 not checked; 1 all replicas bit-identical at epoch end
   bool cached = false;                      // AutoCache was on

@@ -43,7 +43,8 @@ Plan make_plan(const PlanRequest& q) {
   }
   if (p.replicas < 1)
     throw std::invalid_argument("plan: a pipeline of " + std::to_string(p.stages) + " stage(s) fits on none of the devices");
-  const auto part = partition_units(p.stages, active, p.frozen_params, q.compression);
+  p.chunks = p.stages > 1 && active_units >= p.stages * q.chunks ? std::max(1, q.chunks) : 1;
+  const auto part = partition_units(p.stages * p.chunks, active, p.frozen_params, q.compression);
   p.units_per_stage = part.units_per_stage;
   p.stage_costs = part.cost_per_stage;
   p.micro_batches = p.stages == 1 ? 1 : q.micro_batches > 0 ? q.micro_batches : default_micro_batches(p.stages);
@@ -60,7 +61,9 @@ std::string describe(const Plan& p, const std::vector<std::string>& names) {
     for (int i = 0; i < p.units_per_stage[k]; ++i, ++u) s << (i ? " " : "") << (u < names.size() ? names[u] : "?");
     s << "]\n";
   }
-  s << "K=" << p.stages << " M=" << p.micro_batches << " R=" << p.replicas << "  M_GPU(0)=" << p.m_gpu0
+  s << "K=" << p.stages;
+  if (p.chunks > 1) s << " v=" << p.chunks << " (chunks per device)";
+  s << " M=" << p.micro_batches << " R=" << p.replicas << "  M_GPU(0)=" << p.m_gpu0
     << "  placement:";
   for (int r = 0; r < p.replicas; ++r) {
     s << " replica" << r << "->devices[";

@@ -1,7 +1,9 @@
 #pragma once
 // AutoPipe + AutoDP as one pure function: given the model's units, the devices and how many
 // blocks are frozen, decide the frozen prefix, the pipeline length K, the partition of the
-// active units, the micro-batch count M and the replica count R.
+// active units, the micro-batch count M and the replica count R. With v chunks per device
+// (virtual stages) the active units are cut into K·v stages, balanced as K stages are; a
+// pipeline of one device, or one with fewer active units than K·v, runs one chunk per device.
 // Compression (spec §3.3) halves K while the halved plan's bottleneck stays within M_GPU(0).
 // With planner.frozen_cost the frozen prefix counts λ = 1/6 of its parameters on stage 0 when
 // the cuts are placed (unlike the original, which ignored it, spec §8 #4); because that load
@@ -26,6 +28,7 @@ struct PlanRequest {
   int micro_batches = 1;             // M for K > 1 (K = 1 runs whole batches); 0: the paper's table
   bool elastic = true;               // false: K and R stay; only the frozen prefix moves
   bool data_parallel = true;         // elastic: freed devices get replicas (AutoDP); false: R stays R0
+  int chunks = 1;                    // v: virtual stages per device (interleaved, ZB-V) while K > 1
   CompressionOptions compression{PartitionMode::optimal, false, true, 1, 6};
 };
 
@@ -35,14 +38,15 @@ struct Plan {
   int stages = 1;                      // K
   int replicas = 1;                    // R
   int micro_batches = 1;               // M
-  std::vector<int> units_per_stage;    // active units per stage
+  int chunks = 1;                      // v: stages per device; 1 when K = 1 or the active units are fewer than 2K
+  std::vector<int> units_per_stage;    // active units per stage: K·v stages
   std::vector<int64_t> stage_costs;    // parameters per stage (frozen prefix excluded)
   int64_t frozen_params = 0;
   int64_t m_gpu0 = 0;                  // bottleneck of the K0 plan with nothing frozen
 
   bool same_layout(const Plan& o) const {
     return frozen_units == o.frozen_units && units_per_stage == o.units_per_stage && replicas == o.replicas &&
-           micro_batches == o.micro_batches;
+           micro_batches == o.micro_batches && chunks == o.chunks;
   }
 };
 

@@ -40,7 +40,7 @@ int micro_batch_count(const Plan& plan, int64_t replica_batch) {
 }
 
 StepEstimate estimate_step(const Plan& plan, const CostModel& costs, const StepInput& in) {
-  const int k = plan.stages;
+  const int devices = plan.stages, k = plan.stages * plan.chunks;  // k stages: v chunks on each device
   const size_t n = costs.units.size();
   const size_t placed = static_cast<size_t>(plan.frozen_units) +
                         std::accumulate(plan.units_per_stage.begin(), plan.units_per_stage.end(), size_t{0});
@@ -51,8 +51,14 @@ StepEstimate estimate_step(const Plan& plan, const CostModel& costs, const StepI
   const int m = micro_batch_count(plan, in.replica_batch);
   const double micro = static_cast<double>(in.replica_batch) / m;
   StepEstimate est;
-  est.schedule = in.schedule == ScheduleKind::automatic ? choose_schedule(k, m) : in.schedule;
-  const auto programs = in.train ? make_schedule(est.schedule, k, m) : forward_only_schedule(k, m);
+  est.schedule = in.schedule == ScheduleKind::automatic ? choose_schedule(devices, m, plan.chunks) : in.schedule;
+  const auto placement = placement_of(est.schedule, plan.chunks);
+  const auto programs = in.train ? make_schedule(est.schedule, devices, m, plan.chunks)
+                                 : forward_only_schedule(devices, m, plan.chunks, placement);
+  // A transfer between two chunks of one device costs nothing.
+  auto apart = [&](int a, int b) {
+    return device_of_stage(placement, devices, a) != device_of_stage(placement, devices, b);
+  };
   const double link_bw = in.pipeline_spans_nodes ? hw.inter_bandwidth : hw.intra_bandwidth;
   const double link_lat = in.pipeline_spans_nodes ? hw.inter_latency : hw.intra_latency;
   const double dp_bw = in.replicas_span_nodes ? hw.inter_bandwidth : hw.intra_bandwidth;
@@ -62,7 +68,7 @@ StepEstimate estimate_step(const Plan& plan, const CostModel& costs, const StepI
   for (int s = 0; s < k; ++s) {
     auto& t = timing[s];
     // The input gradient sent back is the size of what this stage received.
-    if (s > 0) t.to_previous = transfer_seconds(costs.units[u - 1].output_bytes * micro, link_bw, link_lat);
+    if (s > 0 && apart(s - 1, s)) t.to_previous = transfer_seconds(costs.units[u - 1].output_bytes * micro, link_bw, link_lat);
     t.costs = {0, 0, 0, 0};
     int64_t params = 0;
     double step = 0, out_bytes = 0;
@@ -82,7 +88,7 @@ StepEstimate estimate_step(const Plan& plan, const CostModel& costs, const StepI
     t.costs.backward += hw.action_overhead;
     t.costs.input += hw.action_overhead;
     t.costs.weight += hw.action_overhead;
-    if (s + 1 < k) t.to_next = transfer_seconds(out_bytes * micro, link_bw, link_lat);
+    if (s + 1 < k && apart(s, s + 1)) t.to_next = transfer_seconds(out_bytes * micro, link_bw, link_lat);
     if (in.train) {
       t.reduce = ring_allreduce_seconds(static_cast<double>(params) * hw.bytes_per_value, plan.replicas, dp_bw, dp_lat);
       t.step = step;

@@ -55,6 +55,7 @@ nlohmann::json to_json(const JobState& s) {
           {"decided", s.decided},
           {"frozen_blocks", s.frozen_blocks},
           {"units_per_stage", s.units_per_stage},
+          {"chunks", s.chunks},
           {"micro_batches", s.micro_batches},
           {"replicas", s.replicas},
           {"node_devices", s.node_devices},
@@ -78,6 +79,7 @@ JobState job_state_from(const nlohmann::json& j) {
   j.at("decided").get_to(s.decided);
   s.frozen_blocks = json_integer<int>(j.at("frozen_blocks"), "frozen_blocks");
   s.units_per_stage = json_integers<int>(j.at("units_per_stage"), "units_per_stage");
+  s.chunks = j.contains("chunks") ? json_integer<int>(j.at("chunks"), "chunks") : 1;  // (before virtual stages: 1)
   s.micro_batches = json_integer<int>(j.at("micro_batches"), "micro_batches");
   s.replicas = json_integer<int>(j.at("replicas"), "replicas");
   s.node_devices = json_integers<int>(j.at("node_devices"), "node_devices");
@@ -92,8 +94,9 @@ JobState job_state_from(const nlohmann::json& j) {
   j.at("epoch_seconds").get_to(s.epoch_seconds);
   s.summary_json = j.at("summary").dump();
   if (s.epoch < 0 || s.step < 0 || s.global_step < s.step || s.frozen_blocks < 0 || s.micro_batches < 1 ||
-      s.replicas < 1 || s.units_per_stage.empty())
-    throw std::invalid_argument("inconsistent values (negative epoch or step, no stages, M or R below 1)");
+      s.replicas < 1 || s.units_per_stage.empty() || s.chunks < 1 || s.units_per_stage.size() % s.chunks != 0)
+    throw std::invalid_argument(
+        "inconsistent values (negative epoch or step, no stages, M or R below 1, stages not a multiple of chunks)");
   try {
     summary_from_json(s.summary_json);  // a resume reads it: refuse it here, where damage is skipped
   } catch (const std::exception& e) {

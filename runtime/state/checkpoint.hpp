@@ -31,7 +31,8 @@ struct JobState {
   bool decided = false;      // this epoch's freeze decision is made (false: make it on resume)
   // The plan in use (the frozen boundary is its frozen_blocks).
   int frozen_blocks = 0;
-  std::vector<int> units_per_stage;
+  std::vector<int> units_per_stage;  // K·v stages
+  int chunks = 1;                    // v: stages per device
   int micro_batches = 0;
   int replicas = 0;
   std::vector<int> node_devices;      // devices per node it ran on

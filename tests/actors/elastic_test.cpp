@@ -247,3 +247,29 @@ TEST_CASE("AutoCache: replicas spawned by a transition read what the old ones ca
   CHECK(tight.epochs[2].cache.rejected > 0);
   CHECK(tight.epochs[2].cache.hits > 0);
 }
+
+TEST_CASE("ZB-V (two chunks per device) through freezes: the chunks repartition, then one chunk on one device",
+          "[elastic]") {
+  auto cfg = tiny_elastic_job(4);
+  cfg.epochs = 3;
+  cfg.pipeline.schedule = "zb-v";
+  cfg.freeze.policy = "manual";
+  cfg.freeze.script = {0, 2, 4};
+  auto s = launch::run_job(spec_for(cfg, 512));
+
+  REQUIRE(s.epochs.size() == 3);
+  CHECK(s.epochs[0].pipeline_length == 4);
+  CHECK(s.epochs[0].chunks == 2);  // 8 stages on 4 devices
+  CHECK(s.epochs[0].stage_bubble_fraction.size() == 4);  // per device, its chunks together
+  for (size_t e = 0; e < s.epochs.size(); ++e) {
+    const auto& r = s.epochs[e];
+    INFO("epoch " << e << " K=" << r.pipeline_length << " v=" << r.chunks << " R=" << r.replicas);
+    CHECK(r.samples == 512);
+    CHECK(r.replicas_identical == 1);
+    CHECK(r.frozen_layers == cfg.freeze.script[e]);
+    if (r.pipeline_length == 1) CHECK(r.chunks == 1);
+    if (e > 0) CHECK(r.train_loss < s.epochs[e - 1].train_loss * 1.1);
+  }
+  CHECK(s.epochs.back().pipeline_length < 4);
+  for (const auto& t : s.transitions) CHECK(t.ok);
+}

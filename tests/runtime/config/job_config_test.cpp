@@ -46,6 +46,19 @@ TEST_CASE("bad configuration names the key, the value and the expectation", "[co
                     Catch::Contains("'replicas'") && Catch::Contains("\"auto\" or an integer in 1..1024"));
   CHECK_THROWS_WITH(load_job_config("", {"model.dim=30", "model.heads=4"}), Catch::Contains("model.dim"));
   CHECK_THROWS_WITH(load_job_config("", {"pipeline.partition=[1,2]"}), Catch::Contains("pipeline.partition"));
+  // Virtual stages: only schedules that run them, ZB-V with two, never across nodes, and a
+  // partition lists every chunk.
+  CHECK_THROWS_WITH(load_job_config("", {"pipeline.virtual_stages=2"}),
+                    Catch::Contains("pipeline.virtual_stages = 2") && Catch::Contains("\"gpipe\""));
+  CHECK_THROWS_WITH(load_job_config("", {"pipeline.schedule=zb-v", "pipeline.virtual_stages=3"}),
+                    Catch::Contains("2 chunks per device"));
+  CHECK_THROWS_WITH(load_job_config("", {"pipeline.schedule=zb-v", "pipeline.span_nodes=true"}),
+                    Catch::Contains("cannot span nodes"));
+  CHECK_THROWS_WITH(load_job_config("", {"pipeline.schedule=interleaved", "pipeline.partition=[7, 8]"}),
+                    Catch::Contains("4 stage sizes (pipeline.length x chunks per device)"));
+  CHECK_THROWS_WITH(load_job_config("", {"pipeline.schedule=interleaved", "pipeline.virtual_stages=9"}),
+                    Catch::Contains("pipeline.length x chunks per device = 18"));
+  CHECK(load_job_config("", {"pipeline.schedule=interleaved", "pipeline.virtual_stages=3"}).pipeline.virtual_stages == 3);
   CHECK_THROWS_WITH(load_job_config("", {"novalue"}), Catch::Contains("expected key=value"));
   const auto path = write_temp("epochs = [\n");
   CHECK_THROWS_WITH(load_job_config(path, {}), Catch::Contains(path) && Catch::Contains("line"));

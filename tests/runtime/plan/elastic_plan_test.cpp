@@ -57,6 +57,32 @@ TEST_CASE("plans shrink K and grow R as blocks freeze, never an empty stage", "[
   }
 }
 
+TEST_CASE("virtual stages cut the active units into K·v stages while K > 1 and the units suffice", "[plan]") {
+  auto q = vit_like(6, 4, 4);  // 15 units
+  q.chunks = 2;
+  auto p = make_plan(q);
+  CHECK(p.stages == 4);
+  CHECK(p.chunks == 2);
+  REQUIRE(p.units_per_stage.size() == 8);
+  int placed = 0;
+  for (int n : p.units_per_stage) {
+    CHECK(n >= 1);
+    placed += n;
+  }
+  CHECK(placed == 15);
+  q.chunks = 1;
+  CHECK_FALSE(make_plan(q).same_layout(p));
+  // Five blocks frozen: 4 active units, fewer than K·v for any K > 1 that compression keeps,
+  // or K = 1: one chunk.
+  q.chunks = 2;
+  q.frozen_blocks = 5;
+  q.current_stages = 4;
+  const auto late = make_plan(q);
+  CHECK(late.units_per_stage.size() == static_cast<size_t>(late.stages * late.chunks));
+  CHECK((late.stages == 1 || 4 >= late.stages * late.chunks));
+  if (late.stages == 1) CHECK(late.chunks == 1);
+}
+
 TEST_CASE("without AutoDP a shorter pipeline leaves the freed devices idle", "[plan]") {
   auto q = vit_like(6, 8, 8);
   q.data_parallel = false;

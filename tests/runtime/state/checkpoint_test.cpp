@@ -39,7 +39,8 @@ runtime::Checkpoint sample(int64_t step) {
   c.job.global_step = step;
   c.job.decided = true;
   c.job.frozen_blocks = 2;
-  c.job.units_per_stage = {3, 4};
+  c.job.units_per_stage = {3, 4, 1, 2};
+  c.job.chunks = 2;
   c.job.micro_batches = 2;
   c.job.replicas = 2;
   c.job.node_devices = {2, 2};
@@ -81,6 +82,7 @@ TEST_CASE("a checkpoint reads back exactly what was written", "[checkpoint]") {
   CHECK(b.config == a.config);
   CHECK(b.job.global_step == 120);
   CHECK(b.job.units_per_stage == a.job.units_per_stage);
+  CHECK(b.job.chunks == a.job.chunks);
   CHECK(b.job.node_devices == a.job.node_devices);
   CHECK(b.job.block_grad_sq == a.job.block_grad_sq);  // doubles survive JSON exactly
   CHECK(b.job.policy_state == a.job.policy_state);
