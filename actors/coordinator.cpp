@@ -7,6 +7,7 @@
 #include "actors/fan_in.hpp"
 #include "actors/freeze_controller.hpp"
 #include "runtime/control/step_boundary.hpp"
+#include "runtime/sim/profile.hpp"
 #include "runtime/state/hf_checkpoint.hpp"
 #include "runtime/state/init_weights.hpp"
 #include "runtime/train/configured_policy.hpp"
@@ -374,6 +375,13 @@ void start(coord_ptr self) {
     // the nodes' devices may not reach yet (nodes that join later add replicas up to it).
     if (s.nodes.size() == 1 && s.nodes[0].name == "local") runtime::check_devices(c, c.devices, "key devices");
     if (c.pipeline.micro_batches == 0) s.profile.emplace(runtime::expand_home(c.pipeline.profile));
+    if (const auto costs = runtime::apply_planner_costs(c, {*s.spec.train, *s.spec.test}, s.model); !costs.empty()) {
+      std::string list;
+      for (size_t i = 0; i < costs.size(); ++i)
+        list += (i ? ", " : "") + s.model[i].name + " " + fmt::format("{:.3f}", costs[i] * 1e-6);
+      spdlog::info("planner costs measured (ms forward and backward, {} samples): {}", runtime::planner_micro_batch(c),
+                   list);
+    }
   } catch (const std::exception& e) {
     return fail(self, caf::make_error(caf::sec::invalid_argument, e.what()));
   }

@@ -11,6 +11,7 @@
 #include "models/wordpiece.hpp"
 #include "runtime/observe/summary.hpp"
 #include "runtime/plan/plan_request.hpp"
+#include "runtime/sim/profile.hpp"
 #include "runtime/state/checkpoint.hpp"
 
 #include <CLI/CLI.hpp>
@@ -114,9 +115,13 @@ int plan(const PlanOptions& o) {
     throw InputError("--frozen " + std::to_string(o.frozen) + ": expected 0.." + std::to_string(cfg.model.depth) +
                      " (model.depth)");
   torch::manual_seed(cfg.seed);
-  const auto units = models::build_model(cfg.model);
+  auto units = models::build_model(cfg.model);
+  // planner.costs = "measured" times the units on the job's data first (costs in ns).
+  const bool measured =
+      cfg.planner.costs == "measured" && !runtime::apply_planner_costs(cfg, load_job_data(cfg), units).empty();
   std::vector<std::string> names;
-  for (const auto& u : units) names.push_back(u.name + "(" + std::to_string(u.parameter_count()) + ")");
+  for (const auto& u : units)
+    names.push_back(u.name + "(" + std::to_string(u.parameter_count()) + (measured ? " params, " + std::to_string(u.cost / 1000) + " us" : "") + ")");
   // Compression is monotone: walk F up from 0 as a run would, so K can only shrink.
   auto q = runtime::plan_request(cfg, units, 0, cfg.pipeline.length);
   auto p = runtime::make_plan(q);
@@ -127,7 +132,7 @@ int plan(const PlanOptions& o) {
   std::printf("model: %s, %zu units; %d devices; planner %s%s\n", models::describe(cfg.model).c_str(),
               units.size(), cfg.devices, cfg.planner.mode.c_str(),
               cfg.elastic ? ", elastic" : ", static");
-  std::fputs(runtime::describe(p, names).c_str(), stdout);
+  std::fputs(runtime::describe(p, names, measured ? "ns" : "parameters").c_str(), stdout);
   if (const int idle = cfg.devices - p.stages * p.replicas; idle > 0)
     std::printf("idle devices: %d of %d (K=%d x R=%d)%s\n", idle, cfg.devices, p.stages, p.replicas,
                 cfg.replicas > 0 ? "; replicas = \"auto\" would fill them" : "");

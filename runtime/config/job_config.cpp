@@ -226,6 +226,7 @@ const std::vector<Entry>& entries() {
         boolean("autodp", "with elastic: the devices a shorter pipeline frees get new data-parallel replicas (AutoDP); false leaves them idle (AutoPipe alone)", [](C& c) -> bool& { return c.autodp; }),
         text("planner.mode", "partitioner: optimal (min bottleneck) or paper (the original greedy)", [](C& c) -> std::string& { return c.planner.mode; }, {"optimal", "paper"}),
         boolean("planner.strict", "compress only when the new bottleneck is < M_GPU(0) (Alg. 1) instead of <=", [](C& c) -> bool& { return c.planner.strict; }),
+        text("planner.costs", "what the partitioner balances per unit: parameters (the paper's) or measured (its forward and backward time on the job's micro-batches, timed at the start)", [](C& c) -> std::string& { return c.planner.costs; }, {"parameters", "measured"}),
         boolean("planner.frozen_cost", "count the frozen prefix at 1/6 of its parameters on stage 0", [](C& c) -> bool& { return c.planner.frozen_cost; }),
         boolean("cache.enabled", "AutoCache: keep frozen-prefix outputs per sample instead of recomputing them", [](C& c) -> bool& { return c.cache.enabled; }),
         size("cache.budget", "AutoCache memory tier: bytes (\"2GiB\", \"512MiB\") or a share of host memory (\"25%\")", [](C& c) -> std::string& { return c.cache.budget; }),
@@ -476,6 +477,10 @@ std::string toml_string(const std::string& s) {
     }
   }
   return out + "\"";
+}
+
+int64_t planner_micro_batch(const JobConfig& c) {
+  return std::max<int64_t>(1, c.batch_size / std::max(1, c.pipeline.micro_batches > 0 ? c.pipeline.micro_batches : 4));
 }
 
 int replicas_on(const JobConfig& c, int devices) {

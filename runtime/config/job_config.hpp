@@ -72,7 +72,11 @@ struct PlannerConfig {
   std::string mode = "optimal";     // optimal | paper
   bool strict = false;              // compress only when M(T) < M(0) instead of <=
   bool frozen_cost = true;          // weigh the frozen prefix by 1/6 on stage 0 (the paper's λ)
+  // What a unit weighs: "parameters" (the paper's, spec §3.1) or "measured" (its forward and
+  // backward time on the job's own micro-batches, timed when the job starts).
+  std::string costs = "parameters";
 };
+
 
 // Built-in observers (runtime/observe/event_writer.hpp): a path turns one on; empty = off.
 struct ObserveConfig {
@@ -134,6 +138,9 @@ JobConfig load_job_config(const std::string& path, const std::vector<std::string
 
 // Cross-key checks (M ≤ per-replica batch, the partition, ...). Throws floe::InputError.
 void validate(const JobConfig& cfg);
+
+// planner.costs = "measured": samples per micro-batch to time the units on.
+int64_t planner_micro_batch(const JobConfig& cfg);
 // The checks that need the job's devices, once they are known: the `devices` key of a job in
 // one process, the devices its nodes brought to a coordinator (`where` says which). K must fit
 // and an explicit R must fit beside it. Throws floe::InputError.

@@ -44,20 +44,27 @@ Plan make_plan(const PlanRequest& q) {
   if (p.replicas < 1)
     throw std::invalid_argument("plan: a pipeline of " + std::to_string(p.stages) + " stage(s) fits on none of the devices");
   p.chunks = p.stages > 1 && active_units >= p.stages * q.chunks ? std::max(1, q.chunks) : 1;
-  const auto part = partition_units(p.stages * p.chunks, active, p.frozen_params, q.compression);
+  auto part = partition_units(p.stages * p.chunks, active, p.frozen_params, q.compression);
+  if (p.chunks > 1) {
+    const auto& c = q.compression;
+    std::vector<int> device;
+    for (int s = 0; s < p.stages * p.chunks; ++s) device.push_back(device_of_stage(q.placement, p.stages, s));
+    const int64_t extra = c.apply_frozen_cost ? frozen_cost(p.frozen_params, c.lambda_num, c.lambda_den) : 0;
+    part = balance_devices(std::move(part), active, extra, device);
+  }
   p.units_per_stage = part.units_per_stage;
   p.stage_costs = part.cost_per_stage;
   p.micro_batches = p.stages == 1 ? 1 : q.micro_batches > 0 ? q.micro_batches : default_micro_batches(p.stages);
   return p;
 }
 
-std::string describe(const Plan& p, const std::vector<std::string>& names) {
+std::string describe(const Plan& p, const std::vector<std::string>& names, const std::string& cost_unit) {
   std::ostringstream s;
-  s << "frozen blocks F=" << p.frozen_blocks << ": " << p.frozen_units << " unit(s), " << p.frozen_params
-    << " parameters, run without gradients on each pipeline's first device\n";
+  s << "frozen blocks F=" << p.frozen_blocks << ": " << p.frozen_units << " unit(s), " << p.frozen_params << " "
+    << cost_unit << ", run without gradients on each pipeline's first device\n";
   size_t u = p.frozen_units;
   for (size_t k = 0; k < p.units_per_stage.size(); ++k) {
-    s << "  stage " << k << ": " << p.units_per_stage[k] << " unit(s), " << p.stage_costs[k] << " parameters  [";
+    s << "  stage " << k << ": " << p.units_per_stage[k] << " unit(s), " << p.stage_costs[k] << " " << cost_unit << "  [";
     for (int i = 0; i < p.units_per_stage[k]; ++i, ++u) s << (i ? " " : "") << (u < names.size() ? names[u] : "?");
     s << "]\n";
   }

@@ -10,6 +10,7 @@
 // is on stage 0 for every K, the compression budget grows by the same λ·S_frozen, so the
 // prefix shapes the partition but cannot by itself stop the pipeline from shrinking.
 #include "runtime/plan/planner.hpp"
+#include "runtime/plan/schedule.hpp"
 
 #include <string>
 #include <vector>
@@ -29,6 +30,7 @@ struct PlanRequest {
   bool elastic = true;               // false: K and R stay; only the frozen prefix moves
   bool data_parallel = true;         // elastic: freed devices get replicas (AutoDP); false: R stays R0
   int chunks = 1;                    // v: virtual stages per device (interleaved, ZB-V) while K > 1
+  ChunkPlacement placement = ChunkPlacement::looped;  // of the chunks on the devices
   CompressionOptions compression{PartitionMode::optimal, false, true, 1, 6};
 };
 
@@ -57,6 +59,8 @@ int frozen_unit_count(const std::vector<int>& unit_blocks, int frozen_blocks);
 Plan make_plan(const PlanRequest& request);
 
 // Human-readable: one line per stage with its units and costs, then K, M, R and placement.
-std::string describe(const Plan& plan, const std::vector<std::string>& unit_names);
+// `cost_unit`: what the costs count ("parameters", or "ns" with planner.costs = "measured").
+std::string describe(const Plan& plan, const std::vector<std::string>& unit_names,
+                     const std::string& cost_unit = "parameters");
 
 }  // namespace floe::runtime

@@ -28,7 +28,9 @@ PlanRequest plan_request(const JobConfig& c, const std::vector<int64_t>& unit_co
   q.micro_batches = c.pipeline.micro_batches;
   q.elastic = c.elastic;
   q.data_parallel = c.autodp;
-  q.chunks = chunks_for(parse_schedule_kind(c.pipeline.schedule), c.pipeline.virtual_stages);
+  const auto kind = parse_schedule_kind(c.pipeline.schedule);
+  q.chunks = chunks_for(kind, c.pipeline.virtual_stages);
+  q.placement = placement_of(kind, q.chunks);
   q.compression.mode = c.planner.mode == "paper" ? PartitionMode::paper : PartitionMode::optimal;
   q.compression.strict_less = c.planner.strict;
   q.compression.apply_frozen_cost = c.planner.frozen_cost;

@@ -346,4 +346,47 @@ int default_micro_batches(int stages) {
   return 4 * stages;
 }
 
+Partition balance_devices(Partition p, const std::vector<int64_t>& sizes, int64_t stage0_extra,
+                          const std::vector<int>& device_of_stage) {
+  const size_t v = p.units_per_stage.size();
+  if (device_of_stage.size() != v) throw std::invalid_argument("balance_devices: one device per stage");
+  const int devices = *std::max_element(device_of_stage.begin(), device_of_stage.end()) + 1;
+  if (static_cast<size_t>(devices) == v) return p;
+  // Loads of a partition: (busiest device, busiest stage), compared in that order.
+  auto loads = [&](const std::vector<int>& units, std::vector<int64_t>* per_stage) {
+    std::vector<int64_t> stage(v, 0), device(devices, 0);
+    size_t u = 0;
+    for (size_t s = 0; s < v; ++s) {
+      for (int i = 0; i < units[s]; ++i) stage[s] += sizes[u++];
+      if (s == 0) stage[s] += stage0_extra;
+      device[device_of_stage[s]] += stage[s];
+    }
+    if (per_stage) *per_stage = stage;
+    return std::make_pair(*std::max_element(device.begin(), device.end()), *std::max_element(stage.begin(), stage.end()));
+  };
+  auto best = loads(p.units_per_stage, nullptr);
+  for (bool better = true; better;) {
+    better = false;
+    for (size_t cut = 0; cut + 1 < v && !better; ++cut)  // between stage `cut` and `cut + 1`
+      for (int shift : {-1, 1}) {
+        auto units = p.units_per_stage;
+        units[cut] += shift;
+        units[cut + 1] -= shift;
+        if (units[cut] < 1 || units[cut + 1] < 1) continue;
+        const auto got = loads(units, nullptr);
+        if (got < best) {
+          best = got;
+          p.units_per_stage = units;
+          better = true;
+          break;
+        }
+      }
+  }
+  std::vector<int64_t> stage;
+  loads(p.units_per_stage, &stage);
+  if (stage0_extra > 0) stage[0] -= stage0_extra;  // as partition_units reports them: units only
+  p.cost_per_stage = stage;
+  return p;
+}
+
 }  // namespace floe::runtime

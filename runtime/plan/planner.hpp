@@ -75,6 +75,14 @@ struct CompressionOptions {
 Partition partition_units(int stages, const std::vector<int64_t>& active_sizes, int64_t frozen_size,
                           const CompressionOptions& options);
 
+// Virtual stages: the stages of `p` live on devices (`device_of_stage`), several per device, so
+// what bounds a step is the busiest device, its stages summed. Moves the cuts of `p` one unit at
+// a time while that lowers the busiest device's load, then (at equal load) the busiest stage's;
+// no stage is emptied. `stage0_extra` is what stage 0 carries besides its units (the frozen
+// prefix's λ share). With one stage per device, `p` comes back as it is.
+Partition balance_devices(Partition p, const std::vector<int64_t>& active_sizes, int64_t stage0_extra,
+                          const std::vector<int>& device_of_stage);
+
 // The halving rule of spec §3.3: starting from current_stages (K), while K >= 2, partition the
 // active units onto K/2 stages; if its bottleneck (stage 0 plus λ · frozen_size when
 // options.apply_frozen_cost) is <= m_gpu0 (< with strict_less), K = K/2, else stop. m_gpu0 is

@@ -136,6 +136,15 @@ Hardware with_links_of(Hardware h, const Hardware& file) {
   return h;
 }
 
+std::vector<int64_t> measured_planner_costs(const CostModel& m, double samples) {
+  std::vector<int64_t> out;
+  for (const auto& u : m.units) {
+    const auto t = u.at(samples);
+    out.push_back(std::max<int64_t>(1, std::llround(1e9 * (t.forward + t.backward))));
+  }
+  return out;
+}
+
 UnitTimes UnitCost::at(double samples) const {
   if (points.empty()) return {};
   if (samples <= points.front().first) return scaled(points.front().second, samples / points.front().first);

@@ -77,6 +77,10 @@ struct CostModel {
   double calibration = 1;
 };
 
+// planner.costs = "measured": what the planner balances per unit, its forward and backward
+// time on `samples` samples, in nanoseconds (at least 1).
+std::vector<int64_t> measured_planner_costs(const CostModel& m, double samples);
+
 // Every unit time and optimizer step multiplied by `factor` (and the factor recorded).
 void scale_compute(CostModel& m, double factor);
 

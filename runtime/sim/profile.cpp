@@ -255,4 +255,19 @@ CostModel profile_job(const JobConfig& cfg, const models::TrainTest& data, const
   return m;
 }
 
+std::vector<int64_t> apply_planner_costs(const JobConfig& cfg, const models::TrainTest& data, models::UnitList& units) {
+  if (cfg.planner.costs != "measured") return {};
+  ProfileOptions o;
+  o.micro_batches = {std::min<int64_t>(planner_micro_batch(cfg), static_cast<int64_t>(data.train.size()))};
+  o.repeats = 3;
+  o.concurrency = 1;
+  const auto model = profile_job(cfg, data, Hardware{}, o);
+  const auto costs = measured_planner_costs(model, static_cast<double>(o.micro_batches.front()));
+  if (costs.size() != units.size())
+    throw std::logic_error("planner.costs: measured " + std::to_string(costs.size()) + " units of a model of " +
+                           std::to_string(units.size()));
+  for (size_t i = 0; i < units.size(); ++i) units[i].cost = costs[i];
+  return costs;
+}
+
 }  // namespace floe::runtime

@@ -30,4 +30,10 @@ struct ProfileOptions {
 CostModel profile_job(const JobConfig& cfg, const models::TrainTest& data, const Hardware& hardware,
                       const ProfileOptions& options = {});
 
+// planner.costs = "measured": times every unit of the job's model on one device, on a
+// micro-batch of the job's own data (planner_micro_batch samples, the median of 3), and sets
+// each unit's planner cost (models::Unit::cost) in `units` to its forward and backward
+// nanoseconds. Returns the costs set; with "parameters" sets nothing and returns none.
+std::vector<int64_t> apply_planner_costs(const JobConfig& cfg, const models::TrainTest& data, models::UnitList& units);
+
 }  // namespace floe::runtime

@@ -218,6 +218,8 @@ Simulation simulate_job(const JobConfig& cfg, const CostModel& costs, const Simu
     unit_costs.push_back(u.planner_cost);
     blocks.push_back(u.block);
   }
+  if (cfg.planner.costs == "measured")
+    unit_costs = measured_planner_costs(costs, static_cast<double>(planner_micro_batch(cfg)));
   const auto& nodes = options.node_devices;
   const int node_count = nodes.empty() ? 1 : static_cast<int>(nodes.size());
   const auto kind = parse_schedule_kind(cfg.pipeline.schedule);

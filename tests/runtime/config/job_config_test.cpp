@@ -59,6 +59,8 @@ TEST_CASE("bad configuration names the key, the value and the expectation", "[co
   CHECK_THROWS_WITH(load_job_config("", {"pipeline.schedule=interleaved", "pipeline.virtual_stages=9"}),
                     Catch::Contains("pipeline.length x chunks per device = 18"));
   CHECK(load_job_config("", {"pipeline.schedule=interleaved", "pipeline.virtual_stages=3"}).pipeline.virtual_stages == 3);
+  CHECK_THROWS_WITH(load_job_config("", {"planner.costs=flops"}), Catch::Contains("planner.costs") && Catch::Contains("measured"));
+  CHECK(planner_micro_batch(load_job_config("", {"batch_size=128", "pipeline.micro_batches=8"})) == 16);
   CHECK_THROWS_WITH(load_job_config("", {"novalue"}), Catch::Contains("expected key=value"));
   const auto path = write_temp("epochs = [\n");
   CHECK_THROWS_WITH(load_job_config(path, {}), Catch::Contains(path) && Catch::Contains("line"));

@@ -443,3 +443,34 @@ TEST_CASE("micro-batch counts follow the paper's table", "[planner]") {
   CHECK_THROWS_AS(default_micro_batches(0), std::invalid_argument);
   CHECK_THROWS_AS(micro_batch_table_paper(-2), std::invalid_argument);
 }
+
+TEST_CASE("virtual stages: cuts move until the busiest device, its chunks summed, is as light as it gets", "[plan]") {
+  // Alternating heavy and light units (attention and MLP by time): the bottleneck-optimal cut
+  // into 4 stages puts more heavy units on the looped device 0 (stages 0 and 2).
+  const std::vector<int64_t> sizes{1, 7, 3, 7, 3, 7, 3, 7, 3, 7, 3, 7, 3, 1, 1};
+  const auto optimal = optimal_partition(4, sizes);
+  const std::vector<int> looped{0, 1, 0, 1};
+  auto device_loads = [&](const Partition& p) {
+    std::vector<int64_t> d(2, 0);
+    size_t u = 0;
+    for (size_t s = 0; s < 4; ++s)
+      for (int i = 0; i < p.units_per_stage[s]; ++i) d[looped[s]] += sizes[u++];
+    return d;
+  };
+  const auto balanced = balance_devices(optimal, sizes, 0, looped);
+  const auto before = device_loads(optimal), after = device_loads(balanced);
+  CHECK(std::max(after[0], after[1]) <= std::max(before[0], before[1]));
+  CHECK(std::max(after[0], after[1]) <= 32);  // 63 in all: 32 is the best two devices can do
+  int units = 0;
+  for (size_t s = 0; s < 4; ++s) {
+    CHECK(balanced.units_per_stage[s] >= 1);
+    units += balanced.units_per_stage[s];
+    int64_t cost = 0;
+    for (int i = 0; i < balanced.units_per_stage[s]; ++i) cost += sizes[units - balanced.units_per_stage[s] + i];
+    CHECK(balanced.cost_per_stage[s] == cost);
+  }
+  CHECK(units == 15);
+  // One stage per device: nothing to balance.
+  CHECK(balance_devices(optimal, sizes, 0, {0, 1, 2, 3}).units_per_stage == optimal.units_per_stage);
+  CHECK_THROWS_AS(balance_devices(optimal, sizes, 0, {0, 1}), std::invalid_argument);
+}
