@@ -1,6 +1,7 @@
 #include "runtime/plan/planner.hpp"
 
 #include <algorithm>
+#include <functional>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -352,7 +353,9 @@ Partition balance_devices(Partition p, const std::vector<int64_t>& sizes, int64_
   if (device_of_stage.size() != v) throw std::invalid_argument("balance_devices: one device per stage");
   const int devices = *std::max_element(device_of_stage.begin(), device_of_stage.end()) + 1;
   if (static_cast<size_t>(devices) == v) return p;
-  // Loads of a partition: (busiest device, busiest stage), compared in that order.
+  // A partition's weight: the busiest device's load plus the widest stage's (a step takes the
+  // busiest device's work, and the warm-up and drain grow with the widest stage), then the
+  // busiest device's alone.
   auto loads = [&](const std::vector<int>& units, std::vector<int64_t>* per_stage) {
     std::vector<int64_t> stage(v, 0), device(devices, 0);
     size_t u = 0;
@@ -362,7 +365,8 @@ Partition balance_devices(Partition p, const std::vector<int64_t>& sizes, int64_
       device[device_of_stage[s]] += stage[s];
     }
     if (per_stage) *per_stage = stage;
-    return std::make_pair(*std::max_element(device.begin(), device.end()), *std::max_element(stage.begin(), stage.end()));
+    const int64_t busiest = *std::max_element(device.begin(), device.end());
+    return std::make_pair(busiest + *std::max_element(stage.begin(), stage.end()), busiest);
   };
   auto best = loads(p.units_per_stage, nullptr);
   for (bool better = true; better;) {
@@ -382,6 +386,40 @@ Partition balance_devices(Partition p, const std::vector<int64_t>& sizes, int64_
         }
       }
   }
+  // Then every other cut, branch and bound from the best found so far (within a budget of
+  // search nodes, so that long models keep the local optimum).
+  const size_t n = sizes.size();
+  std::vector<int64_t> prefix(n + 1, 0);
+  for (size_t i = 0; i < n; ++i) prefix[i + 1] = prefix[i] + sizes[i];
+  std::vector<int> units(v, 0);
+  std::vector<int64_t> device(devices, 0);
+  int64_t budget = 2'000'000;
+  std::function<void(size_t, size_t, int64_t)> search = [&](size_t s, size_t begin, int64_t widest) {
+    if (--budget < 0) return;
+    if (s + 1 == v) {  // the last stage takes the rest
+      const int64_t cost = prefix[n] - prefix[begin] + (s == 0 ? stage0_extra : 0);
+      const int64_t busiest = std::max(*std::max_element(device.begin(), device.end()), device[device_of_stage[s]] + cost);
+      const std::pair<int64_t, int64_t> got{busiest + std::max(widest, cost), busiest};
+      if (got < best) {
+        best = got;
+        units[s] = static_cast<int>(n - begin);
+        p.units_per_stage = units;
+      }
+      return;
+    }
+    for (size_t end = begin + 1; end + (v - s - 1) <= n; ++end) {
+      const int64_t cost = prefix[end] - prefix[begin] + (s == 0 ? stage0_extra : 0);
+      auto& load = device[device_of_stage[s]];
+      // What this stage alone already makes the weight at least (it only grows with `end`).
+      if (std::max(*std::max_element(device.begin(), device.end()), load + cost) + std::max(widest, cost) >= best.first)
+        break;
+      load += cost;
+      units[s] = static_cast<int>(end - begin);
+      search(s + 1, end, std::max(widest, cost));
+      load -= cost;
+    }
+  };
+  search(0, 0, 0);
   std::vector<int64_t> stage;
   loads(p.units_per_stage, &stage);
   if (stage0_extra > 0) stage[0] -= stage0_extra;  // as partition_units reports them: units only

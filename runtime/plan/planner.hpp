@@ -76,9 +76,11 @@ Partition partition_units(int stages, const std::vector<int64_t>& active_sizes, 
                           const CompressionOptions& options);
 
 // Virtual stages: the stages of `p` live on devices (`device_of_stage`), several per device, so
-// what bounds a step is the busiest device, its stages summed. Moves the cuts of `p` one unit at
-// a time while that lowers the busiest device's load, then (at equal load) the busiest stage's;
-// no stage is emptied. `stage0_extra` is what stage 0 carries besides its units (the frozen
+// a step is bounded by the busiest device (its stages summed) and, through the warm-up and the
+// drain, by the widest stage. Minimises the sum of the two (then the busiest device): moves the
+// cuts of `p` one unit at a time while that helps, then searches every other cut by branch and
+// bound from there (exact within 2 million search nodes; past that, the best found). No stage
+// is emptied. `stage0_extra` is what stage 0 carries besides its units (the frozen
 // prefix's λ share). With one stage per device, `p` comes back as it is.
 Partition balance_devices(Partition p, const std::vector<int64_t>& active_sizes, int64_t stage0_extra,
                           const std::vector<int>& device_of_stage);
