@@ -41,8 +41,12 @@ double largest_difference(const fs::path& a, const fs::path& b) {
 
 }  // namespace
 
-TEST_CASE("a job killed with SIGKILL resumes from its last checkpoint to the same weights, bit for bit", "[resume]") {
-  const auto dir = scratch("sigkill");
+namespace {
+
+// `floe train` of `job`, killed with SIGKILL after its checkpoint at step 16, resumes to the
+// weights of the same job run undisturbed.
+void check_sigkill_resume(const std::string& name, const std::string& job) {
+  const auto dir = scratch(name);
   const int code = sh(dir, "$F train" + job + " --save-weights whole.pt > whole.log 2>&1 || exit 10\n"
                            "$F train" + job + " --set checkpoint.dir=ck --set checkpoint.interval=4"
                            " --save-weights resumed.pt > first.log 2>&1 &\n"
@@ -63,6 +67,17 @@ TEST_CASE("a job killed with SIGKILL resumes from its last checkpoint to the sam
   REQUIRE(summary["transitions"].size() == 1);
   CHECK(largest_difference(dir / "whole.pt", dir / "resumed.pt") == 0.0);
   fs::remove_all(dir);
+}
+
+}  // namespace
+
+TEST_CASE("a job killed with SIGKILL resumes from its last checkpoint to the same weights, bit for bit", "[resume]") {
+  check_sigkill_resume("sigkill", job);
+}
+
+TEST_CASE("a ZB-V job (two chunks per device) killed with SIGKILL resumes with its chunks, bit for bit", "[resume]") {
+  // The freeze comes after epoch 2, so the checkpoint at step 16 holds K=2 with 2 chunks each.
+  check_sigkill_resume("sigkill-zbv", job + " --set pipeline.schedule=zb-v --set 'freeze.script=[0, 0, 2]'");
 }
 
 TEST_CASE("a cluster job whose coordinator was killed resumes with `floe coordinator --resume`, bit for bit", "[resume][cluster]") {
