@@ -276,7 +276,7 @@ bool held_back(stage_ptr self, Msg& m, const char* what) {
     e.detail = what;
     const int from = what[0] == 'a' ? -1 : 1;  // activations come from below, gradients from above
     e.values["from_stage"] = st.spec.index + from;
-    e.values["from_device"] = st.spec.device + from;
+    if (!st.spec.turn) e.values["from_device"] = st.spec.device + from;  // (with chunks: not the next device)
     e.values["bytes"] = static_cast<double>(m.value.t.numel() * m.value.t.element_size());
     st.events.push_back(std::move(e));
   }
