@@ -57,13 +57,8 @@ msg::replica_actor::behavior_type replica_behavior(msg::replica_actor::stateful_
           task.lr = rs.lr;
           task.loss_scale = 1.0 / double(rs.global_samples > 0 ? rs.global_samples : n);
           const auto& device_program = schedule[runtime::device_of_stage(placement, devices, s)];
-          if (sp.chunks == 1) {
-            task.program = device_program;
-          } else {
-            for (const auto& a : device_program)
-              if (a.stage == s) task.program.push_back(a);
-            task.device_program = device_program;
-          }
+          task.program = runtime::actions_of_stage(device_program, s);
+          if (sp.chunks > 1) task.device_program = device_program;
           task.signal = rs.signal;
           task.epoch = rs.epoch;
           task.predictions = rs.predictions && s == k - 1;
@@ -184,11 +179,10 @@ std::vector<PipelineHandles> spawn_pipelines(caf::actor_system& sys, const Pipel
       if (s > 0) links.prev = p.stages[s - 1];
       if (s + 1 < p.stages.size()) links.next = p.stages[s + 1];
       if (v > 1)
-        for (int o = 0; o < k; ++o)
-          if (runtime::device_of_stage(placement, devices, o) == runtime::device_of_stage(placement, devices, int(s))) {
-            links.chunks.push_back(p.stages[o]);
-            links.chunk_stages.push_back(o);
-          }
+        for (int o : runtime::stages_on_device(placement, devices, v, runtime::device_of_stage(placement, devices, int(s)))) {
+          links.chunks.push_back(p.stages[o]);
+          links.chunk_stages.push_back(o);
+        }
       caf::anon_send(p.stages[s], links);
     }
     if (piece.stages == k)

@@ -17,9 +17,10 @@ void require_shape(int stages, int micro_batches) {
     throw std::invalid_argument("schedule: stages and micro-batches must be >= 1");
 }
 
-void append_update(StageProgram& p, int s) {
-  p.push_back({s, ActionKind::reduce, -1});
-  p.push_back({s, ActionKind::step, -1});
+// R, then S, of every stage of a device.
+void append_updates(StageProgram& p, const std::vector<int>& stages) {
+  for (int s : stages) p.push_back({s, ActionKind::reduce, -1});
+  for (int s : stages) p.push_back({s, ActionKind::step, -1});
 }
 
 }  // namespace
@@ -30,7 +31,7 @@ Schedule gpipe_schedule(int stages, int m) {
   for (int s = 0; s < stages; ++s) {
     for (int i = 0; i < m; ++i) out[s].push_back({s, ActionKind::forward, i});
     for (int i = 0; i < m; ++i) out[s].push_back({s, ActionKind::backward, i});
-    append_update(out[s], s);
+    append_updates(out[s], {s});
   }
   return out;
 }
@@ -47,7 +48,7 @@ Schedule one_f_one_b_schedule(int stages, int m) {
       out[s].push_back({s, ActionKind::backward, b++});
     }
     while (b < m) out[s].push_back({s, ActionKind::backward, b++});
-    append_update(out[s], s);
+    append_updates(out[s], {s});
   }
   return out;
 }
@@ -69,21 +70,21 @@ int chunks_for(ScheduleKind kind, int configured) {
   return 1;
 }
 
-namespace {
-
-// The stages of device d, ascending.
-std::vector<int> stages_on(ChunkPlacement placement, int k, int chunks, int d) {
+std::vector<int> stages_on_device(ChunkPlacement placement, int k, int chunks, int d) {
   std::vector<int> out;
   for (int s = 0; s < k * chunks; ++s)
     if (device_of_stage(placement, k, s) == d) out.push_back(s);
   return out;
 }
 
-// R, then S, of every stage of the device.
-void append_updates(StageProgram& p, const std::vector<int>& stages) {
-  for (int s : stages) p.push_back({s, ActionKind::reduce, -1});
-  for (int s : stages) p.push_back({s, ActionKind::step, -1});
+StageProgram actions_of_stage(const StageProgram& device_program, int stage) {
+  StageProgram out;
+  for (const auto& a : device_program)
+    if (a.stage == stage) out.push_back(a);
+  return out;
 }
+
+namespace {
 
 // The zero-bubble list scheduler. A device may start a forward while fewer than
 // activations(k, d) micro-batches (of one stage each) await their I and at most `held` await
@@ -96,7 +97,7 @@ Schedule list_schedule(int k, int m, int chunks, ChunkPlacement placement, int (
   const int v_total = k * chunks;
   Schedule out(k);
   std::vector<std::vector<int>> on(k);
-  for (int d = 0; d < k; ++d) on[d] = stages_on(placement, k, chunks, d);
+  for (int d = 0; d < k; ++d) on[d] = stages_on_device(placement, k, chunks, d);
   std::vector<int> nf(v_total, 0), ni(v_total, 0), nw(v_total, 0);
   std::vector<int> in_act(k, 0), in_held(k, 0), done(k, 0);
   std::vector<std::vector<Action>> pending_w(k);  // per device, held W in the order of their I
@@ -206,7 +207,7 @@ Schedule interleaved_schedule(int k, int m, int chunks) {
         out[d].push_back(action(ActionKind::backward, bwd[b++]));
       }
       while (b < total) out[d].push_back(action(ActionKind::backward, bwd[b++]));
-      append_updates(out[d], stages_on(ChunkPlacement::looped, k, chunks, d));
+      append_updates(out[d], stages_on_device(ChunkPlacement::looped, k, chunks, d));
     }
     if (check_schedule(out, m).empty()) return out;
   }
@@ -218,7 +219,7 @@ Schedule forward_only_schedule(int k, int m, int chunks, ChunkPlacement placemen
   if (chunks < 1) throw std::invalid_argument("schedule: chunks must be >= 1");
   Schedule out(k);
   for (int d = 0; d < k; ++d)
-    for (int s : stages_on(placement, k, chunks, d))
+    for (int s : stages_on_device(placement, k, chunks, d))
       for (int i = 0; i < m; ++i) out[d].push_back({s, ActionKind::forward, i});
   return out;
 }

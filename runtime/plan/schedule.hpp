@@ -50,6 +50,10 @@ enum class ChunkPlacement { looped, v_shape };
 // ZB-V (and "auto" with two chunks, which picks it) places in a V; the rest loop.
 ChunkPlacement placement_of(ScheduleKind kind, int chunks);
 int device_of_stage(ChunkPlacement placement, int devices, int stage);
+// The stages of device d among devices · chunks, ascending.
+std::vector<int> stages_on_device(ChunkPlacement placement, int devices, int chunks, int d);
+// What stage `stage` runs of its device's program: its own actions, in the device's order.
+StageProgram actions_of_stage(const StageProgram& device_program, int stage);
 // Chunks per device a schedule needs: 2 for ZB-V; `configured` (pipeline.virtual_stages, at
 // least 1) for interleaved; 1 for the others.
 int chunks_for(ScheduleKind kind, int configured);

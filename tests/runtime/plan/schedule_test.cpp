@@ -168,6 +168,9 @@ TEST_CASE("chunks are placed looped (interleaved) or in a V (ZB-V)", "[schedule]
     CHECK(device_of_stage(ChunkPlacement::looped, 3, s) == looped[s]);
     CHECK(device_of_stage(ChunkPlacement::v_shape, 3, s) == v[s]);
   }
+  CHECK(stages_on_device(ChunkPlacement::looped, 3, 2, 1) == std::vector<int>{1, 4});
+  CHECK(stages_on_device(ChunkPlacement::v_shape, 3, 2, 0) == std::vector<int>{0, 5});
+  CHECK(to_string(actions_of_stage(parse_program("0F0 3F0 3B0 0B0 0R 3R 0S 3S"), 3)) == "3F0 3B0 3R 3S");
   CHECK(placement_of(ScheduleKind::zb_v, 2) == ChunkPlacement::v_shape);
   CHECK(placement_of(ScheduleKind::automatic, 2) == ChunkPlacement::v_shape);
   CHECK(placement_of(ScheduleKind::interleaved, 2) == ChunkPlacement::looped);
