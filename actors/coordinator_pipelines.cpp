@@ -368,7 +368,8 @@ void dispatch(coord_ptr self, bool train, double lr, int64_t batch, int micro_ba
       [&](size_t i) {
         return msg::replica_step{id, train, lr, runtime::shard_of_step(st.order, st.step, batch, static_cast<int>(i), r),
                                  global, train ? step_signal(st, id) : int8_t{0}, st.epoch, micro_batches,
-                                 !train && static_cast<bool>(st.spec.predictions)};
+                                 !train && static_cast<bool>(st.spec.predictions),
+                                 static_cast<int8_t>(runtime::parse_taper(st.spec.config.pipeline.taper))};
       },
       {timeout,
        [=](size_t i, msg::step_report& rep) {

@@ -42,7 +42,17 @@ msg::replica_actor::behavior_type replica_behavior(msg::replica_actor::stateful_
         const auto batch = runtime::make_batch(rs.train ? *sp.train : *sp.test, rs.uids, rs.train, rs.epoch, sp.batches);
         const auto uids = torch::tensor(rs.uids, torch::kInt64);
         const int m = static_cast<int>(std::min<int64_t>(rs.micro_batches > 0 ? rs.micro_batches : sp.micro_batches, n));
-        const auto sizes = runtime::split_sizes(n, m);
+        if (rs.taper < 0 || rs.taper > static_cast<int8_t>(runtime::Taper::automatic)) {
+          join->promise.deliver(caf::make_error(caf::sec::invalid_argument,
+                                                "replica_step.taper = " + std::to_string(rs.taper) +
+                                                    ", expected 0 (off), 1 (on) or 2 (auto)"));
+          return join->promise;
+        }
+        const auto taper = static_cast<runtime::Taper>(rs.taper);
+        const bool tapered = rs.train && (taper == runtime::Taper::on ||
+                                          (taper == runtime::Taper::automatic &&
+                                           runtime::taper_pays(sp.schedule, devices, m, sp.chunks)));
+        const auto sizes = runtime::micro_batch_sizes(n, m, tapered ? devices : 1);
         const auto xs = batch.x.split_with_sizes(sizes), ys = batch.y.split_with_sizes(sizes);
         const auto ids = uids.split_with_sizes(sizes);
         const auto schedule = rs.train ? runtime::make_schedule(sp.schedule, devices, m, sp.chunks)

@@ -3,13 +3,16 @@
 // machine has fewer cores), in alternating rounds. Per schedule: samples/s (median of the
 // rounds), the measured bubble (the stage accounting of the summary), the programs' memory
 // high-water marks in micro-batches of a device's layers, and the speedup over one device's K=1 throughput.
-// Usage: schedules [--steps N] [--rounds R] [--micro-batches 4,8] [--k4] [--config FILE]
-//                  [--set key=value]... [--json out.json]
+// Micro-batches follow pipeline.taper ("auto": tapered where the schedule's model gains);
+// --compare-taper adds each schedule with M equal micro-batches (taper "off") beside it.
+// Usage: schedules [--steps N] [--rounds R] [--micro-batches 4,8] [--k4] [--compare-taper] [--schedules a,b]
+//                  [--config FILE] [--set key=value]... [--json out.json]
 #include "launch/job.hpp"
 #include "models/errors.hpp"
 #include "models/files.hpp"
 #include "runtime/observe/summary.hpp"
 #include "runtime/plan/schedule.hpp"
+#include "runtime/train/sampler.hpp"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -28,10 +31,12 @@ struct Measure {
 };
 
 // One epoch of `steps` steps on layout (k, m, 1) with `schedule`.
-Measure run(runtime::JobConfig cfg, const models::TrainTest& data, int k, int m, const std::string& schedule) {
+Measure run(runtime::JobConfig cfg, const models::TrainTest& data, int k, int m, const std::string& schedule,
+            const std::string& taper) {
   cfg.pipeline.length = k;
   cfg.pipeline.micro_batches = m;
   cfg.pipeline.schedule = schedule;
+  cfg.pipeline.taper = taper;
   cfg.pipeline.virtual_stages = 0;  // what the schedule needs
   cfg.pipeline.partition.clear();
   cfg.replicas = 1;
@@ -57,14 +62,19 @@ int main(int argc, char** argv) {
   CLI::App app{"floe schedules benchmark: GPipe, 1F1B, ZB-H1, ZB-H2, interleaved 1F1B, ZB-V side by side"};
   int64_t steps = 40;
   int rounds = 3;
-  bool k4 = false;
+  bool k4 = false, compare_taper = false;
   std::vector<int> micro_batches{4, 8};
+  std::vector<std::string> kinds{"gpipe", "1f1b", "zb-h1", "zb-h2", "interleaved", "zb-v"};
   std::string config, json_out;
   std::vector<std::string> sets;
   app.add_option("--steps", steps, "training steps per measurement")->check(CLI::PositiveNumber);
   app.add_option("--rounds", rounds, "alternating rounds; each figure is the median")->check(CLI::PositiveNumber);
   app.add_option("--micro-batches", micro_batches, "values of M")->delimiter(',')->check(CLI::PositiveNumber);
   app.add_flag("--k4", k4, "also K=4 on 4 one-thread devices");
+  app.add_option("--schedules", kinds, "the schedules to run (default: all six)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"gpipe", "1f1b", "zb-h1", "zb-h2", "interleaved", "zb-v"}));
+  app.add_flag("--compare-taper", compare_taper, "also each schedule on M equal micro-batches (pipeline.taper = \"off\")");
   app.add_option("--config", config, "TOML job file")->check(CLI::ExistingFile);
   app.add_option("--set", sets, "override a config key")->take_all();
   app.add_option("--json", json_out, "write the results as JSON");
@@ -81,10 +91,10 @@ int main(int argc, char** argv) {
                 cfg.model.kind.c_str(), (long long)cfg.model.depth, (long long)cfg.model.dim,
                 (long long)cfg.batch_size, (long long)steps, cfg.threads_per_device, cores, rounds);
 
-    const std::vector<std::string> kinds{"gpipe", "1f1b", "zb-h1", "zb-h2", "interleaved", "zb-v"};
     struct Row {
       int k, m;
       std::string schedule;
+      std::string taper;
       std::vector<double> sps, bubble;
     };
     std::vector<Row> rows;
@@ -92,30 +102,33 @@ int main(int argc, char** argv) {
     if (k4) ks.push_back(4);
     for (int k : ks)
       for (int m : micro_batches)
-        for (const auto& kind : kinds) rows.push_back({k, m, kind, {}, {}});
+        for (const auto& kind : kinds) {
+          rows.push_back({k, m, kind, cfg.pipeline.taper, {}, {}});
+          if (compare_taper && cfg.pipeline.taper != "off") rows.push_back({k, m, kind, "off", {}, {}});
+        }
     std::vector<double> base;  // one device, K=1 M=1
     // Rounds alternate the order (forward, then backward) so that drift favours no schedule.
     for (int round = 0; round < rounds; ++round) {
       std::fprintf(stderr, "round %d/%d\n", round + 1, rounds);
-      if (round % 2 == 0) base.push_back(run(cfg, data, 1, 1, "gpipe").samples_per_second);
+      if (round % 2 == 0) base.push_back(run(cfg, data, 1, 1, "gpipe", "off").samples_per_second);
       std::vector<size_t> order(rows.size());
       for (size_t i = 0; i < order.size(); ++i) order[i] = round % 2 ? order.size() - 1 - i : i;
       for (size_t i : order) {
         auto& r = rows[i];
         auto c = cfg;
         if (r.k > 2) c.threads_per_device = 1;
-        const auto got = run(c, data, r.k, r.m, r.schedule);
-        std::fprintf(stderr, "  K=%d M=%d %-6s %8.1f samples/s, bubble %.3f\n", r.k, r.m, r.schedule.c_str(),
-                     got.samples_per_second, got.bubble);
+        const auto got = run(c, data, r.k, r.m, r.schedule, r.taper);
+        std::fprintf(stderr, "  K=%d M=%d %-11s %-7s %8.1f samples/s, bubble %.3f\n", r.k, r.m, r.schedule.c_str(),
+                     r.taper.c_str(), got.samples_per_second, got.bubble);
         r.sps.push_back(got.samples_per_second);
         r.bubble.push_back(got.bubble);
       }
-      if (round % 2 == 1) base.push_back(run(cfg, data, 1, 1, "gpipe").samples_per_second);
+      if (round % 2 == 1) base.push_back(run(cfg, data, 1, 1, "gpipe", "off").samples_per_second);
     }
     const double one = median(base);
     std::printf("\none device, K=1 M=1: %.1f samples/s\n\n", one);
-    std::printf("| K | M | schedule | samples/s | vs one device | per device | bubble | activations | held W | note |\n");
-    std::printf("|---|---|---|---|---|---|---|---|---|---|\n");
+    std::printf("| K | M | schedule | micro-batches | samples/s | vs one device | per device | bubble | activations | held W | note |\n");
+    std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
     nlohmann::json j{{"one_device_samples_per_second", one}, {"cores", cores}, {"rows", nlohmann::json::array()}};
     for (const auto& r : rows) {
       const auto kind = runtime::parse_schedule_kind(r.schedule);
@@ -129,16 +142,23 @@ int main(int argc, char** argv) {
       }
       const double sps = median(r.sps), bubble = median(r.bubble);
       const std::string note = static_cast<unsigned>(r.k) > cores ? "oversubscribed" : "";
-      std::printf("| %d | %d | %s | %.1f | %.2fx | %.2f | %.1f %% | %g | %g | %s |\n", r.k, r.m, r.schedule.c_str(), sps,
-                  sps / one, sps / (r.k * one), 100 * bubble, act, held, note.c_str());
-      j["rows"].push_back({{"K", r.k}, {"M", r.m}, {"schedule", r.schedule}, {"samples_per_second", sps},
+      const bool tapered = r.taper == "on" || (r.taper == "auto" && runtime::taper_pays(kind, r.k, r.m, v));
+      const auto w = runtime::micro_batch_weights(r.m, tapered ? r.k : 1);
+      const double largest = *std::max_element(w.begin(), w.end());
+      char mbs[32];
+      std::snprintf(mbs, sizeof mbs, tapered ? "tapered (x%.2f)" : "even", largest);
+      std::printf("| %d | %d | %s | %s | %.1f | %.2fx | %.2f | %.1f %% | %g | %g | %s |\n", r.k, r.m, r.schedule.c_str(),
+                  mbs, sps, sps / one, sps / (r.k * one), 100 * bubble, act, held, note.c_str());
+      j["rows"].push_back({{"K", r.k}, {"M", r.m}, {"schedule", r.schedule}, {"taper", r.taper}, {"tapered", tapered},
+                           {"largest_micro_batch_weight", largest}, {"samples_per_second", sps},
                            {"runs", r.sps}, {"speedup_vs_one_device", sps / one}, {"bubble", bubble},
                            {"peak_activations_micro_batches", act}, {"peak_held_micro_batches", held},
                            {"oversubscribed", !note.empty()}});
     }
     std::printf("\nactivations, held W: the programs' high-water marks on the busiest device, in micro-batches of a "
                 "device's layers (interleaved and ZB-V count a chunk's as 1/2; held W: a linear layer's input and "
-                "output gradient per micro-batch awaiting its weight gradient)\n");
+                "output gradient per micro-batch awaiting its weight gradient); tapered (xW): the largest "
+                "micro-batch is W times the mean, and so are those high-water marks in samples at most\n");
     if (!json_out.empty()) floe::write_file_atomic(json_out, j.dump(2) + "\n");
     return 0;
   });

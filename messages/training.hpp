@@ -211,11 +211,12 @@ struct replica_step {
   int32_t epoch = 0;           // for per-epoch augmentation
   int32_t micro_batches = 0;   // M for this step (0: the replica's own); the profiler varies it
   bool predictions = false;    // evaluation: report each sample's class probabilities
+  int8_t taper = 0;            // runtime::Taper: 0 off, 1 on, 2 auto (training steps; runtime::micro_batch_sizes)
 };
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, replica_step& x) {
   return f(caf::meta::type_name("replica_step"), x.step, x.train, exact(x.lr), x.uids, x.global_samples, x.signal,
-           x.epoch, x.micro_batches, x.predictions);
+           x.epoch, x.micro_batches, x.predictions, x.taper);
 }
 
 struct step_report {

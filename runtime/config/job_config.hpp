@@ -34,6 +34,7 @@ struct PipelineConfig {
   std::vector<int> partition;  // units per stage; empty = balanced by parameter count
   std::string profile = "~/.cache/floe/micro_batches.json";  // where profiled M are kept ("" = this run only)
   bool span_nodes = false;  // a pipeline may span nodes (runtime/plan/placement.hpp)
+  std::string taper = "auto";  // tapered micro-batches: "auto" | "on" | "off" (runtime::Taper)
   std::string tensor_plane = "ucx";  // how tensors cross processes: "ucx" or "caf" (messages)
 };
 

@@ -352,7 +352,8 @@ struct Execution {
   std::string blocked;
 };
 
-Execution execute(const Schedule& s, int m, const std::vector<StageTiming>& timing) {
+Execution execute(const Schedule& s, int m, const std::vector<StageTiming>& timing,
+                  const std::vector<double>& weights = {}) {
   const int k = static_cast<int>(s.size()), last = stage_count(s) - 1;
   // (stage, mb) -> when its forward, its input gradient, its weight gradient was done, and
   // when the forward's output and the input gradient arrived at the neighbouring stage.
@@ -398,6 +399,7 @@ Execution execute(const Schedule& s, int m, const std::vector<StageTiming>& timi
             cost = a.kind == ActionKind::reduce ? t.reduce : t.step;
         }
         if (!can) break;
+        if (a.micro_batch >= 0 && a.micro_batch < static_cast<int>(weights.size())) cost *= weights[a.micro_batch];
         clock[d] = ready + cost;
         run.timeline.busy[d] += cost;
         run.timeline.actions[d].push_back({a, ready, clock[d]});
@@ -458,13 +460,51 @@ double modelled_makespan(const Schedule& s, const ActionCosts& costs) {
   return run.timeline.makespan;
 }
 
-Timeline timed_execution(const Schedule& s, int micro_batches, const std::vector<StageTiming>& timing) {
+Timeline timed_execution(const Schedule& s, int micro_batches, const std::vector<StageTiming>& timing,
+                         const std::vector<double>& weights) {
   if (static_cast<int>(timing.size()) != stage_count(s))
     throw std::invalid_argument("timed_execution: " + std::to_string(timing.size()) + " stage timings for " +
                                 std::to_string(stage_count(s)) + " stages");
-  auto run = execute(s, micro_batches, timing);
+  if (!weights.empty() && static_cast<int>(weights.size()) < micro_batches)
+    throw std::invalid_argument("timed_execution: " + std::to_string(weights.size()) + " micro-batch weights for " +
+                                std::to_string(micro_batches) + " micro-batches");
+  auto run = execute(s, micro_batches, timing, weights);
   if (!run.blocked.empty()) throw std::invalid_argument("timed_execution: " + run.blocked);
   return std::move(run.timeline);
+}
+
+std::vector<double> micro_batch_weights(int64_t parts, int depth) {
+  if (parts <= 0) throw std::invalid_argument("micro_batch_weights: parts must be positive");
+  std::vector<double> w(static_cast<size_t>(parts), 1.0);
+  if (depth <= 1) return w;
+  double sum = 0;
+  for (int64_t i = 0; i < parts; ++i) sum += w[i] = static_cast<double>(std::min<int64_t>({depth, i + 1, parts - i}));
+  for (auto& x : w) x *= static_cast<double>(parts) / sum;
+  return w;
+}
+
+Taper parse_taper(const std::string& name) {
+  if (name == "off") return Taper::off;
+  if (name == "on") return Taper::on;
+  if (name == "auto") return Taper::automatic;
+  throw InputError("pipeline.taper = \"" + name + "\": expected \"auto\", \"on\" or \"off\"");
+}
+
+const char* to_string(Taper taper) {
+  switch (taper) {
+    case Taper::off: return "off";
+    case Taper::on: return "on";
+    case Taper::automatic: return "auto";
+  }
+  return "?";
+}
+
+bool taper_pays(ScheduleKind kind, int devices, int m, int chunks) {
+  if (devices <= 1 || m < 3) return false;  // (with M ≤ 2 every weight is 1)
+  if (kind == ScheduleKind::automatic) kind = choose_schedule(devices, m, chunks);
+  const auto s = make_schedule(kind, devices, m, chunks);
+  const std::vector<StageTiming> unit(static_cast<size_t>(stage_count(s)), StageTiming{ActionCosts{}});
+  return timed_execution(s, m, unit, micro_batch_weights(m, devices)).makespan < timed_execution(s, m, unit).makespan;
 }
 
 ScheduleKind choose_schedule(int k, int m, int chunks) {

@@ -12,6 +12,7 @@
 // chunks per device. A schedule then holds one program per device, and each action names its
 // (virtual) stage: a stage lives on the device whose program holds its actions. With v = 1
 // (every other schedule) device and stage coincide.
+#include <cstdint>
 #include <iosfwd>
 #include <string>
 #include <vector>
@@ -144,7 +145,28 @@ struct Timeline {
   std::vector<std::vector<TimedAction>> actions;  // per device, in program order
 };
 // Throws std::invalid_argument when the programs deadlock or the timings do not match them.
-Timeline timed_execution(const Schedule& s, int micro_batches, const std::vector<StageTiming>& timing);
+// `weights`, when given (one per micro-batch, runtime::micro_batch_weights), scale each F, B,
+// I and W by its micro-batch's size relative to the mean (tapered micro-batches).
+Timeline timed_execution(const Schedule& s, int micro_batches, const std::vector<StageTiming>& timing,
+                         const std::vector<double>& weights = {});
+
+// Tapered micro-batches (pipeline.taper): the relative sizes of `parts` micro-batches for a
+// pipeline of `depth` devices. Micro-batch i weighs min(depth, i + 1, parts − i): the first and
+// the last depth − 1 grow and shrink in steps of 1/depth of the others, so that the pipeline
+// fills and drains on less work (the bubble of 1F1B and the zero-bubble schedules is made of
+// the first micro-batches' forwards and the last ones' backwards). Scaled to average 1; all 1
+// when depth ≤ 1. runtime::micro_batch_sizes cuts a batch by them.
+std::vector<double> micro_batch_weights(int64_t parts, int depth);
+// "off": M equal micro-batches; "on": tapered; "auto": tapered where that shortens the modelled
+// step (taper_pays).
+enum class Taper : int8_t { off = 0, on = 1, automatic = 2 };
+Taper parse_taper(const std::string& name);  // throws InputError naming pipeline.taper
+const char* to_string(Taper taper);
+// Whether tapered micro-batches shorten the modelled step of `kind` on `devices` devices
+// (ActionCosts' usual model, no transfers; "auto" resolved by choose_schedule first). They do for
+// 1F1B and the zero-bubble schedules once M ≥ 2K or so; they do not for GPipe, whose drain
+// waits on the large middle micro-batches, nor for few micro-batches.
+bool taper_pays(ScheduleKind kind, int devices, int micro_batches, int chunks = 1);
 
 // pipeline.schedule = "auto". One chunk per device: of gpipe, 1f1b, zb-h1 and zb-h2, those
 // whose activations stay within 1F1B's largest (a device's memory), the one with the smallest

@@ -94,7 +94,9 @@ StepEstimate estimate_step(const Plan& plan, const CostModel& costs, const StepI
       t.step = step;
     }
   }
-  est.timeline = timed_execution(programs, in.train ? m : 0, timing);
+  const bool tapered = in.train && (in.taper == Taper::on ||
+                                    (in.taper == Taper::automatic && taper_pays(est.schedule, devices, m, plan.chunks)));
+  est.timeline = timed_execution(programs, in.train ? m : 0, timing, micro_batch_weights(m, tapered ? devices : 1));
   est.seconds = est.timeline.makespan + hw.step_overhead;
   return est;
 }
@@ -276,6 +278,7 @@ Simulation simulate_job(const JobConfig& cfg, const CostModel& costs, const Simu
     in.train = training;
     in.replicas_span_nodes = node_count > 1 && p.replicas > 1;
     in.pipeline_spans_nodes = cfg.pipeline.span_nodes && node_count > 1;
+    in.taper = parse_taper(cfg.pipeline.taper);
     return in;
   };
 

@@ -26,6 +26,7 @@ struct StepInput {
   bool train = true;               // false: forward only (evaluation), no R or S
   bool replicas_span_nodes = false;  // the all-reduce crosses nodes
   bool pipeline_spans_nodes = false;  // stage-to-stage transfers cross nodes
+  Taper taper = Taper::off;        // pipeline.taper
 };
 struct StepEstimate {
   double seconds = 0;  // makespan + the hardware's step overhead

@@ -1,6 +1,7 @@
 #include "runtime/train/sampler.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 #include <stdexcept>
 
@@ -62,6 +63,30 @@ std::vector<int64_t> split_sizes(int64_t count, int64_t parts) {
   if (parts <= 0) throw std::invalid_argument("split_sizes: parts must be positive");
   std::vector<int64_t> out(static_cast<size_t>(parts), count / parts);
   for (int64_t i = 0; i < count % parts; ++i) ++out[i];
+  return out;
+}
+
+std::vector<int64_t> micro_batch_sizes(int64_t count, int64_t parts, int depth) {
+  if (depth <= 1) return split_sizes(count, parts);
+  const auto w = micro_batch_weights(parts, depth);
+  std::vector<int64_t> out(w.size());
+  std::vector<std::pair<double, size_t>> rest;  // (−remainder, index): largest first, ties to the earlier
+  int64_t given = 0;
+  for (size_t i = 0; i < w.size(); ++i) {
+    const double exact = static_cast<double>(count) * w[i] / static_cast<double>(parts);
+    out[i] = static_cast<int64_t>(std::floor(exact));
+    given += out[i];
+    rest.push_back({-(exact - static_cast<double>(out[i])), i});
+  }
+  std::sort(rest.begin(), rest.end());
+  for (size_t j = 0; given < count; ++j, ++given) ++out[rest[j % rest.size()].second];
+  // No empty micro-batch while there are samples enough: the largest gives one.
+  if (count >= parts)
+    for (auto& x : out)
+      if (x == 0) {
+        --*std::max_element(out.begin(), out.end());
+        x = 1;
+      }
   return out;
 }
 

@@ -3,6 +3,8 @@
 // is the same on every platform); each step takes the next global batch and splits it
 // contiguously over the replicas, so every sample is used exactly once per epoch whatever
 // the replica count is at each step.
+#include "runtime/plan/schedule.hpp"
+
 #include <cstdint>
 #include <vector>
 
@@ -29,6 +31,12 @@ int64_t steps_per_epoch(int64_t samples, int64_t batch_size);
 
 // Sizes of `parts` near-equal contiguous pieces of `count` (the first ones get the remainder).
 std::vector<int64_t> split_sizes(int64_t count, int64_t parts);
+
+// `count` samples cut into `parts` micro-batches weighed as runtime::micro_batch_weights says
+// (tapered to a pipeline of `depth` devices): the shares rounded by largest
+// remainder (ties to the earlier micro-batch), each at least 1 when count ≥ parts. With
+// depth ≤ 1, split_sizes.
+std::vector<int64_t> micro_batch_sizes(int64_t count, int64_t parts, int depth);
 
 // The uids of replica r's shard of global step `step` within the epoch's permutation.
 std::vector<int64_t> shard_of_step(const std::vector<int64_t>& perm, int64_t step, int64_t batch_size,

@@ -4,6 +4,7 @@
 #include "actors/replica.hpp"
 #include "messages/registry.hpp"
 #include "runtime/train/batch.hpp"
+#include "runtime/train/sampler.hpp"
 #include "runtime/train/stage_compute.hpp"
 
 #include <catch2/catch.hpp>
@@ -84,7 +85,7 @@ Snapshot reference_step(const models::UnitList& units, const models::Batch& b, c
 
 void check_layout(const models::ModelConfig& cfg, const models::Dataset& dataset, std::vector<int> partition,
                   int micro_batches, int replicas, runtime::ScheduleKind schedule, runtime::BatchRecipe recipe = {},
-                  int chunks = 1) {
+                  int chunks = 1, bool taper = false) {
   torch::set_num_threads(1);
   runtime::OptimizerConfig o;
   o.weight_decay = 0.05;
@@ -118,7 +119,9 @@ void check_layout(const models::ModelConfig& cfg, const models::Dataset& dataset
   for (int r = 0; r < replicas; ++r) {
     const int64_t per = batch / replicas;
     std::vector<int64_t> shard(uids.begin() + r * per, uids.begin() + (r + 1) * per);
-    self->send(pipes[r].replica, msg::replica_step{0, true, lr, shard, batch});
+    msg::replica_step step{0, true, lr, shard, batch};
+    step.taper = static_cast<int8_t>(taper ? runtime::Taper::on : runtime::Taper::off);
+    self->send(pipes[r].replica, step);
   }
   int64_t samples = 0;
   for (int r = 0; r < replicas; ++r)
@@ -191,6 +194,18 @@ TEST_CASE("K=3 M=3 R=1 on an uneven partition equals a plain LibTorch step", "[e
 
 TEST_CASE("1F1B computes the same step as GPipe", "[equivalence]") {
   check_layout(tiny_vit(), models::make_synthetic(64, 8, 10, 7).train, {3, 3, 3}, 4, 1, runtime::ScheduleKind::one_f_one_b);
+}
+
+TEST_CASE("1F1B on tapered micro-batches (K=3 M=6: 2, 4, 6, 6, 4, 2 samples) equals a plain LibTorch step",
+          "[equivalence]") {
+  REQUIRE(runtime::micro_batch_sizes(24, 6, 3) == std::vector<int64_t>{2, 4, 6, 6, 4, 2});
+  check_layout(tiny_vit(), models::make_synthetic(64, 8, 10, 7).train, {2, 4, 3}, 6, 1,
+               runtime::ScheduleKind::one_f_one_b, {}, 1, true);
+}
+
+TEST_CASE("ZB-H2 on tapered micro-batches, K=2 M=4 R=2, equals a plain LibTorch step", "[equivalence]") {
+  check_layout(tiny_vit(), models::make_synthetic(64, 8, 10, 7).train, {4, 5}, 4, 2, runtime::ScheduleKind::zb_h2, {},
+               1, true);
 }
 
 TEST_CASE("a stage splits its backward when its program has W actions", "[equivalence]") {

@@ -161,6 +161,58 @@ TEST_CASE("a timed execution charges each stage its own costs and the transfers 
   CHECK_THROWS_AS(timed_execution(s, 5, std::vector<StageTiming>(2)), std::invalid_argument);
 }
 
+TEST_CASE("tapered micro-batches scale each action by its micro-batch's weight", "[schedule][simulate]") {
+  // K=2 M=3 weights 1, 2, 1 (scaled to 0.75, 1.5, 0.75). GPipe with F = 1, B = 2: stage 0's
+  // forwards end at 0.75, 2.25, 3; stage 1's at 1.5, 3.75, 4.5; its backwards run [4.5, 6],
+  // [6, 9], [9, 10.5]; stage 0's [6, 7.5], [9, 12], [12, 13.5]. The large middle micro-batch
+  // lies on the drain's path: 13.5 against 12 with equal micro-batches.
+  CHECK(micro_batch_weights(3, 2) == std::vector<double>{0.75, 1.5, 0.75});
+  const std::vector<StageTiming> unit(2, StageTiming{{1, 2, 1, 1}});
+  const auto gpipe = gpipe_schedule(2, 3);
+  CHECK(timed_execution(gpipe, 3, unit).makespan == Approx(12));
+  const auto run = timed_execution(gpipe, 3, unit, micro_batch_weights(3, 2));
+  CHECK(run.makespan == Approx(13.5));
+  CHECK(run.busy[0] == Approx(9));  // the same work
+  CHECK(run.actions[1][1].start == Approx(2.25));
+  CHECK_THROWS_AS(timed_execution(gpipe, 3, unit, {1, 1}), std::invalid_argument);
+  // Weights of 1 change nothing.
+  const auto ofob = one_f_one_b_schedule(3, 6);
+  const std::vector<StageTiming> unit3(3, StageTiming{{1, 2, 1, 1}});
+  CHECK(timed_execution(ofob, 6, unit3, micro_batch_weights(6, 1)).makespan == Approx(timed_execution(ofob, 6, unit3).makespan));
+}
+
+TEST_CASE("tapering pays, in the usual model, for 1F1B and ZB-H2 with enough micro-batches, not for GPipe",
+          "[schedule]") {
+  // (F = 1, B = 2, I = W = 1.) 1F1B K=2 M=8 2.6 % shorter, K=3 M=8 3.7 %, K=4 M=16 3.9 %; ZB-H2
+  // K=2 M=8 1.7 %, K=3 M=8 0.9 %, K=4 M=16 1.1 %.
+  CHECK(taper_pays(ScheduleKind::one_f_one_b, 2, 8));
+  CHECK(taper_pays(ScheduleKind::one_f_one_b, 3, 8));
+  CHECK(taper_pays(ScheduleKind::one_f_one_b, 4, 16));
+  CHECK(taper_pays(ScheduleKind::zb_h2, 2, 8));
+  CHECK(taper_pays(ScheduleKind::zb_h2, 3, 8));
+  CHECK(taper_pays(ScheduleKind::zb_h2, 4, 16));
+  CHECK(taper_pays(ScheduleKind::automatic, 2, 8, 2) == taper_pays(ScheduleKind::zb_v, 2, 8, 2));
+  // Not: GPipe (its drain waits on the large middle micro-batches), 1F1B with M = K, ZB-H1
+  // (the model's W, as long as a forward, already fills its drain; measured W are shorter),
+  // the interleaved schedules, two micro-batches (nothing to taper), no pipeline.
+  for (int k : {2, 3, 4}) CHECK_FALSE(taper_pays(ScheduleKind::gpipe, k, 4 * k));
+  CHECK_FALSE(taper_pays(ScheduleKind::gpipe, 2, 4));  // the demo's layout
+  CHECK_FALSE(taper_pays(ScheduleKind::one_f_one_b, 4, 4));
+  CHECK_FALSE(taper_pays(ScheduleKind::zb_h1, 2, 8));
+  CHECK_FALSE(taper_pays(ScheduleKind::interleaved, 2, 8, 2));
+  CHECK_FALSE(taper_pays(ScheduleKind::zb_v, 2, 8, 2));
+  CHECK_FALSE(taper_pays(ScheduleKind::one_f_one_b, 2, 2));
+  CHECK_FALSE(taper_pays(ScheduleKind::one_f_one_b, 1, 8));
+  // Where it pays, by how much: 1F1B K=2 M=8 in the usual model.
+  const std::vector<StageTiming> unit(2, StageTiming{ActionCosts{}});
+  const auto s = one_f_one_b_schedule(2, 8);
+  CHECK(timed_execution(s, 8, unit).makespan == Approx(27));  // (M + K − 1)(F + B)
+  CHECK(timed_execution(s, 8, unit, micro_batch_weights(8, 2)).makespan < 26.5);
+  CHECK(parse_taper("auto") == Taper::automatic);
+  CHECK(std::string(to_string(Taper::on)) == "on");
+  CHECK_THROWS_WITH(parse_taper("yes"), Catch::Contains("pipeline.taper") && Catch::Contains("\"auto\""));
+}
+
 TEST_CASE("chunks are placed looped (interleaved) or in a V (ZB-V)", "[schedule]") {
   // K = 3, two chunks: looped 0 1 2 | 0 1 2; V 0 1 2 | 2 1 0.
   const std::vector<int> looped{0, 1, 2, 0, 1, 2}, v{0, 1, 2, 2, 1, 0};
