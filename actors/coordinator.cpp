@@ -431,11 +431,23 @@ void start(coord_ptr self) {
   s.summary.setup_seconds = since(s.job_start);
   std::string parts;
   for (int u : s.plan.units_per_stage) parts += (parts.empty() ? "" : ",") + std::to_string(u);
+  // The schedule as the replicas resolve it, and whether they taper its micro-batches.
+  const auto kind = runtime::parse_schedule_kind(c.pipeline.schedule);
+  const int m = std::max(1, s.plan.micro_batches);
+  const auto taper = runtime::parse_taper(c.pipeline.taper);
+  const bool tapered = s.plan.stages > 1 && (taper == runtime::Taper::on ||
+                                             (taper == runtime::Taper::automatic &&
+                                              runtime::taper_pays(kind, s.plan.stages, m, s.plan.chunks)));
   const auto describe = fmt::format(
-      "{} train / {} test samples, {} units, K={}{} [{}] M={} R={} on {} devices, {} steps/epoch, freeze policy {}{}",
+      "{} train / {} test samples, {} units, K={}{} [{}] M={} R={} on {} devices, schedule {}{}, {} steps/epoch, "
+      "freeze policy {}{}",
       s.spec.train->size(), s.spec.test->size(), s.model.size(), s.plan.stages,
       s.plan.chunks > 1 ? " x " + std::to_string(s.plan.chunks) + " chunks" : std::string(), parts, s.plan.micro_batches,
-      s.plan.replicas, c.devices, s.steps_in_epoch, c.freeze.policy, c.elastic ? ", elastic" : "");
+      s.plan.replicas, c.devices,
+      runtime::to_string(kind == runtime::ScheduleKind::automatic
+                             ? runtime::choose_schedule(s.plan.stages, m, s.plan.chunks)
+                             : kind),
+      tapered ? " (tapered micro-batches)" : "", s.steps_in_epoch, c.freeze.policy, c.elastic ? ", elastic" : "");
   spdlog::info("job: {}", describe);
   runtime::Event job;
   job.kind = runtime::EventKind::job;

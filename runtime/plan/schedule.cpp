@@ -503,8 +503,13 @@ bool taper_pays(ScheduleKind kind, int devices, int m, int chunks) {
   if (devices <= 1 || m < 3) return false;  // (with M ≤ 2 every weight is 1)
   if (kind == ScheduleKind::automatic) kind = choose_schedule(devices, m, chunks);
   const auto s = make_schedule(kind, devices, m, chunks);
-  const std::vector<StageTiming> unit(static_cast<size_t>(stage_count(s)), StageTiming{ActionCosts{}});
-  return timed_execution(s, m, unit, micro_batch_weights(m, devices)).makespan < timed_execution(s, m, unit).makespan;
+  const auto weights = micro_batch_weights(m, devices);
+  double change = 0;  // the tapered step's relative change, summed over the two models
+  for (const ActionCosts& costs : {ActionCosts{}, ActionCosts{1, 1.5, 1, 0.5}}) {
+    const std::vector<StageTiming> timing(static_cast<size_t>(stage_count(s)), StageTiming{costs});
+    change += timed_execution(s, m, timing, weights).makespan / timed_execution(s, m, timing).makespan - 1;
+  }
+  return change < 0;
 }
 
 ScheduleKind choose_schedule(int k, int m, int chunks) {

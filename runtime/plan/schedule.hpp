@@ -162,10 +162,13 @@ std::vector<double> micro_batch_weights(int64_t parts, int depth);
 enum class Taper : int8_t { off = 0, on = 1, automatic = 2 };
 Taper parse_taper(const std::string& name);  // throws InputError naming pipeline.taper
 const char* to_string(Taper taper);
-// Whether tapered micro-batches shorten the modelled step of `kind` on `devices` devices
-// (ActionCosts' usual model, no transfers; "auto" resolved by choose_schedule first). They do for
-// 1F1B and the zero-bubble schedules once M ≥ 2K or so; they do not for GPipe, whose drain
-// waits on the large middle micro-batches, nor for few micro-batches.
+// Whether tapered micro-batches shorten the modelled step of `kind` on `devices` devices, on
+// average over two cost models (no transfers; "auto" resolved by choose_schedule first): the
+// zero-bubble papers' (ActionCosts' default: B = 2F, I = W = F) and one whose W is half its I
+// (B = 1.5F, I = F, W = F/2), since how a backward splits into I and W depends on the model and
+// the machine (measured here: B = 1.35F, I = 1.15F, W = 0.35F). They do for 1F1B and the
+// zero-bubble schedules once M ≥ 2K or so; they do not for GPipe, whose drain waits on the
+// large middle micro-batches, nor for the interleaved schedules, nor for few micro-batches.
 bool taper_pays(ScheduleKind kind, int devices, int micro_batches, int chunks = 1);
 
 // pipeline.schedule = "auto". One chunk per device: of gpipe, 1f1b, zb-h1 and zb-h2, those
