@@ -434,10 +434,7 @@ void start(coord_ptr self) {
   // The schedule as the replicas resolve it, and whether they taper its micro-batches.
   const auto kind = runtime::parse_schedule_kind(c.pipeline.schedule);
   const int m = std::max(1, s.plan.micro_batches);
-  const auto taper = runtime::parse_taper(c.pipeline.taper);
-  const bool tapered = s.plan.stages > 1 && (taper == runtime::Taper::on ||
-                                             (taper == runtime::Taper::automatic &&
-                                              runtime::taper_pays(kind, s.plan.stages, m, s.plan.chunks)));
+  const bool tapered = runtime::tapers(runtime::parse_taper(c.pipeline.taper), kind, s.plan.stages, m, s.plan.chunks);
   const auto describe = fmt::format(
       "{} train / {} test samples, {} units, K={}{} [{}] M={} R={} on {} devices, schedule {}{}, {} steps/epoch, "
       "freeze policy {}{}",

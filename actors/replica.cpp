@@ -3,12 +3,15 @@
 #include "runtime/comm/local_allreduce.hpp"
 #include "runtime/train/sampler.hpp"
 
+#include <map>
+
 namespace floe::actors {
 namespace {
 
 struct ReplicaState {
   static inline const char* name = "floe.replica";
   ReplicaSpec spec;
+  std::map<std::pair<int8_t, int>, bool> tapers;  // runtime::tapers per (replica_step.taper, M): the same every step
 };
 
 // Collects the stages' reports of one step.
@@ -48,10 +51,13 @@ msg::replica_actor::behavior_type replica_behavior(msg::replica_actor::stateful_
                                                     ", expected 0 (off), 1 (on) or 2 (auto)"));
           return join->promise;
         }
-        const auto taper = static_cast<runtime::Taper>(rs.taper);
-        const bool tapered = rs.train && (taper == runtime::Taper::on ||
-                                          (taper == runtime::Taper::automatic &&
-                                           runtime::taper_pays(sp.schedule, devices, m, sp.chunks)));
+        auto known = self->state.tapers.find({rs.taper, m});
+        if (known == self->state.tapers.end())
+          known = self->state.tapers
+                      .emplace(std::make_pair(rs.taper, m),
+                               runtime::tapers(static_cast<runtime::Taper>(rs.taper), sp.schedule, devices, m, sp.chunks))
+                      .first;
+        const bool tapered = rs.train && known->second;
         const auto sizes = runtime::micro_batch_sizes(n, m, tapered ? devices : 1);
         const auto xs = batch.x.split_with_sizes(sizes), ys = batch.y.split_with_sizes(sizes);
         const auto ids = uids.split_with_sizes(sizes);

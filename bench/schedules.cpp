@@ -64,7 +64,8 @@ int main(int argc, char** argv) {
   int rounds = 3;
   bool k4 = false, compare_taper = false;
   std::vector<int> micro_batches{4, 8};
-  std::vector<std::string> kinds{"gpipe", "1f1b", "zb-h1", "zb-h2", "interleaved", "zb-v"};
+  const std::vector<std::string> all{"gpipe", "1f1b", "zb-h1", "zb-h2", "interleaved", "zb-v"};
+  auto kinds = all;
   std::string config, json_out;
   std::vector<std::string> sets;
   app.add_option("--steps", steps, "training steps per measurement")->check(CLI::PositiveNumber);
@@ -73,7 +74,7 @@ int main(int argc, char** argv) {
   app.add_flag("--k4", k4, "also K=4 on 4 one-thread devices");
   app.add_option("--schedules", kinds, "the schedules to run (default: all six)")
       ->delimiter(',')
-      ->check(CLI::IsMember({"gpipe", "1f1b", "zb-h1", "zb-h2", "interleaved", "zb-v"}));
+      ->check(CLI::IsMember(all));
   app.add_flag("--compare-taper", compare_taper, "also each schedule on M equal micro-batches (pipeline.taper = \"off\")");
   app.add_option("--config", config, "TOML job file")->check(CLI::ExistingFile);
   app.add_option("--set", sets, "override a config key")->take_all();
@@ -142,7 +143,7 @@ int main(int argc, char** argv) {
       }
       const double sps = median(r.sps), bubble = median(r.bubble);
       const std::string note = static_cast<unsigned>(r.k) > cores ? "oversubscribed" : "";
-      const bool tapered = r.taper == "on" || (r.taper == "auto" && runtime::taper_pays(kind, r.k, r.m, v));
+      const bool tapered = runtime::tapers(runtime::parse_taper(r.taper), kind, r.k, r.m, v);
       const auto w = runtime::micro_batch_weights(r.m, tapered ? r.k : 1);
       const double largest = *std::max_element(w.begin(), w.end());
       char mbs[32];

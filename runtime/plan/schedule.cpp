@@ -512,6 +512,11 @@ bool taper_pays(ScheduleKind kind, int devices, int m, int chunks) {
   return change < 0;
 }
 
+bool tapers(Taper taper, ScheduleKind kind, int devices, int m, int chunks) {
+  if (devices <= 1 || taper == Taper::off) return false;
+  return taper == Taper::on || taper_pays(kind, devices, m, chunks);
+}
+
 ScheduleKind choose_schedule(int k, int m, int chunks) {
   if (chunks == 2) return ScheduleKind::zb_v;
   if (chunks > 2) return ScheduleKind::interleaved;

@@ -170,6 +170,9 @@ const char* to_string(Taper taper);
 // zero-bubble schedules once M ≥ 2K or so; they do not for GPipe, whose drain waits on the
 // large middle micro-batches, nor for the interleaved schedules, nor for few micro-batches.
 bool taper_pays(ScheduleKind kind, int devices, int micro_batches, int chunks = 1);
+// Whether a training step of `kind` on a pipeline of `devices` devices cuts tapered
+// micro-batches under `taper`: never without a pipeline; "on" always; "auto" where taper_pays.
+bool tapers(Taper taper, ScheduleKind kind, int devices, int micro_batches, int chunks = 1);
 
 // pipeline.schedule = "auto". One chunk per device: of gpipe, 1f1b, zb-h1 and zb-h2, those
 // whose activations stay within 1F1B's largest (a device's memory), the one with the smallest

@@ -94,8 +94,7 @@ StepEstimate estimate_step(const Plan& plan, const CostModel& costs, const StepI
       t.step = step;
     }
   }
-  const bool tapered = in.train && (in.taper == Taper::on ||
-                                    (in.taper == Taper::automatic && taper_pays(est.schedule, devices, m, plan.chunks)));
+  const bool tapered = in.train && tapers(in.taper, est.schedule, devices, m, plan.chunks);
   est.timeline = timed_execution(programs, in.train ? m : 0, timing, micro_batch_weights(m, tapered ? devices : 1));
   est.seconds = est.timeline.makespan + hw.step_overhead;
   return est;

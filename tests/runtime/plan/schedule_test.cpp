@@ -211,6 +211,12 @@ TEST_CASE("tapering pays for 1F1B and the zero-bubble schedules with enough micr
   const auto s = one_f_one_b_schedule(2, 8);
   CHECK(timed_execution(s, 8, unit).makespan == Approx(27));  // (M + K − 1)(F + B)
   CHECK(timed_execution(s, 8, unit, micro_batch_weights(8, 2)).makespan < 26.5);
+  // The step's decision: never without a pipeline, always with "on", the model's with "auto".
+  CHECK(tapers(Taper::on, ScheduleKind::gpipe, 2, 4));
+  CHECK_FALSE(tapers(Taper::on, ScheduleKind::one_f_one_b, 1, 8));
+  CHECK_FALSE(tapers(Taper::off, ScheduleKind::one_f_one_b, 2, 8));
+  CHECK(tapers(Taper::automatic, ScheduleKind::one_f_one_b, 2, 8));
+  CHECK_FALSE(tapers(Taper::automatic, ScheduleKind::gpipe, 2, 8));
   CHECK(parse_taper("auto") == Taper::automatic);
   CHECK(std::string(to_string(Taper::on)) == "on");
   CHECK_THROWS_WITH(parse_taper("yes"), Catch::Contains("pipeline.taper") && Catch::Contains("\"auto\""));
