@@ -27,6 +27,7 @@ struct StageState {
   std::optional<msg::stage_task> task;
   caf::typed_response_promise<msg::stage_report> promise;
   size_t pc = 0;
+  std::vector<char> early;  // the W's after pc run early, filling a wait (runtime::early_weight_gradient)
   runtime::LossStats stats;
   double busy = 0;
   // Inputs that arrived, keyed by (step, micro-batch); they may come before the task.
@@ -135,6 +136,42 @@ void fetch(stage_ptr self, Msg m, int from_ep) {
       from_ep);
 }
 
+// Counts action `a`, begun at `start`, as busy time and, when observed, as a span.
+void record(StageState& st, const runtime::Action& a, clock_type::time_point start) {
+  using runtime::ActionKind;
+  st.busy += std::chrono::duration<double>(clock_type::now() - start).count();
+  if (!st.spec.events) return;
+  // I and W are backward spans named by their detail.
+  const bool per_mb = a.micro_batch >= 0;
+  auto e = span_event(st,
+                      a.kind == ActionKind::forward  ? runtime::EventKind::forward
+                      : per_mb                       ? runtime::EventKind::backward
+                      : a.kind == ActionKind::reduce ? runtime::EventKind::reduce
+                                                     : runtime::EventKind::optimizer,
+                      a.micro_batch, to_us(start));
+  if (a.kind == ActionKind::input_backward || a.kind == ActionKind::weight_backward)
+    e.detail = std::string(1, static_cast<char>(a.kind));
+  st.events.push_back(std::move(e));
+}
+
+// The next action waits for a neighbour: a device that runs only this stage computes a weight
+// gradient meanwhile, when one is due (runtime::early_weight_gradient: the step stays the
+// program's, bit for bit), then looks again through the mailbox, so that an input that came
+// in the meantime goes first. Returns false (the program has not finished).
+bool fill_wait(stage_ptr self) {
+  auto& st = self->state;
+  if (st.spec.turn) return false;
+  const int j = runtime::early_weight_gradient(st.task->program, st.pc, st.early);
+  if (j < 0) return false;
+  const auto& w = st.task->program[j];
+  const auto start = clock_type::now();
+  st.compute->backward_weight(w.micro_batch);
+  record(st, w, start);
+  st.early[j] = 1;
+  self->send(self, msg::turn_atom::value);
+  return false;
+}
+
 // Runs the next actions of the program whose inputs are here; returns true when the
 // program has finished.
 bool run_ready(stage_ptr self) {
@@ -144,13 +181,17 @@ bool run_ready(stage_ptr self) {
   using runtime::ActionKind;
   const bool observed = static_cast<bool>(st.spec.events);
   while (st.pc < task.program.size()) {
+    if (st.early[st.pc]) {
+      ++st.pc;
+      continue;
+    }
     const auto& a = task.program[st.pc];
     if (st.spec.turn && !st.spec.turn->mine(task.step, a)) return false;  // another chunk's turn
     const auto start = clock_type::now();
     if (a.kind == ActionKind::forward) {
       auto in = c.first() ? std::optional<torch::Tensor>(task.inputs.at(a.micro_batch).t)
                           : take(st.activations, task.step, a.micro_batch);
-      if (!in) return false;
+      if (!in) return fill_wait(self);
       slow_down(st);
       const auto uids = c.first() && a.micro_batch < static_cast<int>(task.uids.size())
                             ? task.uids[a.micro_batch].t
@@ -167,7 +208,7 @@ bool run_ready(stage_ptr self) {
       torch::Tensor grad;
       if (!c.last()) {
         auto g = take(st.gradients, task.step, a.micro_batch);
-        if (!g) return false;
+        if (!g) return fill_wait(self);
         grad = *g;
       }
       slow_down(st);
@@ -184,20 +225,7 @@ bool run_ready(stage_ptr self) {
     } else {
       c.step(task.lr);
     }
-    st.busy += std::chrono::duration<double>(clock_type::now() - start).count();
-    if (observed) {
-      // I and W are backward spans named by their detail.
-      const bool per_mb = a.micro_batch >= 0;
-      auto e = span_event(st,
-                          a.kind == ActionKind::forward  ? runtime::EventKind::forward
-                          : per_mb                       ? runtime::EventKind::backward
-                          : a.kind == ActionKind::reduce ? runtime::EventKind::reduce
-                                                         : runtime::EventKind::optimizer,
-                          a.micro_batch, to_us(start));
-      if (a.kind == ActionKind::input_backward || a.kind == ActionKind::weight_backward)
-        e.detail = std::string(1, static_cast<char>(a.kind));
-      st.events.push_back(std::move(e));
-    }
+    record(st, a, start);
     ++st.pc;
     if (st.spec.turn) {
       const int next = st.spec.turn->pass(task.step);
@@ -319,6 +347,7 @@ msg::stage_actor::behavior_type stage_behavior(stage_ptr self, StageSpec spec) {
           if (f.kind == runtime::FaultKind::slow && task.train && runtime::fault_applies(f, "step", task.step))
             s.slow_seconds = f.seconds;
         s.pc = 0;
+        s.early.assign(task.program.size(), 0);
         s.stats = {};
         s.stats.keep_probabilities = task.predictions && !task.train;
         s.busy = 0;

@@ -8,6 +8,7 @@
 #include <ostream>
 #include <sstream>
 #include <stdexcept>
+#include <tuple>
 
 namespace floe::runtime {
 namespace {
@@ -345,7 +346,10 @@ std::string check_actions(const Schedule& s, int m) {
 // Executes the device programs with their data dependencies, each action taking what its
 // stage's timing says (R and S their costs) and a transfer arriving its delay after the action
 // that sends it. R and S wait for every one of their stage's first `m` weight gradients (m = 0:
-// for nothing but the program before them). Returns the timeline, or the first blocked action
+// for nothing but the program before them). A device that runs one stage fills a wait with an
+// early W (early_weight_gradient), as the stage's interpreter does. Events go in time order:
+// the device that can act soonest acts, so that a wait is known to be one (nothing can reach a
+// device sooner than the soonest action ends). Returns the timeline, or the first blocked action
 // when the programs deadlock.
 struct Execution {
   Timeline timeline;
@@ -361,61 +365,89 @@ Execution execute(const Schedule& s, int m, const std::vector<StageTiming>& timi
   Done fwd_end, grad_end, weights_end, fwd_sent, grad_sent;
   std::vector<size_t> pc(k, 0);
   std::vector<double> clock(k, 0);
+  std::vector<std::vector<char>> early(k);
+  std::vector<bool> fills(k);
+  for (int d = 0; d < k; ++d) {
+    early[d].assign(s[d].size(), 0);
+    fills[d] = std::all_of(s[d].begin(), s[d].end(), [&](const Action& a) { return a.stage == s[d][0].stage; });
+  }
+  // When device d's action `a` can start (its inputs here), or a negative value while one of
+  // them is not yet made.
+  auto ready_at = [&](int d, const Action& a) {
+    const int st = a.stage;
+    double ready = clock[d];
+    auto after = [&](const Done& done, std::pair<int, int> at) {
+      auto it = done.find(at);
+      if (it == done.end()) return false;
+      ready = std::max(ready, it->second);
+      return true;
+    };
+    bool can = true;
+    switch (a.kind) {
+      case ActionKind::forward: can = st == 0 || after(fwd_sent, {st - 1, a.micro_batch}); break;
+      case ActionKind::backward:
+      case ActionKind::input_backward:
+        can = after(fwd_end, {st, a.micro_batch}) && (st == last || after(grad_sent, {st + 1, a.micro_batch}));
+        break;
+      case ActionKind::weight_backward: can = after(grad_end, {st, a.micro_batch}); break;
+      default:  // R and S need every local gradient (or nothing, in a forward-only program)
+        for (int i = 0; i < m && can; ++i) can = after(weights_end, {st, i});
+    }
+    return can ? ready : -1.0;
+  };
   Execution run;
   run.timeline.busy.assign(k, 0);
   run.timeline.actions.resize(k);
-  for (bool progress = true; progress;) {
-    progress = false;
+  for (;;) {
+    // Every device's next move: (when, an early W, device, index in its program).
+    std::tuple<double, bool, int, size_t> next{0, false, -1, 0};
     for (int d = 0; d < k; ++d) {
-      while (pc[d] < s[d].size()) {
-        const auto& a = s[d][pc[d]];
-        const int st = a.stage;
-        const auto& t = timing[st];
-        const std::pair<int, int> key{st, a.micro_batch};
-        double ready = clock[d], cost = 0;
-        auto after = [&](const Done& done, std::pair<int, int> at) {
-          auto it = done.find(at);
-          if (it == done.end()) return false;
-          ready = std::max(ready, it->second);
-          return true;
-        };
-        bool can = true;
-        switch (a.kind) {
-          case ActionKind::forward:
-            can = st == 0 || after(fwd_sent, {st - 1, a.micro_batch});
-            cost = t.costs.forward;
-            break;
-          case ActionKind::backward:
-          case ActionKind::input_backward:
-            can = after(fwd_end, key) && (st == last || after(grad_sent, {st + 1, a.micro_batch}));
-            cost = a.kind == ActionKind::backward ? t.costs.backward : t.costs.input;
-            break;
-          case ActionKind::weight_backward:
-            can = after(grad_end, key);
-            cost = t.costs.weight;
-            break;
-          default:  // R and S need every local gradient (or nothing, in a forward-only program)
-            for (int i = 0; i < m && can; ++i) can = after(weights_end, {st, i});
-            cost = a.kind == ActionKind::reduce ? t.reduce : t.step;
-        }
-        if (!can) break;
-        if (a.micro_batch >= 0 && a.micro_batch < static_cast<int>(weights.size())) cost *= weights[a.micro_batch];
-        clock[d] = ready + cost;
-        run.timeline.busy[d] += cost;
-        run.timeline.actions[d].push_back({a, ready, clock[d]});
-        if (a.kind == ActionKind::forward) {
-          fwd_end[key] = clock[d];
-          fwd_sent[key] = clock[d] + t.to_next;
-        }
-        if (a.kind == ActionKind::backward || a.kind == ActionKind::input_backward) {
-          grad_end[key] = clock[d];
-          grad_sent[key] = clock[d] + t.to_previous;
-        }
-        if (a.kind == ActionKind::backward || a.kind == ActionKind::weight_backward) weights_end[key] = clock[d];
-        ++pc[d];
-        progress = true;
+      while (pc[d] < s[d].size() && early[d][pc[d]]) ++pc[d];
+      if (pc[d] == s[d].size()) continue;
+      double when = ready_at(d, s[d][pc[d]]);
+      size_t index = pc[d];
+      bool fill = false;
+      const auto kind = s[d][pc[d]].kind;
+      const bool from_neighbour = kind == ActionKind::forward || kind == ActionKind::backward ||
+                                  kind == ActionKind::input_backward;
+      if (when != clock[d] && from_neighbour && fills[d]) {
+        const int j = early_weight_gradient(s[d], pc[d], early[d]);
+        if (j >= 0) when = clock[d], index = static_cast<size_t>(j), fill = true;
       }
+      if (when < 0) continue;
+      const std::tuple<double, bool, int, size_t> move{when, fill, d, index};
+      if (std::get<2>(next) < 0 || move < next) next = move;
     }
+    const auto [start, fill, d, index] = next;
+    if (d < 0) break;
+    const auto& a = s[d][index];
+    const auto& t = timing[a.stage];
+    const std::pair<int, int> key{a.stage, a.micro_batch};
+    double cost = 0;
+    switch (a.kind) {
+      case ActionKind::forward: cost = t.costs.forward; break;
+      case ActionKind::backward: cost = t.costs.backward; break;
+      case ActionKind::input_backward: cost = t.costs.input; break;
+      case ActionKind::weight_backward: cost = t.costs.weight; break;
+      default: cost = a.kind == ActionKind::reduce ? t.reduce : t.step;
+    }
+    if (a.micro_batch >= 0 && a.micro_batch < static_cast<int>(weights.size())) cost *= weights[a.micro_batch];
+    clock[d] = start + cost;
+    run.timeline.busy[d] += cost;
+    run.timeline.actions[d].push_back({a, start, clock[d]});
+    if (a.kind == ActionKind::forward) {
+      fwd_end[key] = clock[d];
+      fwd_sent[key] = clock[d] + t.to_next;
+    }
+    if (a.kind == ActionKind::backward || a.kind == ActionKind::input_backward) {
+      grad_end[key] = clock[d];
+      grad_sent[key] = clock[d] + t.to_previous;
+    }
+    if (a.kind == ActionKind::backward || a.kind == ActionKind::weight_backward) weights_end[key] = clock[d];
+    if (fill)
+      early[d][index] = 1;
+    else
+      ++pc[d];
   }
   for (int d = 0; d < k; ++d)
     if (pc[d] < s[d].size()) {
@@ -431,6 +463,18 @@ std::vector<StageTiming> uniform(const Schedule& s, const ActionCosts& costs) {
 }
 
 }  // namespace
+
+int early_weight_gradient(const StageProgram& p, size_t pc, const std::vector<char>& early) {
+  for (size_t j = pc + 1; j < p.size(); ++j) {
+    const auto& w = p[j];
+    if (w.kind != ActionKind::weight_backward || (j < early.size() && early[j])) continue;
+    for (size_t i = 0; i < pc; ++i)
+      if (p[i].kind == ActionKind::input_backward && p[i].stage == w.stage && p[i].micro_batch == w.micro_batch)
+        return static_cast<int>(j);
+    return -1;  // the first W left waits for its I
+  }
+  return -1;
+}
 
 std::string check_schedule(const Schedule& s, int m) {
   if (auto e = check_actions(s, m); !e.empty()) return e;

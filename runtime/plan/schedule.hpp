@@ -105,6 +105,16 @@ std::ostream& operator<<(std::ostream& os, const Action& a);
 // the first fault (a missing, repeated or misplaced action, a deadlock).
 std::string check_schedule(const Schedule& s, int micro_batches);
 
+// Filling a wait: while a stage's next action (at `pc` of its program `p`) waits for a
+// neighbour, the stage may run its first weight gradient W not yet run, if that W's I lies
+// behind `pc`. W's still run in their program order and only W's touch the linear layers'
+// gradients (I those of the norms and embeddings, models/weight_grads.hpp), so every gradient
+// sums in the program's order and the step is the program's, bit for bit; the W only runs
+// sooner, so no memory is held longer. `early` marks the actions after `pc` run so (one flag
+// per action of `p`). Returns that W's index in `p`, or -1. The stage's interpreter does this on
+// a device that runs one stage (actors/stage.cpp), and timed_execution models it.
+int early_weight_gradient(const StageProgram& p, size_t pc, const std::vector<char>& early);
+
 // The stages of a schedule (V: one more than the largest stage its actions name).
 int stage_count(const Schedule& s);
 
@@ -142,7 +152,7 @@ struct TimedAction {
 struct Timeline {
   double makespan = 0;
   std::vector<double> busy;                     // per device, the seconds its actions took
-  std::vector<std::vector<TimedAction>> actions;  // per device, in program order
+  std::vector<std::vector<TimedAction>> actions;  // per device, in the order they ran
 };
 // Throws std::invalid_argument when the programs deadlock or the timings do not match them.
 // `weights`, when given (one per micro-batch, runtime::micro_batch_weights), scale each F, B,

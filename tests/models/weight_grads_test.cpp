@@ -51,6 +51,41 @@ TEST_CASE("split backward: I gives the input gradient, W the same weight gradien
   }
 }
 
+TEST_CASE("W's may run before a later micro-batch's I: every gradient is the same, bit for bit", "[weight_grads]") {
+  // What a stage relies on when it fills a wait with a due W (runtime::early_weight_gradient):
+  // only W touches the linear layers' gradients, so moving W's among I's, in their own order,
+  // changes no sum.
+  torch::manual_seed(6);
+  Net net;
+  const auto norm = torch::ones({6}, torch::requires_grad());  // a parameter whose gradient I computes
+  std::vector<torch::Tensor> xs, gs;
+  for (int mb = 0; mb < 3; ++mb) xs.push_back(torch::randn({2, 4, 6})), gs.push_back(torch::randn({2, 4, 6}));
+  auto run = [&](bool early) {
+    for (auto* p : {&net.a->weight, &net.a->bias, &net.b->weight, &net.b->bias}) p->mutable_grad() = torch::Tensor();
+    norm.mutable_grad() = torch::Tensor();
+    std::vector<models::WeightGrads> held(3);
+    std::vector<torch::Tensor> ys;
+    for (int mb = 0; mb < 3; ++mb) {
+      models::DeferWeightGrads defer(&held[mb]);
+      ys.push_back(net.forward(xs[mb] * norm));
+    }
+    for (int mb = 0; mb < 3; ++mb) {
+      ys[mb].backward(gs[mb]);                  // I
+      if (early && mb > 0) held[mb - 1].apply();  // the W due, before the next I
+    }
+    for (int mb = early ? 2 : 0; mb < 3; ++mb) held[mb].apply();
+    auto out = net.grads();
+    out.push_back(norm.grad());
+    for (auto& t : out) t = t.clone();
+    return out;
+  };
+  const auto in_order = run(false), filled = run(true);
+  for (size_t i = 0; i < in_order.size(); ++i) {
+    INFO("parameter " << i);
+    CHECK(torch::equal(filled[i], in_order[i]));
+  }
+}
+
 TEST_CASE("a stage's first layer defers its weight gradient though its input needs none", "[weight_grads]") {
   torch::manual_seed(6);
   torch::nn::Linear l(4, 2);
