@@ -1,5 +1,6 @@
 #include "actors/coordinator_state.hpp"
 
+#include "actors/fan_in.hpp"
 #include "runtime/plan/plan_request.hpp"
 
 #include <spdlog/spdlog.h>
@@ -43,7 +44,21 @@ void conclude_with(coord_ptr self, std::function<void()> deliver_result) {
 }  // namespace
 
 void conclude(coord_ptr self, runtime::TrainingSummary summary) {
-  conclude_with(self, [=] { self->state.promise.deliver(summary); });
+  auto& st = self->state;
+  if (st.concluding || st.telling_done) return;
+  st.telling_done = true;
+  // Every live node hears that the job is done before anything stops (msg::job_done_atom); a
+  // node that does not answer in time changes nothing here.
+  std::vector<msg::node_actor> live;
+  for (const auto& n : st.nodes)
+    if (!st.lost.count(n.agent.address())) live.push_back(n.agent);
+  auto finish = [=] { conclude_with(self, [=] { self->state.promise.deliver(summary); }); };
+  Gather<bool> g;
+  g.timeout = caf::duration{std::chrono::seconds(5)};
+  g.done = finish;
+  g.failed = [=](const std::string&) { finish(); };
+  g.tolerate = [](size_t, const caf::error&) { return std::optional<bool>(false); };
+  fan_in<bool>(self, live, [](size_t) { return msg::job_done_atom::value; }, std::move(g));
 }
 
 void fail(coord_ptr self, caf::error err) {

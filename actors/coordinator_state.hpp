@@ -54,6 +54,7 @@ struct CoordinatorState {
   std::vector<NodeSlot> nodes;  // where the pipelines run (each has its AutoCache)
   int64_t generation = 0;       // pipeline sets built so far (names their gradient groups)
   bool concluding = false;      // the result is on its way: later failures change nothing
+  bool telling_done = false;    // training finished; the nodes are being told (msg::job_done_atom)
   std::set<caf::actor_addr> lost;  // agents of nodes gone, not yet recovered from
   std::vector<msg::node_ready> joining;  // nodes ready to join the job at a step boundary
   // Ends what is in flight towards the nodes (a step, a build, a state collection) when a node

@@ -176,6 +176,10 @@ msg::node_actor::behavior_type node_behavior(node_ptr self, NodeSpec spec,
       },
       [=](msg::cache_stats_atom) { return self->state.cache ? self->state.cache->stats() : runtime::CacheStats{}; },
       [=](msg::heartbeat_atom) { return true; },
+      [=](msg::job_done_atom) {
+        if (self->state.spec.job_done) self->state.spec.job_done->store(true);
+        return true;
+      },
   };
 }
 

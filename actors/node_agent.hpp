@@ -8,6 +8,9 @@
 #include "runtime/comm/gloo_group.hpp"
 #include "runtime/config/job_config.hpp"
 
+#include <atomic>
+#include <memory>
+
 namespace floe::actors {
 
 struct NodeSpec {
@@ -20,6 +23,9 @@ struct NodeSpec {
   // The process's tensor plane (a node process of a cluster): pipelines that span nodes move
   // their activations and gradients over it. None: inside CAF messages.
   std::shared_ptr<runtime::UcxTransport> transport;
+  // Set when the coordinator says the job has finished well (msg::job_done_atom); read by the
+  // node process (launch/cluster.cpp). None: nobody asks.
+  std::shared_ptr<std::atomic<bool>> job_done;
 };
 
 // Creates the node's cache (if config.cache.enabled); throws floe::InputError for a bad

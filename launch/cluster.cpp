@@ -212,6 +212,8 @@ int run_node(const NodeOptions& o) {
     actors::NodeSpec spec;
     spec.config = cfg;
     spec.transport = transport;
+    auto job_done = std::make_shared<std::atomic<bool>>(false);
+    spec.job_done = job_done;
     spec.train = std::make_shared<const models::Dataset>(data.train);
     spec.test = std::make_shared<const models::Dataset>(data.test);
     spec.devices = devices;
@@ -234,6 +236,10 @@ int run_node(const NodeOptions& o) {
         // The coordinator closes its registrar last, once the job is over: the agent's own
         // stop may still be on its way.
         spdlog::info("node {}: the job ended (the coordinator closed it)", name);
+        anon_send_exit(agent, caf::exit_reason::user_shutdown);
+      } else if (job_done->load()) {
+        // The coordinator said the job had finished well; its process is closing.
+        spdlog::info("node {}: the job ended (the link to the coordinator closed after it)", name);
         anon_send_exit(agent, caf::exit_reason::user_shutdown);
       } else {
         spdlog::error("node {}: lost the coordinator at {} ({}); stopping", name, join, sys.render(d.reason));

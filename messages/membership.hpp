@@ -75,10 +75,16 @@ typename Inspector::result_type inspect(Inspector& f, pipelines_join& x) {
 // Coordinator -> node agent after a failed step: are you there? (A lost node does not answer.)
 using heartbeat_atom = caf::atom_constant<caf::atom("heartbeat")>;
 
+// Coordinator -> every node agent once training has finished well, before anything stops: a
+// node process that then loses its link to the coordinator (as the processes close) knows the
+// job ended and exits with 0.
+using job_done_atom = caf::atom_constant<caf::atom("jobdone")>;
+
 // A node agent: hosts pipelines and the node's AutoCache (the cache protocol).
 using node_actor = cache_actor::extend<caf::replies_to<pipelines_request>::with<pipelines_built>,
                                        caf::replies_to<pipelines_join>::with<pipelines_built>,
-                                       caf::replies_to<heartbeat_atom>::with<bool>>;
+                                       caf::replies_to<heartbeat_atom>::with<bool>,
+                                       caf::replies_to<job_done_atom>::with<bool>>;
 
 using challenge_atom = caf::atom_constant<caf::atom("challenge")>;
 
