@@ -62,7 +62,7 @@ namespace {
 // Runs a whole job (coordinator, freeze controller, event bus, a node agent, its stages; 2
 // epochs of 4 steps, 1 of 2 blocks frozen after the first) on the test coordinator, one
 // message at a time; returns "receiver <- message" per delivery, and the summary.
-std::vector<std::string> job_messages(fixture& f, runtime::TrainingSummary& summary) {
+std::vector<std::string> job_messages(fixture& f, runtime::TrainingSummary& summary, bool* told_done = nullptr) {
   // elastic = false keeps R=1: two replicas' in-memory all-reduce would wait for each other
   // on the test coordinator's one thread.
   auto cfg = runtime::load_job_config("", {"data.dataset=\"synthetic\"", "data.subset=256", "data.test_subset=64",
@@ -77,6 +77,7 @@ std::vector<std::string> job_messages(fixture& f, runtime::TrainingSummary& summ
   node.test = std::make_shared<const models::Dataset>(data.test);
   node.devices = 2;
   node.detached_stages = false;
+  node.job_done = std::make_shared<std::atomic<bool>>(false);
   actors::CoordinatorSpec spec;
   spec.config = cfg;
   spec.train = node.train;
@@ -94,6 +95,7 @@ std::vector<std::string> job_messages(fixture& f, runtime::TrainingSummary& summ
   }
   f.self->receive([&](runtime::TrainingSummary& s) { summary = s; },
                   [&](caf::error& e) { FAIL(f.sys.render(e)); });
+  if (told_done) *told_done = node.job_done->load();
   return out;
 }
 
@@ -102,7 +104,8 @@ std::vector<std::string> job_messages(fixture& f, runtime::TrainingSummary& summ
 TEST_CASE_METHOD(fixture, "a whole job with a live freeze runs on the test coordinator in one exact message order",
                  "[protocol][scenario]") {
   runtime::TrainingSummary one, two;
-  const auto first = job_messages(*this, one);
+  bool told_done = false;
+  const auto first = job_messages(*this, one, &told_done);
   const auto second = job_messages(*this, two);
   REQUIRE(one.epochs.size() == 2);
   REQUIRE(one.transitions.size() == 1);
@@ -126,4 +129,9 @@ TEST_CASE_METHOD(fixture, "a whole job with a live freeze runs on the test coord
     return all;
   }());
   CHECK(at != first.end());
+  // The end: the node hears that the job finished well before the coordinator stops it.
+  const auto done = std::find(first.begin(), first.end(), "floe.node_agent <- ('jobdone')");
+  CHECK(done != first.end());
+  CHECK(std::find(done, first.end(), "floe.node_agent <- (exit_msg") != first.end());
+  CHECK(told_done);
 }
