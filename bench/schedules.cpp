@@ -28,6 +28,7 @@ namespace {
 
 struct Measure {
   double samples_per_second = 0, bubble = 0;
+  std::vector<double> per_device;  // each device's bubble: how evenly the stages load them
 };
 
 // One epoch of `steps` steps on layout (k, m, 1) with `schedule`.
@@ -46,7 +47,7 @@ Measure run(runtime::JobConfig cfg, const models::TrainTest& data, int k, int m,
   runtime::validate(cfg);
   const auto s = launch::run_job(cfg, data);
   const auto& e = s.epochs.at(0);
-  Measure out{e.samples_per_second, 0};
+  Measure out{e.samples_per_second, 0, e.stage_bubble_fraction};
   for (double b : e.stage_bubble_fraction) out.bubble += b / e.stage_bubble_fraction.size();
   return out;
 }
@@ -97,6 +98,7 @@ int main(int argc, char** argv) {
       std::string schedule;
       std::string taper;
       std::vector<double> sps, bubble;
+      std::vector<std::vector<double>> per_device;  // [device][round]
     };
     std::vector<Row> rows;
     std::vector<int> ks{2};
@@ -104,8 +106,8 @@ int main(int argc, char** argv) {
     for (int k : ks)
       for (int m : micro_batches)
         for (const auto& kind : kinds) {
-          rows.push_back({k, m, kind, cfg.pipeline.taper, {}, {}});
-          if (compare_taper && cfg.pipeline.taper != "off") rows.push_back({k, m, kind, "off", {}, {}});
+          rows.push_back({k, m, kind, cfg.pipeline.taper, {}, {}, {}});
+          if (compare_taper && cfg.pipeline.taper != "off") rows.push_back({k, m, kind, "off", {}, {}, {}});
         }
     std::vector<double> base;  // one device, K=1 M=1
     // Rounds alternate the order (forward, then backward) so that drift favours no schedule.
@@ -123,13 +125,15 @@ int main(int argc, char** argv) {
                      r.taper.c_str(), got.samples_per_second, got.bubble);
         r.sps.push_back(got.samples_per_second);
         r.bubble.push_back(got.bubble);
+        r.per_device.resize(std::max(r.per_device.size(), got.per_device.size()));
+        for (size_t d = 0; d < got.per_device.size(); ++d) r.per_device[d].push_back(got.per_device[d]);
       }
       if (round % 2 == 1) base.push_back(run(cfg, data, 1, 1, "gpipe", "off").samples_per_second);
     }
     const double one = median(base);
     std::printf("\none device, K=1 M=1: %.1f samples/s\n\n", one);
-    std::printf("| K | M | schedule | micro-batches | samples/s | vs one device | per device | bubble | activations | held W | note |\n");
-    std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
+    std::printf("| K | M | schedule | micro-batches | samples/s | vs one device | per device | bubble | bubble by device | activations | held W | note |\n");
+    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     nlohmann::json j{{"one_device_samples_per_second", one}, {"cores", cores}, {"rows", nlohmann::json::array()}};
     for (const auto& r : rows) {
       const auto kind = runtime::parse_schedule_kind(r.schedule);
@@ -142,20 +146,32 @@ int main(int argc, char** argv) {
         held = std::max(held, runtime::peak_memory(p).held / double(v));
       }
       const double sps = median(r.sps), bubble = median(r.bubble);
+      std::vector<double> per_device;
+      std::string devices;
+      for (const auto& d : r.per_device) {
+        per_device.push_back(median(d));
+        char b[16];
+        std::snprintf(b, sizeof b, "%s%.1f", devices.empty() ? "" : " / ", 100 * per_device.back());
+        devices += b;
+      }
       const std::string note = static_cast<unsigned>(r.k) > cores ? "oversubscribed" : "";
       const bool tapered = runtime::tapers(runtime::parse_taper(r.taper), kind, r.k, r.m, v);
       const auto w = runtime::micro_batch_weights(r.m, tapered ? r.k : 1);
       const double largest = *std::max_element(w.begin(), w.end());
       char mbs[32];
       std::snprintf(mbs, sizeof mbs, tapered ? "tapered (x%.2f)" : "even", largest);
-      std::printf("| %d | %d | %s | %s | %.1f | %.2fx | %.2f | %.1f %% | %g | %g | %s |\n", r.k, r.m, r.schedule.c_str(),
-                  mbs, sps, sps / one, sps / (r.k * one), 100 * bubble, act, held, note.c_str());
+      std::printf("| %d | %d | %s | %s | %.1f | %.2fx | %.2f | %.1f %% | %s %% | %g | %g | %s |\n", r.k, r.m,
+                  r.schedule.c_str(), mbs, sps, sps / one, sps / (r.k * one), 100 * bubble, devices.c_str(), act, held,
+                  note.c_str());
       j["rows"].push_back({{"K", r.k}, {"M", r.m}, {"schedule", r.schedule}, {"taper", r.taper}, {"tapered", tapered},
                            {"largest_micro_batch_weight", largest}, {"samples_per_second", sps},
                            {"runs", r.sps}, {"speedup_vs_one_device", sps / one}, {"bubble", bubble},
+                           {"bubble_per_device", per_device},
                            {"peak_activations_micro_batches", act}, {"peak_held_micro_batches", held},
                            {"oversubscribed", !note.empty()}});
     }
+    std::printf("\nbubble: the devices' mean; bubble by device: each device's own (medians over the rounds), "
+                "device 0 first: a device that waits more than the others does less of the work\n");
     std::printf("\nactivations, held W: the programs' high-water marks on the busiest device, in micro-batches of a "
                 "device's layers (interleaved and ZB-V count a chunk's as 1/2; held W: a linear layer's input and "
                 "output gradient per micro-batch awaiting its weight gradient); tapered (xW): the largest "
