@@ -441,9 +441,7 @@ void start(coord_ptr self) {
       s.spec.train->size(), s.spec.test->size(), s.model.size(), s.plan.stages,
       s.plan.chunks > 1 ? " x " + std::to_string(s.plan.chunks) + " chunks" : std::string(), parts, s.plan.micro_batches,
       s.plan.replicas, c.devices,
-      runtime::to_string(kind == runtime::ScheduleKind::automatic
-                             ? runtime::choose_schedule(s.plan.stages, m, s.plan.chunks)
-                             : kind),
+      runtime::to_string(runtime::resolve_schedule(kind, s.plan.stages, m, s.plan.chunks)),
       tapered ? " (tapered micro-batches)" : "", s.steps_in_epoch, c.freeze.policy, c.elastic ? ", elastic" : "");
   spdlog::info("job: {}", describe);
   runtime::Event job;

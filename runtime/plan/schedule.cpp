@@ -237,7 +237,7 @@ Schedule make_schedule(ScheduleKind kind, int k, int m, int chunks) {
     case ScheduleKind::zb_h2: return zb_h2_schedule(k, m);
     case ScheduleKind::interleaved: return interleaved_schedule(k, m, chunks);
     case ScheduleKind::zb_v: return chunks == 1 ? zb_h1_schedule(k, m) : zb_v_schedule(k, m);
-    case ScheduleKind::automatic: return make_schedule(choose_schedule(k, m, chunks), k, m, chunks);
+    case ScheduleKind::automatic: return make_schedule(resolve_schedule(kind, k, m, chunks), k, m, chunks);
   }
   throw std::logic_error("make_schedule: unknown kind");
 }
@@ -545,8 +545,7 @@ const char* to_string(Taper taper) {
 
 bool taper_pays(ScheduleKind kind, int devices, int m, int chunks) {
   if (devices <= 1 || m < 3) return false;  // (with M ≤ 2 every weight is 1)
-  if (kind == ScheduleKind::automatic) kind = choose_schedule(devices, m, chunks);
-  const auto s = make_schedule(kind, devices, m, chunks);
+  const auto s = make_schedule(kind, devices, m, chunks);  // ("auto" resolved there)
   const auto weights = micro_batch_weights(m, devices);
   double change = 0;  // the tapered step's relative change, summed over the two models
   for (const ActionCosts& costs : {ActionCosts{}, ActionCosts{1, 1.5, 1, 0.5}}) {
@@ -577,6 +576,10 @@ ScheduleKind choose_schedule(int k, int m, int chunks) {
     if (best_time < 0 || t < best_time) best = kind, best_time = t;
   }
   return best;
+}
+
+ScheduleKind resolve_schedule(ScheduleKind kind, int devices, int m, int chunks) {
+  return kind == ScheduleKind::automatic ? choose_schedule(devices, m, chunks) : kind;
 }
 
 }  // namespace floe::runtime

@@ -189,5 +189,7 @@ bool tapers(Taper taper, ScheduleKind kind, int devices, int micro_batches, int 
 // modelled makespan (ties: the earlier). Two chunks: ZB-V (interleaved 1F1B holds more than
 // 1F1B: 2 (K − 1) + K + 1 chunks on its first device). More: interleaved.
 ScheduleKind choose_schedule(int devices, int micro_batches, int chunks = 1);
+// `kind`, with "auto" resolved by choose_schedule: the schedule a pipeline runs.
+ScheduleKind resolve_schedule(ScheduleKind kind, int devices, int micro_batches, int chunks = 1);
 
 }  // namespace floe::runtime

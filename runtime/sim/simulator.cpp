@@ -51,7 +51,7 @@ StepEstimate estimate_step(const Plan& plan, const CostModel& costs, const StepI
   const int m = micro_batch_count(plan, in.replica_batch);
   const double micro = static_cast<double>(in.replica_batch) / m;
   StepEstimate est;
-  est.schedule = in.schedule == ScheduleKind::automatic ? choose_schedule(devices, m, plan.chunks) : in.schedule;
+  est.schedule = resolve_schedule(in.schedule, devices, m, plan.chunks);
   const auto placement = placement_of(est.schedule, plan.chunks);
   const auto programs = in.train ? make_schedule(est.schedule, devices, m, plan.chunks)
                                  : forward_only_schedule(devices, m, plan.chunks, placement);

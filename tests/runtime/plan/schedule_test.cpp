@@ -135,6 +135,9 @@ TEST_CASE("pipeline.schedule = auto picks the smallest modelled bubble within 1F
   CHECK(choose_schedule(4, 16) == ScheduleKind::zb_h1);
   CHECK(parse_schedule_kind("auto") == ScheduleKind::automatic);
   CHECK(make_schedule(ScheduleKind::automatic, 2, 4) == zb_h1_schedule(2, 4));
+  CHECK(resolve_schedule(ScheduleKind::automatic, 2, 4) == ScheduleKind::zb_h1);
+  CHECK(resolve_schedule(ScheduleKind::automatic, 2, 8, 2) == ScheduleKind::zb_v);
+  CHECK(resolve_schedule(ScheduleKind::gpipe, 2, 4) == ScheduleKind::gpipe);
 }
 
 TEST_CASE("a timed execution charges each stage its own costs and the transfers between them", "[schedule][simulate]") {
