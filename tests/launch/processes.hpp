@@ -106,9 +106,9 @@ inline bool wait_for_log(const fs::path& file, const std::string& text,
 // One process started in the background by bash in `dir`, as sh() starts a script: with $F the
 // floe binary and `env` exported, bash runs `exec <command>`, so that the process is the
 // command itself (redirections included: "$F node ... > node.log 2>&1"), the one a script's
-// `$!` would name. It gets a process group of its own. Whatever still runs 300 s after the
-// start (sh()'s limit), or when the object goes (the test ended or failed a REQUIRE), is
-// killed with its group: no test leaves processes behind.
+// `$!` would name. It gets a process group of its own, and SIGPIPE's default action.
+// Whatever still runs 300 s after the start (sh()'s limit), or when the object goes (the test
+// ended or failed a REQUIRE), is killed with its group: no test leaves processes behind.
 class Background {
  public:
   Background(const fs::path& dir, const std::string& command, const std::map<std::string, std::string>& env = {})
@@ -121,8 +121,12 @@ class Background {
     const char* argv[] = {"bash", "-c", text.c_str(), nullptr};
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF);
     posix_spawnattr_setpgroup(&attr, 0);  // a group of its own, led by the process
+    sigset_t defaults;  // SIGPIPE's default action, whatever this process does with it
+    sigemptyset(&defaults);
+    sigaddset(&defaults, SIGPIPE);
+    posix_spawnattr_setsigdefault(&attr, &defaults);
     const int err = posix_spawn(&pid_, "/bin/bash", nullptr, &attr, const_cast<char* const*>(argv), environ);
     posix_spawnattr_destroy(&attr);
     INFO(command);
