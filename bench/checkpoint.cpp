@@ -3,6 +3,7 @@
 // per checkpoint, the overhead measured at --every, and that overhead projected to the
 // default interval (checkpoint.interval). Goal: < 3 % at the default interval.
 // Usage: checkpoint [--steps N] [--every N] [--rounds N] [--set key=value]... [--json out.json]
+#include "launch/blas.hpp"
 #include "models/files.hpp"
 #include "launch/job.hpp"
 #include "runtime/state/checkpoint.hpp"
@@ -19,6 +20,7 @@ using namespace floe;
 namespace fs = std::filesystem;
 
 int main(int argc, char** argv) {
+  floe::launch::use_fast_blas_kernels();  // (may restart the process: launch/blas.hpp)
   CLI::App app{"floe: the cost of checkpoints, side by side"};
   int64_t steps = 200, every = 50;
   int rounds = 3;

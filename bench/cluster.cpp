@@ -7,6 +7,7 @@
 // every activation and gradient crosses processes, and the node processes run twice, with
 // the tensors over UCX and inside CAF messages (pipeline.tensor_plane).
 // Usage: cluster [--steps N] [--rounds N] [--nodes N] [--split] [--set key=value]... [--json out.json]
+#include "launch/blas.hpp"
 #include "models/files.hpp"
 #include "models/errors.hpp"
 #include "runtime/observe/summary.hpp"
@@ -42,6 +43,7 @@ double samples_per_second(const fs::path& summary) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  floe::launch::use_fast_blas_kernels();  // (may restart the process: launch/blas.hpp)
   CLI::App app{"floe one process vs. several: samples/s of the same plan"};
   int64_t steps = 60;
   int rounds = 3, nodes = 2;

@@ -12,6 +12,7 @@
 // masked-language modelling on the SST training text; every row then fine-tunes from it.
 // Usage: elastic [--model vit|bert] [--config FILE] [--set key=value]... [--rows a,b,...] [--pretrain N]
 //                [--json out.json]
+#include "launch/blas.hpp"
 #include "models/files.hpp"
 #include "launch/job.hpp"
 #include "models/errors.hpp"
@@ -87,6 +88,7 @@ double time_to(const runtime::TrainingSummary& s, double target) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  floe::launch::use_fast_blas_kernels();  // (may restart the process: launch/blas.hpp)
   CLI::App app{"floe elastic benchmark: static pipeline vs. freezing with live re-planning, side by side"};
   std::string config, json_out, rows_arg = "baseline,freeze-only,freeze-elastic,elastic-schedule";
   std::vector<std::string> sets;

@@ -4,6 +4,7 @@
 // best-of and mean, the median of the rounds' paired ratios (each round runs both sides back
 // to back), which cancels drift slower than a round.
 // Usage: observe [--steps N] [--rounds N] [--config FILE] [--set key=value]... [--json out.json]
+#include "launch/blas.hpp"
 #include "models/files.hpp"
 #include "launch/job.hpp"
 #include "models/errors.hpp"
@@ -21,6 +22,7 @@
 using namespace floe;
 
 int main(int argc, char** argv) {
+  floe::launch::use_fast_blas_kernels();  // (may restart the process: launch/blas.hpp)
   CLI::App app{"floe observation overhead: the same job with and without every built-in observer"};
   int64_t steps = 100;
   int rounds = 3;

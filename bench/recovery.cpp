@@ -3,6 +3,7 @@
 // and from the newest checkpoint (the killed node held the only pipeline). Real processes on
 // loopback; each kill lands at a random point of a training step or an evaluation.
 // Usage: recovery [--rounds N] [--json out.json]
+#include "launch/blas.hpp"
 #include "models/files.hpp"
 #include "models/errors.hpp"
 #include "runtime/observe/summary.hpp"
@@ -54,6 +55,7 @@ struct Round {
 }  // namespace
 
 int main(int argc, char** argv) {
+  floe::launch::use_fast_blas_kernels();  // (may restart the process: launch/blas.hpp)
   CLI::App app{"floe: recovery from a killed node, from a replica and from a checkpoint"};
   int rounds = 3;
   std::string json_out;

@@ -8,6 +8,7 @@
 // --compare-taper adds each schedule with M equal micro-batches (taper "off") beside it.
 // Usage: schedules [--steps N] [--rounds R] [--micro-batches 4,8,16] [--k4] [--compare-taper] [--schedules a,b]
 //                  [--config FILE] [--set key=value]... [--json out.json]
+#include "launch/blas.hpp"
 #include "launch/job.hpp"
 #include "models/errors.hpp"
 #include "models/files.hpp"
@@ -61,6 +62,7 @@ double median(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  floe::launch::use_fast_blas_kernels();  // (may restart the process: launch/blas.hpp)
   CLI::App app{"floe schedules benchmark: GPipe, 1F1B, ZB-H1, ZB-H2, interleaved 1F1B, ZB-V side by side"};
   int64_t steps = 40;
   int rounds = 3;

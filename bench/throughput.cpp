@@ -3,6 +3,7 @@
 //     units, batch, data order and thread count (samples/s ratio; goal >= 0.97);
 //  2. samples/s of floe for several (K, M, R) layouts on the configured devices.
 // Usage: throughput [--steps N] [--config FILE] [--set key=value]... [--json out.json]
+#include "launch/blas.hpp"
 #include "models/files.hpp"
 #include "actors/coordinator.hpp"
 #include "launch/job.hpp"
@@ -64,6 +65,7 @@ double floe_samples_per_second(runtime::JobConfig cfg, const models::TrainTest& 
 }  // namespace
 
 int main(int argc, char** argv) {
+  floe::launch::use_fast_blas_kernels();  // (may restart the process: launch/blas.hpp)
   CLI::App app{"floe throughput benchmark: runtime overhead and (K, M, R) layouts, measured side by side"};
   int64_t steps = 60;
   std::string config, json_out;

@@ -9,6 +9,7 @@
 // The parent re-executes itself (/proc/self/exe --peer) as the receiving process; control
 // between the two goes through CAF remote actors (middleman publish + remote_actor).
 // Usage: transport [--rounds N] [--sizes-mib 1,64] [--error-mode none|peer] [--json out.json] [--verbose]
+#include "launch/blas.hpp"
 #include "models/files.hpp"
 #include "messages/tensor.hpp"
 #include "models/errors.hpp"
@@ -280,6 +281,7 @@ int run_parent(int rounds, const std::vector<int64_t>& sizes_mib, const std::str
 }  // namespace
 
 int main(int argc, char** argv) {
+  floe::launch::use_fast_blas_kernels();  // (may restart the process: launch/blas.hpp)
   CLI::App app{"floe transport: tensor bytes inside CAF messages vs a CAF ticket plus UCX, two processes"};
   int rounds = 50;
   std::vector<int64_t> sizes_mib{1, 64};

@@ -1,18 +1,48 @@
 // The floe binary as a user runs it: bad input exits non-zero with a message naming it;
 // a small job runs end to end and writes its summary.
 #include "tests/launch/processes.hpp"
+#include "tests/skip.hpp"
 
 #include <nlohmann/json.hpp>
 
 #include <catch2/catch.hpp>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <sstream>
 
 using floe::test::run_floe;
+
+TEST_CASE("where OpenBLAS takes the CPU for a Prescott, floe restarts itself on the CPU's kernels", "[cli][needs-prescott-openblas]") {
+  // This test process was restarted so before main (tests/caf_test_main.cpp, launch/blas.hpp);
+  // where it was not, the machine's OpenBLAS chose well, or OPENBLAS_CORETYPE was set.
+  const char* forced = std::getenv("FLOE_BLAS_FORCED");
+  if (!forced) FLOE_SKIP("OpenBLAS did not fall back to Prescott's kernels here (or OPENBLAS_CORETYPE was set)");
+  const auto run = [](const std::string& env) {
+    floe::test::Run r;
+    const auto cmd = "env -u FLOE_BLAS_FORCED " + env + " " + FLOE_BINARY + " plan --set devices=3 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    REQUIRE(p);
+    char buf[4096];
+    for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) r.output.append(buf, n);
+    const int status = pclose(p);
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return r;
+  };
+  const auto restarted = run("-u OPENBLAS_CORETYPE");
+  INFO(restarted.output);
+  CHECK(restarted.code == 0);
+  CHECK_THAT(restarted.output, Catch::Contains(std::string("restarted with OPENBLAS_CORETYPE=") + forced));
+  CHECK_THAT(restarted.output, Catch::Contains("3 devices"));  // the same arguments after the restart
+  const auto chosen = run("OPENBLAS_CORETYPE=Prescott");  // a user's choice stays
+  INFO(chosen.output);
+  CHECK(chosen.code == 0);
+  CHECK_THAT(chosen.output, !Catch::Contains("restarted"));
+  CHECK_THAT(chosen.output, Catch::Contains("3 devices"));
+}
 
 TEST_CASE("an unknown config key exits non-zero and names the key", "[cli]") {
   auto r = run_floe("train --set model.dpeth=3");
