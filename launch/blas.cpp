@@ -4,6 +4,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
@@ -24,14 +25,30 @@ const char* best_kernels() {
 
 }  // namespace
 
-void use_fast_blas_kernels() {
-  if (std::getenv("OPENBLAS_CORETYPE")) return;
+std::string blas_kernels() {
   using corename_fn = char* (*)();
   const auto corename = reinterpret_cast<corename_fn>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
-  if (!corename) return;  // another BLAS
-  const char* core = corename();
-  const char* kernels = best_kernels();
-  if (!core || strcasecmp(core, "Prescott") != 0 || !kernels) return;
+  const char* core = corename ? corename() : nullptr;  // (none: another BLAS)
+  return core ? core : "";
+}
+
+std::string better_blas_kernels() {
+  const char* best = best_kernels();
+  return best && strcasecmp(blas_kernels().c_str(), "Prescott") == 0 ? best : "";
+}
+
+void use_fast_blas_kernels() {
+  if (const char* kernels = std::getenv("FLOE_BLAS_FORCED")) {  // the restarted process
+    std::fprintf(stderr,
+                 "floe: OpenBLAS took this CPU for a Prescott (SSE3 kernels, half speed): restarted with "
+                 "OPENBLAS_CORETYPE=%s (set OPENBLAS_CORETYPE to choose yourself)\n",
+                 kernels);
+    unsetenv("FLOE_BLAS_FORCED");  // (the processes it starts did not restart)
+    return;
+  }
+  if (std::getenv("OPENBLAS_CORETYPE")) return;
+  const auto kernels = better_blas_kernels();
+  if (kernels.empty()) return;
   std::ifstream in("/proc/self/cmdline", std::ios::binary);
   const std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   std::vector<std::string> args;
@@ -44,19 +61,11 @@ void use_fast_blas_kernels() {
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
-  setenv("OPENBLAS_CORETYPE", kernels, 1);
-  setenv("FLOE_BLAS_FORCED", kernels, 1);
+  setenv("OPENBLAS_CORETYPE", kernels.c_str(), 1);
+  setenv("FLOE_BLAS_FORCED", kernels.c_str(), 1);
   execv("/proc/self/exe", argv.data());
   unsetenv("OPENBLAS_CORETYPE");  // the restart failed: go on with what the library chose
   unsetenv("FLOE_BLAS_FORCED");
-}
-
-std::string take_forced_blas_kernels() {
-  const char* forced = std::getenv("FLOE_BLAS_FORCED");
-  if (!forced) return "";
-  const std::string out = forced;
-  unsetenv("FLOE_BLAS_FORCED");
-  return out;
 }
 
 }  // namespace floe::launch

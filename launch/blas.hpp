@@ -10,12 +10,15 @@ namespace floe::launch {
 
 // When OpenBLAS chose Prescott on a CPU with AVX-512 (or AVX2 and FMA) and OPENBLAS_CORETYPE
 // is unset, restarts this process (same pid, same arguments, from /proc/self/cmdline) with
-// OPENBLAS_CORETYPE=SkylakeX (or Haswell) and FLOE_BLAS_FORCED naming it. Returns when there
-// is nothing to do, or when the restart failed. A user who sets OPENBLAS_CORETYPE keeps it.
+// OPENBLAS_CORETYPE=SkylakeX (or Haswell). The restarted process says so on stderr (stdout may
+// be a plan or a table someone reads) and returns; so does a process with nothing to do, or
+// whose restart failed. The processes it starts inherit the variable. A user who sets
+// OPENBLAS_CORETYPE keeps it.
 void use_fast_blas_kernels();
 
-// After such a restart: the kernels it forced, once (FLOE_BLAS_FORCED is then cleared, so that
-// the processes this one starts do not say it again); "" otherwise.
-std::string take_forced_blas_kernels();
+// The kernels OpenBLAS runs in this process ("" without OpenBLAS), and those a restart would
+// choose instead ("" when OpenBLAS's choice stands).
+std::string blas_kernels();
+std::string better_blas_kernels();
 
 }  // namespace floe::launch

@@ -2,7 +2,6 @@
 
 #include "actors/threads.hpp"
 
-#include "launch/blas.hpp"
 #include "launch/cluster.hpp"
 #include "launch/job.hpp"
 #include "launch/simulate.hpp"
@@ -20,7 +19,6 @@
 #include <spdlog/spdlog.h>
 
 #include <csignal>
-#include <cstdio>
 #include <iostream>
 
 namespace floe::launch {
@@ -227,11 +225,6 @@ int main(int argc, char** argv) {
   // without a word. Ignored, the write fails with EPIPE, Gloo throws, and the loss is handled
   // as every other one is (docs/cluster.md, Failures).
   std::signal(SIGPIPE, SIG_IGN);
-  if (const auto kernels = take_forced_blas_kernels(); !kernels.empty())
-    std::fprintf(stderr,  // (stderr: stdout may be a plan or a table someone reads)
-                 "floe: OpenBLAS took this CPU for a Prescott (SSE3 kernels, half speed): restarted with "
-                 "OPENBLAS_CORETYPE=%s (set OPENBLAS_CORETYPE to choose yourself)\n",
-                 kernels.c_str());
   CLI::App app{"floe: elastic, freeze-aware pipeline training of Transformers on an actor runtime"};
   app.require_subcommand(1);
   TrainOptions t;

@@ -4,6 +4,14 @@
 
 #include "launch/blas.hpp"
 
-// Before Catch's main: the tests run on the BLAS kernels that the floe processes they start
-// run on (launch/blas.hpp), so that weights compared bit for bit between them can be equal.
-static const bool blas_kernels_chosen = (floe::launch::use_fast_blas_kernels(), true);
+#include <cstdlib>
+
+// Before Catch's main: the floe processes the tests start run on this process's BLAS kernels
+// (they would restart themselves on better ones otherwise, launch/blas.hpp), so that weights
+// compared bit for bit between them can be equal. This process does not restart: it would
+// cost every test a second start of LibTorch, more than the kernels gain on tiny models.
+static const bool blas_kernels_pinned = [] {
+  const auto kernels = floe::launch::blas_kernels();
+  if (!kernels.empty()) setenv("OPENBLAS_CORETYPE", kernels.c_str(), 0);
+  return true;
+}();
