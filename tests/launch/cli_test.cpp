@@ -20,23 +20,12 @@ using floe::test::run_floe;
 TEST_CASE("where OpenBLAS takes the CPU for a Prescott, floe restarts itself on the CPU's kernels", "[cli][needs-prescott-openblas]") {
   const auto forced = floe::launch::better_blas_kernels();
   if (forced.empty()) FLOE_SKIP("OpenBLAS runs " + floe::launch::blas_kernels() + "'s kernels here, not Prescott's on a CPU with AVX2 or AVX-512");
-  const auto run = [](const std::string& env) {
-    floe::test::Run r;
-    const auto cmd = "env " + env + " " + FLOE_BINARY + " plan --set devices=3 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    REQUIRE(p);
-    char buf[4096];
-    for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) r.output.append(buf, n);
-    const int status = pclose(p);
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return r;
-  };
-  const auto restarted = run("-u OPENBLAS_CORETYPE");
+  const auto restarted = run_floe("plan --set devices=3", "-u OPENBLAS_CORETYPE");
   INFO(restarted.output);
   CHECK(restarted.code == 0);
   CHECK_THAT(restarted.output, Catch::Contains(std::string("restarted with OPENBLAS_CORETYPE=") + forced));
   CHECK_THAT(restarted.output, Catch::Contains("3 devices"));  // the same arguments after the restart
-  const auto chosen = run("OPENBLAS_CORETYPE=Prescott");  // a user's choice stays
+  const auto chosen = run_floe("plan --set devices=3", "OPENBLAS_CORETYPE=Prescott");  // a user's choice stays
   INFO(chosen.output);
   CHECK(chosen.code == 0);
   CHECK_THAT(chosen.output, !Catch::Contains("restarted"));

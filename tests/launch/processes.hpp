@@ -68,9 +68,10 @@ struct Run {
   int code = -1;
   std::string output;
 };
-inline Run run_floe(const std::string& args) {
+// `env`, if given, are env(1)'s arguments before the binary ("-u NAME", "NAME=value").
+inline Run run_floe(const std::string& args, const std::string& env = "") {
   Run r;
-  const std::string cmd = std::string(FLOE_BINARY) + " " + args + " 2>&1";
+  const std::string cmd = (env.empty() ? "" : "env " + env + " ") + FLOE_BINARY + " " + args + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   REQUIRE(p);
   char buf[4096];
