@@ -1,5 +1,6 @@
 #include "models/vit.hpp"
 
+#include "models/prenorm.hpp"
 #include "models/transformer.hpp"
 #include "models/weight_grads.hpp"
 
@@ -27,7 +28,7 @@ struct EmbeddingUnit : UnitModule {
   }
 };
 
-// LN -> multi-head self-attention -> +x
+// LN -> multi-head self-attention -> +x, one autograd node (models/prenorm.hpp)
 struct AttentionUnit : UnitModule {
   nn::LayerNorm ln{nullptr};
   StackedSelfAttention attn{nullptr};
@@ -35,10 +36,13 @@ struct AttentionUnit : UnitModule {
     ln = register_module("ln", nn::LayerNorm(nn::LayerNormOptions({c.dim}).eps(layer_norm_eps(c))));
     attn = register_module("attn", StackedSelfAttention(c.dim, c.heads));
   }
-  torch::Tensor forward(torch::Tensor x) override { return x + attn->forward(ln->forward(x)); }
+  torch::Tensor forward(torch::Tensor x) override {
+    return prenorm_attention(x, {ln->weight, ln->bias, ln->options.eps()}, attn->in_proj_weight, attn->in_proj_bias,
+                             attn->out_proj->weight, attn->out_proj->bias, attn->heads);
+  }
 };
 
-// LN -> Linear -> GELU -> Linear -> +x
+// LN -> Linear -> GELU -> Linear -> +x, one autograd node (models/prenorm.hpp)
 struct MlpUnit : UnitModule {
   nn::LayerNorm ln{nullptr};
   nn::Linear fc1{nullptr}, fc2{nullptr};
@@ -48,7 +52,7 @@ struct MlpUnit : UnitModule {
     fc2 = register_module("fc2", nn::Linear(ffn_width(c), c.dim));
   }
   torch::Tensor forward(torch::Tensor x) override {
-    return x + linear(fc2, torch::gelu(linear(fc1, ln->forward(x))));
+    return prenorm_mlp(x, {ln->weight, ln->bias, ln->options.eps()}, fc1->weight, fc1->bias, fc2->weight, fc2->bias);
   }
 };
 

@@ -73,10 +73,15 @@ int64_t WeightGrads::bytes() const {
 DeferWeightGrads::DeferWeightGrads(WeightGrads* into) : previous_(active) { active = into; }
 DeferWeightGrads::~DeferWeightGrads() { active = previous_; }
 
+WeightGrads* deferring_weight_grads(const torch::Tensor& weight) {
+  return active && torch::GradMode::is_enabled() && weight.requires_grad() ? active : nullptr;
+}
+
 torch::Tensor linear(const torch::Tensor& weight, const torch::Tensor& bias, const torch::Tensor& x) {
-  if (!active || !torch::GradMode::is_enabled() || !weight.requires_grad()) return torch::linear(x, weight, bias);
-  const auto entry = active->record(weight, bias, x.detach());
-  return DeferredLinear::apply(x, weight, bias, reinterpret_cast<int64_t>(active), static_cast<int64_t>(entry));
+  auto* grads = deferring_weight_grads(weight);
+  if (!grads) return torch::linear(x, weight, bias);
+  const auto entry = grads->record(weight, bias, x.detach());
+  return DeferredLinear::apply(x, weight, bias, reinterpret_cast<int64_t>(grads), static_cast<int64_t>(entry));
 }
 
 torch::Tensor linear(const torch::nn::Linear& layer, const torch::Tensor& x) {

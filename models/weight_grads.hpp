@@ -53,4 +53,9 @@ torch::Tensor linear(const torch::Tensor& weight, const torch::Tensor& bias, con
 // The same through `layer`'s parameters.
 torch::Tensor linear(const torch::nn::Linear& layer, const torch::Tensor& x);
 
+// Where a linear layer with `weight` defers its weight gradients now: the innermost
+// DeferWeightGrads scope's WeightGrads, or nullptr (no scope, gradients off, or a frozen
+// weight). For fused products that record their linear layers themselves (models/prenorm.hpp).
+WeightGrads* deferring_weight_grads(const torch::Tensor& weight);
+
 }  // namespace floe::models
