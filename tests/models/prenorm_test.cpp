@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <limits>
 #include <optional>
 
 using namespace floe::models;
@@ -136,4 +137,14 @@ TEST_CASE("the fused sublayers without gradients keep nothing; frozen, they pass
   r.modules(x2).backward(g);
   CHECK(torch::allclose(x1.grad(), x2.grad(), 1e-5, 1e-6));
   for (const auto& p : r.params()) CHECK_FALSE(p.grad().defined());
+}
+
+TEST_CASE("a batched GEMM with beta = 0 ignores what its output held, NaN included (the fused attention's scores)",
+          "[model]") {
+  torch::manual_seed(23);
+  const auto a = torch::randn({8, 50, 16}), b = torch::randn({8, 16, 50});
+  auto out = torch::full({8, 50, 50}, std::numeric_limits<float>::quiet_NaN());
+  out.baddbmm_(a, b, 0.0, 0.25);
+  CHECK(torch::isfinite(out).all().item<bool>());
+  CHECK(torch::allclose(out, torch::bmm(a, b) * 0.25, 1e-5, 1e-6));
 }
