@@ -64,3 +64,30 @@ TEST_CASE("the ViT's attention is LibTorch's MultiheadAttention: same names, sam
     CHECK(torch::allclose(p.value().grad(), b[p.key()].grad(), 1e-5, 1e-6));
   }
 }
+
+TEST_CASE("the ViT's patch embedding is its convolution: same outputs and gradients as Conv2d's forward",
+          "[model]") {
+  torch::manual_seed(12);
+  ModelConfig c;
+  c.channels = 3;
+  c.image_size = 8;
+  c.patch = 4;
+  c.dim = 16;
+  c.heads = 4;
+  auto units = build_vit(c);
+  auto& embed = *units.front().module;
+  auto* conv = embed.named_children()["proj"]->as<torch::nn::Conv2d>();
+  REQUIRE(conv != nullptr);
+  const auto params = embed.named_parameters();
+  const auto x = torch::randn({5, 3, 8, 8});
+  const auto got = embed.forward(x);
+  const auto p = conv->forward(x).flatten(2).transpose(1, 2);  // [N, P, dim]
+  const auto want = torch::cat({params["cls"].expand({5, -1, -1}), p}, 1) + params["pos"];
+  REQUIRE(got.sizes() == want.sizes());
+  CHECK(torch::allclose(got, want, 1e-5, 1e-6));
+  const auto g = torch::randn_like(got);
+  const auto grads = torch::autograd::grad({got}, {conv->weight, conv->bias}, {g});
+  const auto wants = torch::autograd::grad({want}, {conv->weight, conv->bias}, {g});
+  CHECK(torch::allclose(grads[0], wants[0], 1e-5, 1e-5));
+  CHECK(torch::allclose(grads[1], wants[1], 1e-5, 1e-5));
+}
