@@ -38,6 +38,9 @@ std::optional<BlasLayout> blas_layout(const Tensor& t) {
 // addmm's checks per matrix, one matrix after another: at the attention's 50 × 16 × 50 it took
 // 1.9x as long for the same BLAS kernel and the same result. Other inputs go to ATen.
 void batched_matmul(Tensor& out, const Tensor& a, const Tensor& b, double alpha) {
+  TORCH_CHECK(a.dim() == 3 && b.dim() == 3 && out.dim() == 3 && a.size(0) == b.size(0) && a.size(2) == b.size(1) &&
+                  out.sizes() == at::IntArrayRef({a.size(0), a.size(1), b.size(2)}),
+              "batched_matmul: shapes ", a.sizes(), " x ", b.sizes(), " -> ", out.sizes(), " do not fit");
   const auto la = blas_layout(a), lb = blas_layout(b);
   const bool fits = a.size(1) < INT_MAX && a.size(2) < INT_MAX && b.size(2) < INT_MAX && la && lb &&
                     la->ld < INT_MAX && lb->ld < INT_MAX;
