@@ -2,8 +2,9 @@
 // Split backward (zero-bubble pipeline schedules): a micro-batch's backward in two halves.
 // I computes the gradient with respect to the stage's input (the pipeline's critical path);
 // W later computes the weight gradients of the linear layers from what I kept, filling what
-// would otherwise be a bubble. Every linear layer of the models goes through `linear` below;
-// other parameters (norms, embeddings) are small and get their gradients in I.
+// would otherwise be a bubble. Every linear layer of the models goes through `linear` below,
+// or records itself the same way inside a fused sublayer (models/prenorm.hpp); other parameters
+// (norms, embeddings, the ViT's patch projection) are small and get their gradients in I.
 #include <torch/torch.h>
 
 #include <vector>
