@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <csignal>
 #include <thread>
 
 using namespace floe::runtime;
@@ -71,4 +72,35 @@ TEST_CASE("a Gloo group sums in rank order: bit-identical to the in-memory group
   for (auto& t : ranks) t.join();
   for (int r = 0; r < n; ++r)
     for (size_t i = 0; i < gloo[r].size(); ++i) CHECK(torch::equal(gloo[r][i], local[r][i]));
+}
+
+TEST_CASE("a Gloo group makes a write to a dead peer fail rather than end the process: SIGPIPE ignored, a handler kept",
+          "[gloo]") {
+  // Gloo's writev(2) has no MSG_NOSIGNAL (runtime/comm/gloo_group.cpp). A test binary killed by
+  // SIGPIPE when a scenario killed a virtual node is how this was found.
+  const auto connect_pair = [] {
+    StoreServer store("127.0.0.1", 0);
+    std::vector<std::thread> ranks;
+    for (int r = 0; r < 2; ++r)
+      ranks.emplace_back([&, r] {
+        std::vector<torch::Tensor> t{torch::ones({2})};
+        GlooGroup g({"127.0.0.1", store.port()}, "pipe", r, 2, "127.0.0.1", std::chrono::seconds(30));
+        g.sum(r, t);
+      });
+    for (auto& t : ranks) t.join();
+  };
+  const auto handler = [] {
+    struct sigaction now {};
+    REQUIRE(sigaction(SIGPIPE, nullptr, &now) == 0);
+    return now.sa_handler;
+  };
+  std::signal(SIGPIPE, SIG_DFL);
+  connect_pair();
+  CHECK(handler() == SIG_IGN);
+
+  std::signal(SIGPIPE, [](int) {});
+  const auto own = handler();
+  connect_pair();
+  CHECK(handler() == own);  // the program's own handler stays
+  std::signal(SIGPIPE, SIG_IGN);
 }
