@@ -9,6 +9,7 @@
 #include "models/files.hpp"
 #include "models/sst.hpp"
 #include "models/wordpiece.hpp"
+#include "runtime/comm/gloo_group.hpp"
 #include "runtime/observe/summary.hpp"
 #include "runtime/plan/plan_request.hpp"
 #include "runtime/sim/profile.hpp"
@@ -220,11 +221,7 @@ int vocab(const VocabOptions& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Gloo sends with writev(2), which cannot ask for MSG_NOSIGNAL: a write to a peer that died
-  // (a node killed in the middle of an all-reduce) raised SIGPIPE and ended this process
-  // without a word. Ignored, the write fails with EPIPE, Gloo throws, and the loss is handled
-  // as every other one is (docs/cluster.md, Failures).
-  std::signal(SIGPIPE, SIG_IGN);
+  runtime::ignore_sigpipe();  // a write to a dead peer fails rather than ending this process
   CLI::App app{"floe: elastic, freeze-aware pipeline training of Transformers on an actor runtime"};
   app.require_subcommand(1);
   TrainOptions t;

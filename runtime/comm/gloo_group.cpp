@@ -8,19 +8,11 @@
 #include <stdexcept>
 
 namespace floe::runtime {
-namespace {
 
-// Gloo sends with writev(2), which cannot ask for MSG_NOSIGNAL: with SIGPIPE's default action, a
-// write to a peer that died (a node killed in the middle of an all-reduce) ends the whole
-// process without a word, the test binaries and every program that runs a launch::Scenario
-// included. Ignored, the write fails with EPIPE, Gloo throws, and the loss is handled as any
-// other (docs/cluster.md, Failures). A handler the program installed itself stays.
 void ignore_sigpipe() {
   struct sigaction now {};
   if (sigaction(SIGPIPE, nullptr, &now) == 0 && now.sa_handler == SIG_DFL) std::signal(SIGPIPE, SIG_IGN);
 }
-
-}  // namespace
 
 StoreServer::StoreServer(const std::string& host, int port) {
   c10d::TCPStoreOptions o;

@@ -16,6 +16,14 @@ class ProcessGroupGloo;
 
 namespace floe::runtime {
 
+// Gloo sends with writev(2), which cannot ask for MSG_NOSIGNAL: with SIGPIPE's default action, a
+// write to a peer that died (a node killed in the middle of an all-reduce) ends the whole
+// process without a word. Ignored, the write fails with EPIPE, Gloo throws, and the loss is
+// handled as any other (docs/cluster.md, Failures). Sets SIGPIPE to ignored unless the program
+// installed a handler of its own. The floe binary calls it first thing; every GlooGroup before
+// it connects, so that test harnesses running launch::Scenario's virtual nodes are covered too.
+void ignore_sigpipe();
+
 struct StoreAddress {
   std::string host;
   int port = 0;
