@@ -402,6 +402,13 @@ void start(coord_ptr self) {
   s.plasticity = runtime::PlasticityWindow(static_cast<int>(c.model.depth));
   s.steps_in_epoch = runtime::steps_per_epoch(s.spec.train->size(), c.batch_size);
   s.lr = {c.optimizer.lr, c.optimizer.min_lr, c.optimizer.warmup, s.steps_in_epoch * c.epochs};
+  if (c.freeze.anneal != "off") {
+    s.anneal = {s.lr, runtime::planned_freeze_steps(c, s.steps_in_epoch), c.freeze.anneal == "scaled"};
+    std::string steps;
+    for (auto at : s.anneal.freeze_steps) steps += (steps.empty() ? "" : ", ") + std::to_string(at);
+    spdlog::info("freeze.anneal = \"{}\": the blocks' rates reach optimizer.min_lr at steps [{}] (of {})",
+                 c.freeze.anneal, steps, s.lr.total_steps);
+  }
   std::function<void()> go = [=] { begin_epoch(self); };
   if (s.spec.evaluate_only)
     go = [=] {

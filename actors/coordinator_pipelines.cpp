@@ -363,13 +363,14 @@ void dispatch(coord_ptr self, bool train, double lr, int64_t batch, int micro_ba
   std::vector<msg::replica_actor> to;
   for (const auto& p : st.pipelines) to.push_back(p.replica);
   auto reports = std::make_shared<std::vector<msg::step_report>>(r);
+  const auto block_lr = train ? st.anneal.at(id) : std::vector<double>{};
   st.abort_pending = fan_in<msg::step_report>(
       self, to,
       [&](size_t i) {
         return msg::replica_step{id, train, lr, runtime::shard_of_step(st.order, st.step, batch, static_cast<int>(i), r),
                                  global, train ? step_signal(st, id) : int8_t{0}, st.epoch, micro_batches,
                                  !train && static_cast<bool>(st.spec.predictions),
-                                 static_cast<int8_t>(runtime::parse_taper(st.spec.config.pipeline.taper))};
+                                 static_cast<int8_t>(runtime::parse_taper(st.spec.config.pipeline.taper)), block_lr};
       },
       {timeout,
        [=](size_t i, msg::step_report& rep) {

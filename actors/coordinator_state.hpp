@@ -62,6 +62,7 @@ struct CoordinatorState {
   std::function<void(const std::string&)> abort_pending;
   runtime::CacheStats cache_before;  // at the start of the epoch
   runtime::WarmupCosine lr;
+  runtime::BlockAnneal anneal;  // freeze.anneal; no blocks when off
   std::vector<int64_t> order;  // this epoch's sample order
   std::vector<int64_t> lengths;  // tokens per training text (data.length_buckets), computed once
   int epoch = 0;

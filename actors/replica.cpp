@@ -71,6 +71,7 @@ msg::replica_actor::behavior_type replica_behavior(msg::replica_actor::stateful_
           task.step = rs.step;
           task.train = rs.train;
           task.lr = rs.lr;
+          task.block_lr = rs.block_lr;
           task.loss_scale = 1.0 / double(rs.global_samples > 0 ? rs.global_samples : n);
           const auto& device_program = schedule[runtime::device_of_stage(placement, devices, s)];
           task.program = runtime::actions_of_stage(device_program, s);

@@ -223,7 +223,7 @@ bool run_ready(stage_ptr self) {
     } else if (a.kind == ActionKind::reduce) {
       c.reduce();
     } else {
-      c.step(task.lr);
+      c.step(task.lr, task.block_lr);
     }
     record(st, a, start);
     ++st.pc;

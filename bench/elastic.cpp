@@ -1,7 +1,7 @@
 // bench/elastic: the paper's comparison, measured side by side in one run on this machine.
 // Same model, data, epochs and seed for every row of runtime/config/breakdown.hpp (baseline,
 // freeze-only, freeze-cache, freeze-pipe-cache, freeze-elastic, elastic-schedule,
-// elastic-adaptive, elastic-plasticity).
+// elastic-annealed, elastic-adaptive, elastic-plasticity).
 // Prints total and per-epoch time, final accuracy, time to reach the target accuracy and
 // the speedup of each row over the baseline; then a 4-device run showing K 4 -> 2 -> 1.
 // With --pretrain N every row fine-tunes, as in the paper, from the weights of one pre-training

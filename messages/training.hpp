@@ -112,11 +112,14 @@ struct stage_task {
   // Virtual stages: the program of this stage's device (all its chunks' actions, in the order
   // the device runs them); `program` is this stage's part of it. Empty: one stage per device.
   std::vector<runtime::Action> device_program;
+  // freeze.anneal: the rate of each block 0..L−1 (the embedding takes block 0's; the head and
+  // any block past the end take `lr`). Empty: every unit at `lr`.
+  std::vector<double> block_lr;
 };
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, stage_task& x) {
   return f(caf::meta::type_name("stage_task"), x.step, x.train, exact(x.lr), exact(x.loss_scale), x.program,
-           x.inputs, x.uids, x.targets, x.signal, x.epoch, x.predictions, x.device_program);
+           x.inputs, x.uids, x.targets, x.signal, x.epoch, x.predictions, x.device_program, exact(x.block_lr));
 }
 
 // Stage -> replica when its program has run. Loss and accuracy come from the last stage.
@@ -212,11 +215,12 @@ struct replica_step {
   int32_t micro_batches = 0;   // M for this step (0: the replica's own); the profiler varies it
   bool predictions = false;    // evaluation: report each sample's class probabilities
   int8_t taper = 0;            // runtime::Taper: 0 off, 1 on, 2 auto (training steps; runtime::micro_batch_sizes)
+  std::vector<double> block_lr;  // freeze.anneal: per block (stage_task::block_lr); empty: all at lr
 };
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, replica_step& x) {
   return f(caf::meta::type_name("replica_step"), x.step, x.train, exact(x.lr), x.uids, x.global_samples, x.signal,
-           x.epoch, x.micro_batches, x.predictions, x.taper);
+           x.epoch, x.micro_batches, x.predictions, x.taper, exact(x.block_lr));
 }
 
 struct step_report {

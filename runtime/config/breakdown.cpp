@@ -15,6 +15,8 @@ const std::vector<BreakdownRow>& breakdown_rows() {
       {"freeze-pipe-cache", {"freeze.policy=schedule", "elastic=true", "autodp=false", "cache.enabled=true"}},
       {"freeze-elastic", {"freeze.policy=schedule", "elastic=true", "autodp=true", "cache.enabled=false"}},
       {"elastic-schedule", {"freeze.policy=schedule", "elastic=true", "autodp=true", "cache.enabled=true"}},
+      {"elastic-annealed",
+       {"freeze.policy=schedule", "freeze.anneal=\"cosine\"", "elastic=true", "autodp=true", "cache.enabled=true"}},
       {"elastic-adaptive", {"freeze.policy=adaptive", "elastic=true", "autodp=true", "cache.enabled=true"}},
       {"elastic-plasticity", {"freeze.policy=plasticity", "elastic=true", "autodp=true", "cache.enabled=true"}},
   };

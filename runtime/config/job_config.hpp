@@ -67,6 +67,9 @@ struct FreezeConfig {
   double guard_tolerance = 0;   // relative rise the guard tolerates
   int64_t plasticity_steps = 50;     // plasticity: training steps between measurements
   double plasticity_threshold = 0.25;  // plasticity: converged at this share of a block's peak
+  // "off" | "cosine" | "scaled": each block's rate decays to min_lr by its planned freeze
+  // (schedule, manual; docs/freeze.md → Annealing to the freeze)
+  std::string anneal = "off";
 };
 
 struct PlannerConfig {

@@ -35,4 +35,30 @@ std::unique_ptr<FreezePolicy> configured_freeze_policy(const JobConfig& cfg) {
   }
 }
 
+std::vector<int64_t> planned_freeze_steps(const JobConfig& cfg, int64_t steps_per_epoch) {
+  JobConfig plain = cfg;
+  plain.freeze.guard = false;
+  auto policy = configured_freeze_policy(plain);
+  if (policy->signal() != BlockSignal::none)
+    throw InputError("config: freeze.anneal needs a policy that decides ahead of time (none, schedule, manual); \"" +
+                     cfg.freeze.policy + "\" decides from what training measures");
+  const int layers = static_cast<int>(cfg.model.depth);
+  const int64_t total = steps_per_epoch * cfg.epochs;
+  std::vector<int64_t> out(static_cast<size_t>(layers), total);
+  const int64_t every = cfg.freeze.interval_steps > 0 ? cfg.freeze.interval_steps : steps_per_epoch * cfg.freeze.interval;
+  int frozen = 0;
+  for (int64_t step = every; step < total && frozen < layers && every > 0; step += every) {
+    FreezeObservation obs;
+    obs.epoch = static_cast<int>(step / steps_per_epoch);
+    obs.step = step;
+    obs.frozen = frozen;
+    obs.layers = layers;
+    if (cfg.freeze.interval_steps > 0) obs.timestep = static_cast<int>(step / cfg.freeze.interval_steps);
+    const int next = clamp_frozen_count(policy->decide(obs), frozen, layers);
+    for (int b = frozen; b < next; ++b) out[static_cast<size_t>(b)] = step;
+    frozen = next;
+  }
+  return out;
+}
+
 }  // namespace floe::runtime

@@ -12,4 +12,20 @@ double WarmupCosine::at(int64_t step) const {
   return min_lr + 0.5 * (base_lr - min_lr) * (1.0 + std::cos(M_PI * t));
 }
 
+std::vector<double> BlockAnneal::at(int64_t step) const {
+  std::vector<double> out;
+  out.reserve(freeze_steps.size());
+  for (const int64_t end : freeze_steps) {
+    if (end >= job.total_steps) {
+      out.push_back(job.at(step));
+      continue;
+    }
+    WarmupCosine own = job;
+    own.total_steps = std::max<int64_t>(end, job.warmup_steps + 1);
+    if (scaled) own.base_lr = job.base_lr * double(job.total_steps) / double(own.total_steps);
+    out.push_back(own.at(step));
+  }
+  return out;
+}
+
 }  // namespace floe::runtime

@@ -46,7 +46,20 @@ StageCompute::StageCompute(models::UnitList frozen, models::UnitList units, bool
     for (auto& p : u.module->parameters()) p.set_requires_grad(false);
   }
   params_ = models::parameters_of(units_, 0, units_.size());
-  optimizer_ = make_optimizer(params_, opt);
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  for (size_t i = 0; i < units_.size(); ++i) {
+    auto p = units_[i].module->parameters();
+    if (p.empty()) continue;
+    if (group_blocks_.empty() || group_blocks_.back() != units_[i].block) {
+      group_blocks_.push_back(units_[i].block);
+      groups.emplace_back(std::vector<torch::Tensor>{});
+    }
+    for (auto& t : p) groups.back().params().push_back(t);
+  }
+  if (groups.empty()) groups.emplace_back(std::vector<torch::Tensor>{});  // nothing to train
+  torch::optim::AdamWOptions o(opt.lr);
+  o.betas({opt.beta1, opt.beta2}).weight_decay(opt.weight_decay);
+  optimizer_ = std::make_unique<torch::optim::AdamW>(std::move(groups), o);
   if (optimizer_state.empty()) return;
   const auto names = parameter_names();
   for (size_t i = 0; i < params_.size(); ++i) {
@@ -261,9 +274,14 @@ void StageCompute::reduce() {
   group_->sum(rank_, grads);
 }
 
-void StageCompute::step(double lr) {
+void StageCompute::step(double lr, const std::vector<double>& block_lr) {
   if (params_.empty()) return;
-  set_learning_rate(*optimizer_, lr);
+  auto& groups = optimizer_->param_groups();
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const int b = std::max(0, group_blocks_[g]);
+    const double rate = static_cast<size_t>(b) < block_lr.size() ? block_lr[static_cast<size_t>(b)] : lr;
+    static_cast<torch::optim::AdamWOptions&>(groups[g].options()).lr(rate);
+  }
   optimizer_->step();
 }
 

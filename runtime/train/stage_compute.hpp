@@ -81,7 +81,9 @@ class StageCompute {
   void backward_weight(int mb);
   // Sums gradients over the replicas' copies of this stage.
   void reduce();
-  void step(double lr);
+  // The AdamW step at rate `lr`; with `block_lr` (freeze.anneal, msg::stage_task::block_lr)
+  // each unit of block b in [0, size) at block_lr[b], the embedding at block_lr[0], the rest at lr.
+  void step(double lr, const std::vector<double>& block_lr = {});
 
   std::vector<std::string> parameter_names() const;
   // Copies of every parameter of the stage, frozen prefix included, by qualified name.
@@ -107,7 +109,8 @@ class StageCompute {
   models::UnitList frozen_, units_;
   bool first_, last_, train_ = true;
   std::vector<torch::Tensor> params_;
-  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::unique_ptr<torch::optim::AdamW> optimizer_;  // one parameter group per unit block
+  std::vector<int> group_blocks_;                   // the block of each group
   std::shared_ptr<GradientGroup> group_;
   int rank_;
   std::shared_ptr<ActivationCache> cache_;

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "launch/job.hpp"
+#include "runtime/train/configured_policy.hpp"
 #include "models/errors.hpp"
 
 #include <catch2/catch.hpp>
@@ -119,6 +120,31 @@ TEST_CASE("freeze decisions every N steps under ZB-H1: live transitions mid-epoc
   CHECK(s.epochs[0].frozen_layers > 0);  // the first epoch froze: decisions need no epoch's end
   CHECK(s.epochs[1].frozen_layers >= s.epochs[0].frozen_layers);
   CHECK(s.epochs[1].train_loss < s.epochs[0].train_loss * 1.1);
+}
+
+TEST_CASE("freeze.anneal: the planned freezes are the ones that happen, and training goes on through them",
+          "[elastic][lr]") {
+  auto cfg = tiny_elastic_job(2);
+  cfg.epochs = 2;
+  cfg.freeze.policy = "manual";
+  cfg.freeze.script = {0, 1, 1, 3};
+  cfg.freeze.interval_steps = 5;  // 16 steps an epoch: decisions at steps 5, 10, 15, 20, ...
+  cfg.freeze.anneal = "scaled";
+  const auto planned = runtime::planned_freeze_steps(cfg, 16);
+  REQUIRE(planned == std::vector<int64_t>{5, 15, 15, 32});
+  auto s = launch::run_job(spec_for(cfg, 1000));
+  REQUIRE(s.epochs.size() == 2);
+  REQUIRE(s.transitions.size() == 2);
+  CHECK(s.transitions[0].step == 5);
+  CHECK(s.transitions[0].frozen_layers == 1);
+  CHECK(s.transitions[1].step == 15);
+  CHECK(s.transitions[1].frozen_layers == 3);
+  for (const auto& r : s.epochs) {
+    CHECK(r.samples == 1000);
+    CHECK(r.replicas_identical == 1);
+    CHECK(std::isfinite(r.train_loss));
+  }
+  CHECK(s.epochs[1].train_loss < s.epochs[0].train_loss);
 }
 
 TEST_CASE("a transition that fails midway leaves training running on the old plan", "[elastic]") {

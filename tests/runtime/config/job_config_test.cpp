@@ -41,6 +41,10 @@ TEST_CASE("bad configuration names the key, the value and the expectation", "[co
   CHECK_THROWS_WITH(load_job_config("", {"epochs=abc"}), Catch::Contains("'epochs'") && Catch::Contains("abc") &&
                                                             Catch::Contains("expected an integer"));
   CHECK_THROWS_WITH(load_job_config("", {"epochs=0"}), Catch::Contains("'epochs'"));
+  CHECK_THROWS_WITH(load_job_config("", {"freeze.anneal=\"always\""}), Catch::Contains("freeze.anneal"));
+  CHECK_THROWS_WITH(load_job_config("", {"freeze.anneal=\"cosine\"", "freeze.policy=\"plasticity\""}),
+                    Catch::Contains("freeze.anneal") && Catch::Contains("known ahead of time"));
+  CHECK(load_job_config("", {"freeze.anneal=\"scaled\"", "freeze.policy=\"none\""}).freeze.anneal == "scaled");
   CHECK_THROWS_WITH(load_job_config("", {"data.dataset=cifar"}), Catch::Contains("\"fashion-mnist\""));
   CHECK_THROWS_WITH(load_job_config("", {"replicas=many"}),
                     Catch::Contains("'replicas'") && Catch::Contains("\"auto\" or an integer in 1..1024"));

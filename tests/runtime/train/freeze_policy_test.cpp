@@ -1,4 +1,5 @@
 #include "runtime/train/freeze_policy.hpp"
+#include "runtime/train/configured_policy.hpp"
 
 #include <algorithm>
 #include <catch2/catch.hpp>
@@ -406,4 +407,27 @@ TEST_CASE("the plasticity window averages an interval's measurements per block",
   CHECK(w.take() == std::vector<double>{1.0, 0.25, -1.0});
   CHECK(w.take().empty());  // it restarts
   CHECK_THROWS_WITH(w.add({0, 1}, {1.0}), Catch::Contains("2 blocks with 1 values"));
+}
+
+TEST_CASE("planned_freeze_steps: when each block's freeze is due, asked as the coordinator asks", "[freeze][lr]") {
+  auto cfg = floe::runtime::load_job_config("", {});
+  cfg.model.depth = 6;
+  cfg.epochs = 5;
+  cfg.freeze.policy = "schedule";  // α = 1/3 from epoch 2: F = 0, 0, 2, 4, 5 in epochs 1..5
+  CHECK(planned_freeze_steps(cfg, 469) == std::vector<int64_t>{938, 938, 1407, 1407, 1876, 2345});
+
+  cfg.freeze.policy = "manual";  // decisions every 100 steps: timestep k from step 100k on
+  cfg.freeze.script = {0, 0, 1, 1, 3, 6};
+  cfg.freeze.interval_steps = 100;
+  CHECK(planned_freeze_steps(cfg, 469) == std::vector<int64_t>{200, 400, 400, 500, 500, 500});
+
+  cfg.freeze.interval_steps = 0;  // every second epoch: the script is read at epochs 2 and 4
+  cfg.freeze.interval = 2;
+  CHECK(planned_freeze_steps(cfg, 469) == std::vector<int64_t>{938, 1876, 1876, 2345, 2345, 2345});
+
+  cfg.freeze.policy = "none";
+  CHECK(planned_freeze_steps(cfg, 469) == std::vector<int64_t>(6, 2345));
+
+  cfg.freeze.policy = "adaptive";
+  CHECK_THROWS_WITH(planned_freeze_steps(cfg, 469), Catch::Contains("freeze.anneal") && Catch::Contains("adaptive"));
 }
