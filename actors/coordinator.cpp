@@ -6,6 +6,7 @@
 #include "actors/event_bus.hpp"
 #include "actors/fan_in.hpp"
 #include "actors/freeze_controller.hpp"
+#include "models/errors.hpp"
 #include "runtime/control/step_boundary.hpp"
 #include "runtime/sim/profile.hpp"
 #include "runtime/state/hf_checkpoint.hpp"
@@ -402,13 +403,6 @@ void start(coord_ptr self) {
   s.plasticity = runtime::PlasticityWindow(static_cast<int>(c.model.depth));
   s.steps_in_epoch = runtime::steps_per_epoch(s.spec.train->size(), c.batch_size);
   s.lr = {c.optimizer.lr, c.optimizer.min_lr, c.optimizer.warmup, s.steps_in_epoch * c.epochs};
-  if (c.freeze.anneal != "off") {
-    s.anneal = {s.lr, runtime::planned_freeze_steps(c, s.steps_in_epoch), c.freeze.anneal == "scaled"};
-    std::string steps;
-    for (auto at : s.anneal.freeze_steps) steps += (steps.empty() ? "" : ", ") + std::to_string(at);
-    spdlog::info("freeze.anneal = \"{}\": the blocks' rates reach optimizer.min_lr at steps [{}] (of {})",
-                 c.freeze.anneal, steps, s.lr.total_steps);
-  }
   std::function<void()> go = [=] { begin_epoch(self); };
   if (s.spec.evaluate_only)
     go = [=] {
@@ -418,6 +412,16 @@ void start(coord_ptr self) {
     };
   try {
     policy = s.spec.freeze_policy ? s.spec.freeze_policy() : runtime::configured_freeze_policy(c);
+    if (c.freeze.anneal != "off") {
+      if (s.spec.freeze_policy)
+        throw InputError("config: freeze.anneal plans from freeze.policy, but this job decides with its own policy (" +
+                         policy->name() + ")");
+      s.anneal = {s.lr, runtime::planned_freeze_steps(c, s.steps_in_epoch), c.freeze.anneal == "scaled"};
+      std::string steps;
+      for (auto at : s.anneal.freeze_steps) steps += (steps.empty() ? "" : ", ") + std::to_string(at);
+      spdlog::info("freeze.anneal = \"{}\": the blocks' rates reach optimizer.min_lr at steps [{}] (of {})",
+                   c.freeze.anneal, steps, s.lr.total_steps);
+    }
     if (s.spec.init_weights)
       initial = named(*s.spec.init_weights);
     else if (!c.init_weights.empty())

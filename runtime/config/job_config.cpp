@@ -220,10 +220,11 @@ const std::vector<Entry>& entries() {
         integer_list("freeze.script", "manual: frozen blocks from epoch i on, e.g. [0, 2, 4]", [](C& c) -> std::vector<int>& { return c.freeze.script; }, 0),
         integer<int64_t>("freeze.window_steps", "adaptive: > 0 reads the gradient norms over a sliding window of about N steps (exponentially weighted) at every decision, instead of the sums since the previous decision", [](C& c) -> int64_t& { return c.freeze.window_steps; }, 0, int64_t{1} << 40),
         boolean("freeze.guard", "hold further freezing while the evaluation loss is above its value at the last freeze (only delays; never unfreezes)", [](C& c) -> bool& { return c.freeze.guard; }),
-        text("freeze.anneal", "schedule/manual: each block's learning rate decays to optimizer.min_lr by the step its freeze is due (cosine), or from a rate raised by how early it freezes (scaled)", [](C& c) -> std::string& { return c.freeze.anneal; }, {"off", "cosine", "scaled"}),
         number("freeze.guard_tolerance", "freeze.guard: the relative rise of the evaluation loss it tolerates", [](C& c) -> double& { return c.freeze.guard_tolerance; }, 0.0, 10.0),
         integer<int64_t>("freeze.plasticity_steps", "plasticity: training steps between two measurements of every active block's plasticity", [](C& c) -> int64_t& { return c.freeze.plasticity_steps; }, 1, int64_t{1} << 40),
         number("freeze.plasticity_threshold", "plasticity: a block has converged when its plasticity is at most this share of its peak", [](C& c) -> double& { return c.freeze.plasticity_threshold; }, 1e-9, 1.0),
+        integer<int>("freeze.keep_top", "the top N blocks never freeze, whatever the policy decides (0: every block may)", [](C& c) -> int& { return c.freeze.keep_top; }, 0, 1 << 20),
+        text("freeze.anneal", "schedule/manual: each block's learning rate decays to optimizer.min_lr by the step its freeze is due (cosine), or from a rate raised by how early it freezes (scaled)", [](C& c) -> std::string& { return c.freeze.anneal; }, {"off", "cosine", "scaled"}),
         boolean("elastic", "re-plan pipeline length, partition and replicas when layers freeze", [](C& c) -> bool& { return c.elastic; }),
         boolean("autodp", "with elastic: the devices a shorter pipeline frees get new data-parallel replicas (AutoDP); false leaves them idle (AutoPipe alone)", [](C& c) -> bool& { return c.autodp; }),
         text("planner.mode", "partitioner: optimal (min bottleneck) or paper (the original greedy)", [](C& c) -> std::string& { return c.planner.mode; }, {"optimal", "paper"}),
@@ -433,6 +434,8 @@ void validate(const JobConfig& c) {
   if (c.freeze.anneal != "off" && (c.freeze.policy == "adaptive" || c.freeze.policy == "plasticity"))
     fail("freeze.anneal = \"" + c.freeze.anneal + "\" needs freezes known ahead of time (freeze.policy = \"schedule\" or \"manual\"); \"" +
          c.freeze.policy + "\" decides from what training measures");
+  if (c.freeze.keep_top > c.model.depth)
+    fail("freeze.keep_top = " + std::to_string(c.freeze.keep_top) + " exceeds model.depth = " + std::to_string(c.model.depth));
   if (c.freeze.policy == "manual" && c.freeze.script.empty())
     fail("freeze.policy = \"manual\" needs freeze.script, e.g. [0, 2, 4]");
   for (size_t i = 0; i < c.freeze.script.size(); ++i)

@@ -70,6 +70,7 @@ struct FreezeConfig {
   // "off" | "cosine" | "scaled": each block's rate decays to min_lr by its planned freeze
   // (schedule, manual; docs/freeze.md → Annealing to the freeze)
   std::string anneal = "off";
+  int keep_top = 0;  // the top N blocks never freeze (0: every block may)
 };
 
 struct PlannerConfig {

@@ -28,8 +28,9 @@ std::unique_ptr<FreezePolicy> configured_freeze_policy(const JobConfig& cfg) {
   for (size_t i = 0; i < cfg.freeze.script.size(); ++i) pc.script.emplace_back(static_cast<long>(i), cfg.freeze.script[i]);
   try {
     auto policy = make_freeze_policy(cfg.freeze.policy, pc);
-    if (!cfg.freeze.guard) return policy;
-    return std::make_unique<GuardedPolicy>(std::move(policy), cfg.freeze.guard_tolerance);
+    if (cfg.freeze.guard) policy = std::make_unique<GuardedPolicy>(std::move(policy), cfg.freeze.guard_tolerance);
+    if (cfg.freeze.keep_top > 0) policy = std::make_unique<KeepTopPolicy>(std::move(policy), cfg.freeze.keep_top);
+    return policy;
   } catch (const std::invalid_argument& e) {
     throw InputError(std::string("config: freeze: ") + e.what());
   }

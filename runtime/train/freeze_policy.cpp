@@ -433,4 +433,17 @@ void GuardedPolicy::restore(const std::vector<double>& state) {
   inner_->restore(std::vector<double>(state.begin() + 4, state.end()));
 }
 
+KeepTopPolicy::KeepTopPolicy(std::unique_ptr<FreezePolicy> inner, int keep) : inner_(std::move(inner)), keep_(keep) {
+  if (!inner_) throw std::invalid_argument("keep_top: no policy to cap");
+  if (keep < 0) throw std::invalid_argument("keep_top = " + std::to_string(keep) + ", expected >= 0");
+}
+
+int KeepTopPolicy::decide(const FreezeObservation& obs) {
+  check_observation(obs, name());
+  const int proposed = clamp_frozen_count(inner_->decide(obs), obs.frozen, obs.layers);
+  return std::max(obs.frozen, std::min(proposed, obs.layers - keep_));
+}
+
+std::string KeepTopPolicy::name() const { return inner_->name() + "+keep" + std::to_string(keep_); }
+
 }  // namespace floe::runtime

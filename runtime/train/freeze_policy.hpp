@@ -239,6 +239,24 @@ class GuardedPolicy final : public FreezePolicy {
   bool holding_ = false;
 };
 
+// Keeps the top `keep` blocks training (freeze.keep_top, docs/freeze.md): the inner policy's
+// count, at most layers − keep, never below what is frozen. The inner policy sees every
+// observation as it is; state and signal are the inner's.
+class KeepTopPolicy final : public FreezePolicy {
+ public:
+  // Throws std::invalid_argument without an inner policy or for keep < 0.
+  KeepTopPolicy(std::unique_ptr<FreezePolicy> inner, int keep);
+  int decide(const FreezeObservation& obs) override;
+  std::string name() const override;  // the inner name + "+keep<N>"
+  BlockSignal signal() const override { return inner_->signal(); }
+  std::vector<double> state() const override { return inner_->state(); }
+  void restore(const std::vector<double>& state) override { inner_->restore(state); }
+
+ private:
+  std::unique_ptr<FreezePolicy> inner_;
+  int keep_;
+};
+
 // Everything the factory may need; each policy reads only its own fields.
 struct FreezePolicyConfig {
   int layers = 0;     // schedule: L

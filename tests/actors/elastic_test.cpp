@@ -189,6 +189,9 @@ TEST_CASE("a user freeze policy plugs into the freeze controller", "[elastic]") 
     CHECK(s.epochs[e].pipeline_length == 2);
     CHECK(s.epochs[e].replicas == 1);
   }
+  // freeze.anneal plans from the configured policy, which a plugged-in one replaces: refused.
+  spec.config.freeze.anneal = "cosine";
+  CHECK_THROWS_WITH(launch::run_job(spec), Catch::Contains("freeze.anneal") && Catch::Contains("one-more"));
 }
 
 TEST_CASE("the adaptive policy freezes from measured gradient norms", "[elastic]") {

@@ -431,3 +431,37 @@ TEST_CASE("planned_freeze_steps: when each block's freeze is due, asked as the c
   cfg.freeze.policy = "adaptive";
   CHECK_THROWS_WITH(planned_freeze_steps(cfg, 469), Catch::Contains("freeze.anneal") && Catch::Contains("adaptive"));
 }
+
+TEST_CASE("keep_top: the top blocks never freeze, whatever the inner policy decides", "[freeze]") {
+  KeepTopPolicy capped(std::make_unique<SchedulePolicy>(6, 1, 2, 1), 1);  // α = 1/2: 3, 5, 6, 6, ...
+  CHECK(capped.name() == "schedule+keep1");
+  CHECK(capped.signal() == BlockSignal::none);
+  int frozen = 0;
+  std::vector<int> seen;
+  for (int e = 1; e <= 5; ++e) {
+    FreezeObservation obs;
+    obs.epoch = e;
+    obs.frozen = frozen;
+    obs.layers = 6;
+    frozen = capped.decide(obs);
+    seen.push_back(frozen);
+  }
+  CHECK(seen == std::vector<int>{3, 5, 5, 5, 5});
+  FreezeObservation already;  // frozen beyond the cap before (a resumed job with another config): kept
+  already.epoch = 6;
+  already.frozen = 6;
+  already.layers = 6;
+  CHECK(capped.decide(already) == 6);
+  CHECK_THROWS_WITH(KeepTopPolicy(std::make_unique<NoFreeze>(), -1), Catch::Contains("keep_top"));
+  CHECK_THROWS_WITH(KeepTopPolicy(nullptr, 1), Catch::Contains("keep_top"));
+
+  auto cfg = floe::runtime::load_job_config("", {});
+  cfg.model.depth = 6;
+  cfg.epochs = 5;
+  cfg.freeze.alpha = 0.5;
+  cfg.freeze.start = 1;
+  cfg.freeze.keep_top = 1;
+  CHECK(configured_freeze_policy(cfg)->name() == "schedule+keep1");
+  CHECK(planned_freeze_steps(cfg, 100) == std::vector<int64_t>{100, 100, 100, 200, 200, 500});
+  CHECK_THROWS_WITH(floe::runtime::load_job_config("", {"freeze.keep_top=7"}), Catch::Contains("freeze.keep_top"));
+}
