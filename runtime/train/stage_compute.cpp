@@ -8,11 +8,16 @@
 
 namespace floe::runtime {
 
-std::unique_ptr<torch::optim::AdamW> make_optimizer(const std::vector<torch::Tensor>& params,
+std::unique_ptr<torch::optim::AdamW> make_optimizer(std::vector<torch::optim::OptimizerParamGroup> groups,
                                                     const OptimizerConfig& cfg) {
   torch::optim::AdamWOptions o(cfg.lr);
   o.betas({cfg.beta1, cfg.beta2}).weight_decay(cfg.weight_decay);
-  return std::make_unique<torch::optim::AdamW>(params, o);
+  return std::make_unique<torch::optim::AdamW>(std::move(groups), o);
+}
+
+std::unique_ptr<torch::optim::AdamW> make_optimizer(const std::vector<torch::Tensor>& params,
+                                                    const OptimizerConfig& cfg) {
+  return make_optimizer(std::vector<torch::optim::OptimizerParamGroup>{torch::optim::OptimizerParamGroup(params)}, cfg);
 }
 
 void set_learning_rate(torch::optim::Optimizer& opt, double lr) {
@@ -57,9 +62,7 @@ StageCompute::StageCompute(models::UnitList frozen, models::UnitList units, bool
     for (auto& t : p) groups.back().params().push_back(t);
   }
   if (groups.empty()) groups.emplace_back(std::vector<torch::Tensor>{});  // nothing to train
-  torch::optim::AdamWOptions o(opt.lr);
-  o.betas({opt.beta1, opt.beta2}).weight_decay(opt.weight_decay);
-  optimizer_ = std::make_unique<torch::optim::AdamW>(std::move(groups), o);
+  optimizer_ = make_optimizer(std::move(groups), opt);
   if (optimizer_state.empty()) return;
   const auto names = parameter_names();
   for (size_t i = 0; i < params_.size(); ++i) {

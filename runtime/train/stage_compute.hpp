@@ -21,6 +21,9 @@ namespace floe::runtime {
 // that floe and plain LibTorch step identically.
 std::unique_ptr<torch::optim::AdamW> make_optimizer(const std::vector<torch::Tensor>& params,
                                                     const OptimizerConfig& cfg);
+// The same over parameter groups, each stepped at its own rate (StageCompute: one per block).
+std::unique_ptr<torch::optim::AdamW> make_optimizer(std::vector<torch::optim::OptimizerParamGroup> groups,
+                                                    const OptimizerConfig& cfg);
 void set_learning_rate(torch::optim::Optimizer& opt, double lr);
 
 using NamedTensors = std::map<std::string, torch::Tensor>;
