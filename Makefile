@@ -16,7 +16,7 @@ build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
 demo: build
-	$(BUILD)/floe train --summary $(BUILD)/demo-summary.json --metrics $(BUILD)/demo-metrics.jsonl \
+	$(BUILD)/floe train --config docs/examples/demo.toml --summary $(BUILD)/demo-summary.json --metrics $(BUILD)/demo-metrics.jsonl \
 	  --trace $(BUILD)/demo-trace.json --report $(BUILD)/demo-report.html
 
 test: build

@@ -156,3 +156,19 @@ TEST_CASE("replicas: \"auto\" fills the devices; an explicit count is checked ag
     CHECK(load_job_config("", to_overrides(a)).replicas == a.replicas);
   }
 }
+
+TEST_CASE("every job file in docs/examples loads; the demo's is the defaults with its freezing", "[config]") {
+  const std::string dir = FLOE_SOURCE_DIR "/docs/examples/";
+  for (const auto* name : {"demo.toml", "sst2.toml", "paper-vit-b16.toml", "paper-bert-large.toml"}) {
+    INFO(name);
+    CHECK_NOTHROW(load_job_config(dir + name, {}));
+  }
+  // make demo runs docs/examples/demo.toml: the README describes it as floe's default job with
+  // freezing by plasticity decided four times per epoch, and nothing else may differ.
+  const auto demo = to_flat_map(load_job_config(dir + "demo.toml", {}));
+  const auto defaults = to_flat_map(load_job_config("", {}));
+  std::vector<std::string> differ;
+  for (const auto& [key, value] : defaults)
+    if (demo.at(key) != value) differ.push_back(key + " = " + demo.at(key));
+  CHECK(differ == std::vector<std::string>{"freeze.interval_steps = 117", "freeze.policy = plasticity"});
+}
